@@ -1,0 +1,1 @@
+"""Dataset metadata readers and the HDF5 feature cache."""

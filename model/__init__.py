@@ -1,0 +1,1 @@
+"""The RT-DeepLoc model: fusion encoder, FDN, AICL, MTLR heads, Top-K MIL."""
