@@ -61,6 +61,12 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return _coerce(args[0], value, where) if len(args) == 1 else value
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):
+        # PyYAML reads `1e-5` (no dot) as a string; accept it where a float is expected
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{where}: expected float, got {value!r}") from None
     if hint is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if hint in (int, float, str, bool) and not isinstance(value, hint):
