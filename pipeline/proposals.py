@@ -1,0 +1,321 @@
+"""From frame-level forgery scores to scored temporal proposals (issue 3, paper Sec. 3.1).
+
+The paper says only that "the model dynamically routes the localization task to the most
+pertinent modality branch (visual, audio, or joint) based on the predicted video-level
+label" and that "the final temporal boundaries are then determined by thresholding and
+merging the predicted frame-level scores". Everything else here is our choice, written
+down so it can be changed in one place:
+
+Routing (`route`): argmax of the 4 class probabilities (order of `data.records.LABELS`):
+visual_only -> visual frame scores, audio_only -> audio scores, both -> joint scores.
+A video predicted *real* still gets proposals, from the joint scores, so that AR is
+meaningful; their scores are multiplied by the video's fake probability
+(1 - p_real, see `_final_score`) so that AP is honest: a confident "real" puts them at
+the bottom of the pooled ranking.
+
+Candidates: the score curve is thresholded at several levels: absolute levels
+(`thresholds`, scores are probabilities in [0, 1]) and levels relative to the video's own
+score range (`relative_thresholds`, lo + t * (hi - lo)), because an under-trained or
+mis-calibrated model can put every frame of a video above (or below) every absolute
+level. Above-threshold frames are grouped into runs; runs separated by fewer than
+`merge_gap_frames` frames are merged (the gap frames join the run); runs shorter than
+`min_frames` are dropped. Each threshold contributes its runs; exact duplicates (same
+start and end frame) keep only their best score.
+
+Score: inner-minus-outer contrast (the mean score inside the run minus the mean score in
+a context window on both sides, each `outer_ratio` x run length wide, at least one frame,
+clipped to the video; a run with no outside frames gets outer mean 0) plus
+`video_weight` x the video-level fake probability. For a video predicted real:
+score = p_fake * max(contrast + video_weight * p_fake, 0), which is <= p_fake *
+(1 + video_weight) and keeps the order of its own proposals.
+
+Suppression: class-agnostic NMS, `nms="hard"` (drop a proposal whose IoU with a kept one
+is > `nms_iou`), `"soft"` (Gaussian soft-NMS: score *= exp(-IoU^2 / `soft_sigma`)) or
+`"none"`. IoU is computed in seconds, intersection over union, no "+1". At most
+`max_proposals` proposals (100, what the official evaluators read at most) per video,
+sorted by score, highest first. Times are frame index / fps (a run of frames [s, e) spans
+[s / fps, e / fps)), clipped to the video's duration.
+
+Defaults: the values below were set by reasoning, not measured; they are meant to be
+chosen on a validation split (`grid_search`, run by the demo / ablation on the dev split,
+never on test), and the chosen values recorded with the results that use them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from data.records import LABELS
+
+log = logging.getLogger(__name__)
+
+NMS_MODES = ("hard", "soft", "none")
+# which frame-score curve localizes each predicted class (Sec. 3.1); real -> joint, see above
+ROUTE_BY_LABEL: dict[str, str] = {
+    "real": "joint",
+    "visual_only": "visual",
+    "audio_only": "audio",
+    "both": "joint",
+}
+
+
+@dataclass(frozen=True)
+class ProposalConfig:
+    # absolute threshold levels on frame forgery probabilities in [0, 1]
+    thresholds: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    # levels as fractions of the video's own score range: lo + t * (hi - lo); () disables
+    relative_thresholds: tuple[float, ...] = (0.25, 0.5, 0.75)
+    # runs separated by a gap of fewer than this many frames are merged (<= 1: no merging)
+    merge_gap_frames: int = 3
+    # runs (after merging) shorter than this many frames are dropped
+    min_frames: int = 2
+    # width of the outer context window on each side, as a fraction of the run length
+    outer_ratio: float = 0.25
+    # weight of the video-level fake probability (1 - p_real) added to each proposal score
+    video_weight: float = 0.5
+    # "hard", "soft" (Gaussian) or "none"
+    nms: str = "soft"
+    # hard NMS: drop a proposal whose IoU with a higher-scored kept one is > this
+    nms_iou: float = 0.5
+    # soft NMS: Gaussian decay width, score *= exp(-iou^2 / soft_sigma)
+    soft_sigma: float = 0.5
+    # at most this many proposals per video
+    max_proposals: int = 100
+
+    def __post_init__(self) -> None:
+        if self.nms not in NMS_MODES:
+            raise ValueError(f"ProposalConfig.nms: expected one of {NMS_MODES}, got {self.nms!r}")
+        if not self.thresholds and not self.relative_thresholds:
+            raise ValueError("ProposalConfig: thresholds and relative_thresholds are both empty")
+        if self.min_frames < 1:
+            raise ValueError(f"ProposalConfig.min_frames: must be >= 1, got {self.min_frames}")
+        if self.max_proposals < 1:
+            raise ValueError(f"ProposalConfig.max_proposals: must be >= 1, got {self.max_proposals}")
+        if self.outer_ratio < 0:
+            raise ValueError(f"ProposalConfig.outer_ratio: must be >= 0, got {self.outer_ratio}")
+        if self.soft_sigma <= 0:
+            raise ValueError(f"ProposalConfig.soft_sigma: must be > 0, got {self.soft_sigma}")
+
+
+@dataclass(frozen=True)
+class VideoScores:
+    """Everything proposal generation needs for one video (numpy, valid frames only)."""
+    class_probs: np.ndarray  # [4] in the order of LABELS
+    visual_scores: np.ndarray  # [T] frame forgery probabilities of the visual branch
+    audio_scores: np.ndarray  # [T] audio branch
+    joint_scores: np.ndarray  # [T] joint (fused) branch
+    fps: float
+    duration: float  # seconds
+
+
+# ---------------------------------------------------------------- routing
+
+
+def predicted_label(class_probs: Sequence[float]) -> str:
+    """Name (from LABELS) of the argmax class."""
+    probs = np.asarray(class_probs, dtype=np.float64).reshape(-1)  # [4]
+    if probs.shape[0] != len(LABELS):
+        raise ValueError(f"class_probs: expected {len(LABELS)} values {LABELS}, got {probs.shape[0]}")
+    return LABELS[int(np.argmax(probs))]
+
+
+def route(class_probs: Sequence[float]) -> str:
+    """Which branch localizes this video: "visual", "audio" or "joint" (Sec. 3.1)."""
+    return ROUTE_BY_LABEL[predicted_label(class_probs)]
+
+
+def fake_probability(class_probs: Sequence[float]) -> float:
+    """Video-level probability that anything is forged: 1 - p_real."""
+    return float(1.0 - np.asarray(class_probs, dtype=np.float64).reshape(-1)[0])
+
+
+# ---------------------------------------------------------------- candidate runs
+
+
+def find_runs(above: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal runs of True in a bool [T] array, as (start, end) with end exclusive."""
+    above = np.asarray(above, dtype=bool).reshape(-1)  # [T]
+    padded = np.concatenate([[False], above, [False]]).astype(np.int8)  # [T+2]
+    edges = np.diff(padded)  # [T+1]: +1 where a run starts, -1 one past where it ends
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def merge_runs(runs: list[tuple[int, int]], merge_gap_frames: int) -> list[tuple[int, int]]:
+    """Merge consecutive runs whose gap (frames between them) is < merge_gap_frames."""
+    merged: list[tuple[int, int]] = []
+    for start, end in runs:
+        if merged and start - merged[-1][1] < merge_gap_frames:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def threshold_levels(scores: np.ndarray, cfg: ProposalConfig) -> list[float]:
+    """Absolute levels plus levels relative to this curve's range (skipped when flat)."""
+    levels = [float(t) for t in cfg.thresholds]
+    if scores.size and cfg.relative_thresholds:
+        lo, hi = float(scores.min()), float(scores.max())
+        if hi - lo > 1e-6:
+            levels += [lo + float(t) * (hi - lo) for t in cfg.relative_thresholds]
+    return levels
+
+
+def candidate_runs(scores: np.ndarray, cfg: ProposalConfig) -> list[tuple[int, int]]:
+    """Distinct frame runs (start, end exclusive) over all threshold levels."""
+    found: set[tuple[int, int]] = set()
+    for level in threshold_levels(scores, cfg):
+        runs = merge_runs(find_runs(scores >= level), cfg.merge_gap_frames)
+        found.update(run for run in runs if run[1] - run[0] >= cfg.min_frames)
+    return sorted(found)
+
+
+def contrast_score(scores: np.ndarray, start: int, end: int, outer_ratio: float) -> float:
+    """Mean score in frames [start, end) minus the mean in the context window on both sides.
+
+    The window is max(1, round(outer_ratio * length)) frames wide on each side, clipped to
+    the video; with no outside frames at all the outer mean is 0.
+    """
+    length = end - start
+    width = max(1, int(math.floor(outer_ratio * length + 0.5)))
+    inner = float(scores[start:end].mean())
+    outer_frames = np.concatenate([scores[max(0, start - width):start], scores[end:end + width]])
+    outer = float(outer_frames.mean()) if outer_frames.size else 0.0
+    return inner - outer
+
+
+def _final_score(contrast: float, p_fake: float, is_real: bool, cfg: ProposalConfig) -> float:
+    score = contrast + cfg.video_weight * p_fake
+    if is_real:
+        # predicted real: keep the proposal for AR, rank it by how unsure "real" was
+        score = p_fake * max(score, 0.0)
+    return score
+
+
+# ---------------------------------------------------------------- suppression
+
+
+def interval_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """IoU of two [start, end] intervals in seconds (no "+1"); 0 when the union is empty."""
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = (a[1] - a[0]) + (b[1] - b[0]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def hard_nms(proposals: list[list[float]], iou_threshold: float) -> list[list[float]]:
+    """Greedy NMS on [score, start, end]: drop any proposal with IoU > threshold to a kept one."""
+    kept: list[list[float]] = []
+    for proposal in sorted(proposals, key=lambda p: -p[0]):
+        if all(interval_iou(proposal[1:], k[1:]) <= iou_threshold for k in kept):
+            kept.append(proposal)
+    return kept
+
+
+def soft_nms(proposals: list[list[float]], sigma: float) -> list[list[float]]:
+    """Gaussian soft-NMS (Bodla et al., 2017): each pick decays the rest by exp(-iou^2/sigma)."""
+    remaining = [list(p) for p in proposals]
+    kept: list[list[float]] = []
+    while remaining:
+        best = max(range(len(remaining)), key=lambda i: remaining[i][0])
+        pick = remaining.pop(best)
+        kept.append(pick)
+        for other in remaining:
+            iou = interval_iou(pick[1:], other[1:])
+            other[0] *= math.exp(-(iou * iou) / sigma)
+    return kept
+
+
+# ---------------------------------------------------------------- one video
+
+
+def score_curve_proposals(scores: np.ndarray, fps: float, duration: float, p_fake: float,
+                          is_real: bool, cfg: ProposalConfig) -> list[list[float]]:
+    """Proposals [[score, start_s, end_s], ...] from one frame-score curve, sorted by score."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)  # [T]
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    best: dict[tuple[float, float], float] = {}
+    for start, end in candidate_runs(scores, cfg):
+        score = _final_score(contrast_score(scores, start, end, cfg.outer_ratio), p_fake, is_real, cfg)
+        t0 = min(start / fps, duration)
+        t1 = min(end / fps, duration)
+        if t1 <= t0:
+            continue  # the run lies wholly past the end of the video
+        key = (t0, t1)
+        best[key] = max(score, best.get(key, -math.inf))
+    proposals = [[score, t0, t1] for (t0, t1), score in best.items()]
+    if cfg.nms == "hard":
+        proposals = hard_nms(proposals, cfg.nms_iou)
+    elif cfg.nms == "soft":
+        proposals = soft_nms(proposals, cfg.soft_sigma)
+    # sort by score, ties broken by start time so the output is deterministic
+    proposals.sort(key=lambda p: (-p[0], p[1], p[2]))
+    return [[float(s), float(a), float(b)] for s, a, b in proposals[:cfg.max_proposals]]
+
+
+def video_proposals(class_probs: Sequence[float], visual_scores: np.ndarray, audio_scores: np.ndarray,
+                    joint_scores: np.ndarray, fps: float, duration: float,
+                    cfg: ProposalConfig | None = None) -> list[list[float]]:
+    """Route by the predicted class, then build proposals [[score, start, end], ...] by score.
+
+    class_probs [4] (order of LABELS); visual/audio/joint_scores [T] in [0, 1].
+    """
+    cfg = cfg or ProposalConfig()
+    label = predicted_label(class_probs)
+    curves = {"visual": visual_scores, "audio": audio_scores, "joint": joint_scores}
+    return score_curve_proposals(curves[ROUTE_BY_LABEL[label]], fps, duration,
+                                 fake_probability(class_probs), label == "real", cfg)
+
+
+def scores_to_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -> list[list[float]]:
+    """`video_proposals` on a VideoScores bundle."""
+    return video_proposals(scores.class_probs, scores.visual_scores, scores.audio_scores,
+                           scores.joint_scores, scores.fps, scores.duration, cfg)
+
+
+def all_proposals(videos: Mapping[str, VideoScores],
+                  cfg: ProposalConfig | None = None) -> dict[str, list[list[float]]]:
+    """{file: proposals} for every video (an empty list where a video has none)."""
+    return {file: scores_to_proposals(scores, cfg) for file, scores in videos.items()}
+
+
+# ---------------------------------------------------------------- tuning on validation
+
+
+def grid_search(videos: Mapping[str, VideoScores], evaluate: Callable[[dict], float],
+                grid: Mapping[str, Iterable], base: ProposalConfig | None = None,
+                ) -> tuple[ProposalConfig, list[tuple[dict, float]]]:
+    """Pick ProposalConfig fields on a validation split by exhaustive search.
+
+    videos: the model's per-video scores on the *validation* split (compute them once with
+    `pipeline.predict.predict_scores`); evaluate: maps a predictions dict {file: proposals}
+    to one number, higher is better (e.g. the mean of AP and AR from
+    `pipeline.evaluate.evaluate_predictions`); grid: {field name: candidate values}.
+    Returns the best config (first one wins ties, so list the default first) and every
+    (overrides, value) tried, in order.
+    """
+    base = base or ProposalConfig()
+    names = list(grid)
+    known = {f.name for f in dataclasses.fields(ProposalConfig)}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValueError(f"grid_search: unknown ProposalConfig field(s) {unknown}; known: {sorted(known)}")
+    results: list[tuple[dict, float]] = []
+    best_cfg, best_value = base, -math.inf
+    for values in itertools.product(*(list(grid[n]) for n in names)):
+        overrides = dict(zip(names, values))
+        cfg = dataclasses.replace(base, **overrides)
+        value = float(evaluate(all_proposals(videos, cfg)))
+        results.append((overrides, value))
+        log.info("proposal grid %s -> %.4f", overrides, value)
+        if value > best_value:
+            best_cfg, best_value = cfg, value
+    return best_cfg, results

@@ -1,0 +1,178 @@
+"""Proposal generation on hand-made score curves; every expectation computed by hand."""
+import math
+
+import numpy as np
+import pytest
+
+from pipeline.proposals import (
+    ProposalConfig,
+    VideoScores,
+    find_runs,
+    grid_search,
+    hard_nms,
+    interval_iou,
+    merge_runs,
+    route,
+    soft_nms,
+    video_proposals,
+)
+
+# frame:     0    1    2    3    4    5    6    7    8    9    10   11
+CURVE = np.array([0.0, 0.0, 0.9, 0.9, 0.2, 0.9, 0.9, 0.0, 0.0, 0.8, 0.0, 0.0])
+FPS = 4.0
+# one absolute level, no relative levels, no video-level term, no suppression
+PLAIN = ProposalConfig(thresholds=(0.5,), relative_thresholds=(), merge_gap_frames=2, min_frames=2,
+                       outer_ratio=0.5, video_weight=0.0, nms="none")
+VISUAL_ONLY = [0.1, 0.7, 0.1, 0.1]
+FLAT = np.zeros(12)
+
+
+def proposals(curve=CURVE, cfg=PLAIN, probs=VISUAL_ONLY, duration=3.0):
+    # visual_only routes to the visual curve; the others are flat so they would give nothing
+    return video_proposals(probs, curve, FLAT, FLAT, FPS, duration, cfg)
+
+
+def assert_proposals(got, expected):
+    assert len(got) == len(expected), got
+    for g, e in zip(got, expected):
+        assert g == pytest.approx(e)
+
+
+def test_find_and_merge_runs():
+    above = CURVE >= 0.5
+    assert find_runs(above) == [(2, 4), (5, 7), (9, 10)]
+    assert merge_runs([(2, 4), (5, 7), (9, 10)], 2) == [(2, 7), (9, 10)]  # gap 1 < 2; gap 2 is not
+    assert merge_runs([(2, 4), (5, 7), (9, 10)], 1) == [(2, 4), (5, 7), (9, 10)]
+
+
+def test_short_gap_merged_and_short_run_dropped():
+    # [2,4) and [5,7) merge over the 1-frame gap into [2,7); [9,10) is 1 frame < min_frames=2.
+    # inner = (0.9*4 + 0.2)/5 = 0.76; outer width = round(0.5*5) = 3 each side:
+    # frames 0,1 (clipped at the start) and 7,8,9 -> (0+0+0+0+0.8)/5 = 0.16; contrast 0.6
+    assert_proposals(proposals(), [[0.6, 2 / FPS, 7 / FPS]])
+
+
+def test_no_merge_when_gap_not_shorter():
+    cfg = ProposalConfig(**{**PLAIN.__dict__, "merge_gap_frames": 1})
+    # [2,4): inner 0.9, outer width 1: frames 1 and 4 -> 0.1; [5,7): frames 4 and 7 -> 0.1
+    assert_proposals(proposals(cfg=cfg), [[0.8, 0.5, 1.0], [0.8, 1.25, 1.75]])
+
+
+def test_min_frames_one_keeps_single_frame_run():
+    cfg = ProposalConfig(**{**PLAIN.__dict__, "min_frames": 1})
+    # [9,10): inner 0.8, outer frames 8 and 10 -> 0; contrast 0.8 > 0.6 so it ranks first
+    assert_proposals(proposals(cfg=cfg), [[0.8, 2.25, 2.5], [0.6, 0.5, 1.75]])
+
+
+def test_times_clipped_to_duration():
+    # the run [2,7) ends at 7/4 = 1.75 s but the video is 1.6 s long
+    assert_proposals(proposals(duration=1.6), [[0.6, 0.5, 1.6]])
+    # a run wholly past the duration disappears
+    assert proposals(duration=0.4) == []
+
+
+def test_same_run_from_two_levels_appears_once():
+    cfg = ProposalConfig(**{**PLAIN.__dict__, "thresholds": (0.5, 0.85)})
+    assert_proposals(proposals(cfg=cfg), [[0.6, 0.5, 1.75]])
+
+
+def test_relative_levels_find_runs_below_every_absolute_level():
+    low = CURVE / 3  # max 0.3 < 0.5: the absolute level finds nothing
+    assert proposals(curve=low) == []
+    cfg = ProposalConfig(**{**PLAIN.__dict__, "relative_thresholds": (0.5,)})
+    # level = 0 + 0.5 * 0.3 = 0.15: frames 2..6 (0.2/3 = 0.067 is below, merged as a gap)
+    # contrast = (0.76 - 0.16) / 3 = 0.2
+    assert_proposals(proposals(curve=low, cfg=cfg), [[0.2, 0.5, 1.75]])
+
+
+def test_video_weight_adds_fake_probability():
+    cfg = ProposalConfig(**{**PLAIN.__dict__, "video_weight": 0.5})
+    # p_fake = 1 - 0.1 = 0.9 -> 0.6 + 0.45
+    assert_proposals(proposals(cfg=cfg), [[1.05, 0.5, 1.75]])
+
+
+def test_interval_iou_in_seconds_without_plus_one():
+    assert interval_iou([0.0, 2.0], [1.0, 3.0]) == pytest.approx(1 / 3)
+    assert interval_iou([0.0, 1.0], [1.0, 2.0]) == 0.0  # touching intervals do not overlap
+    assert interval_iou([0.0, 1.0], [0.0, 1.0]) == 1.0
+
+
+# a overlaps b with IoU 1/3, b overlaps c with IoU 0.5/(2+1.5-0.5) = 1/6, a and c are disjoint
+A, B, C = [0.9, 0.0, 2.0], [0.8, 1.0, 3.0], [0.7, 2.5, 4.0]
+
+
+def test_hard_nms_by_hand():
+    assert hard_nms([C, B, A], 0.3) == [A, C]  # IoU(a,b)=1/3 > 0.3 drops b
+    assert hard_nms([C, B, A], 0.4) == [A, B, C]
+
+
+def test_soft_nms_by_hand():
+    got = soft_nms([C, B, A], 0.5)
+    # pick a; b *= exp(-(1/3)^2/0.5) = 0.8*0.8007 = 0.6406 < c=0.7, so c is next;
+    # then b *= exp(-(1/6)^2/0.5)
+    b_score = 0.8 * math.exp(-(1 / 9) / 0.5) * math.exp(-(1 / 36) / 0.5)
+    assert_proposals(got, [A, C, [b_score, 1.0, 3.0]])
+
+
+def test_nms_inside_video_proposals():
+    cfg = ProposalConfig(**{**PLAIN.__dict__, "merge_gap_frames": 1, "thresholds": (0.5, 0.1),
+                            "nms": "hard", "nms_iou": 0.3})
+    # level 0.1 adds [2,7) (frames 2..6 >= 0.1): inner 0.76, outer width 3 -> 0.16 -> 0.6;
+    # level 0.5 gives [2,4) and [5,7) at 0.8 each. [2,7) overlaps [2,4) with IoU 2/5 > 0.3
+    assert_proposals(video_proposals(VISUAL_ONLY, CURVE, FLAT, FLAT, FPS, 3.0, cfg),
+                     [[0.8, 0.5, 1.0], [0.8, 1.25, 1.75]])
+
+
+def test_max_proposals():
+    peaks = np.tile([0.0, 0.0, 0.9, 0.9], 10)  # ten separate 2-frame runs
+    cfg = ProposalConfig(**{**PLAIN.__dict__, "max_proposals": 3})
+    assert len(video_proposals(VISUAL_ONLY, peaks, np.zeros(40), FLAT, FPS, 10.0, cfg)) == 3
+    assert len(proposals(curve=peaks, duration=10.0)) == 10
+
+
+@pytest.mark.parametrize("probs, branch, expected_start", [
+    ([0.1, 0.7, 0.1, 0.1], "visual", 0.5),
+    ([0.1, 0.1, 0.7, 0.1], "audio", 1.0),
+    ([0.1, 0.1, 0.1, 0.7], "joint", 1.5),
+    ([0.7, 0.1, 0.1, 0.1], "joint", 1.5),
+])
+def test_routing_by_predicted_class(probs, branch, expected_start):
+    def peak_at(frame):
+        curve = np.zeros(12)
+        curve[frame:frame + 2] = 0.9
+        return curve
+    visual, audio, joint = peak_at(2), peak_at(4), peak_at(6)
+    assert route(probs) == branch
+    got = video_proposals(probs, visual, audio, joint, FPS, 3.0, PLAIN)
+    assert [p[1] for p in got] == [expected_start]
+
+
+def test_real_prediction_still_gets_low_scored_proposals():
+    cfg = ProposalConfig(**{**PLAIN.__dict__, "video_weight": 0.5})
+    real = [0.8, 0.05, 0.05, 0.1]  # p_fake = 0.2
+    both = [0.2, 0.05, 0.05, 0.7]  # p_fake = 0.8
+    got_real = video_proposals(real, FLAT, FLAT, CURVE, FPS, 3.0, cfg)
+    got_both = video_proposals(both, FLAT, FLAT, CURVE, FPS, 3.0, cfg)
+    # real: 0.2 * (0.6 + 0.5*0.2) = 0.14; both: 0.6 + 0.5*0.8 = 1.0
+    assert_proposals(got_real, [[0.14, 0.5, 1.75]])
+    assert_proposals(got_both, [[1.0, 0.5, 1.75]])
+
+
+def test_bad_config_names_the_field():
+    with pytest.raises(ValueError, match="nms"):
+        ProposalConfig(nms="fancy")
+    with pytest.raises(ValueError, match="min_frames"):
+        ProposalConfig(min_frames=0)
+
+
+def test_grid_search_picks_best_and_reports_all():
+    videos = {"a.mp4": VideoScores(np.array(VISUAL_ONLY), CURVE, FLAT, FLAT, FPS, 3.0)}
+
+    def fewer_is_better(preds):
+        return -sum(len(p) for p in preds.values())
+
+    best, results = grid_search(videos, fewer_is_better, {"merge_gap_frames": [1, 2]}, base=PLAIN)
+    assert best.merge_gap_frames == 2  # merging leaves one proposal instead of two
+    assert results == [({"merge_gap_frames": 1}, -2.0), ({"merge_gap_frames": 2}, -1.0)]
+    with pytest.raises(ValueError, match="unknown"):
+        grid_search(videos, fewer_is_better, {"nope": [1]})
