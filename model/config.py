@@ -1,0 +1,115 @@
+"""`ModelConfig`: every size, ratio and loss weight of RT-DeepLoc, as one frozen dataclass.
+
+Paper values (Sec. 4.2): mask ratio rho = 0.75, AICL K = 10, loss weights 0.8 for the main
+head and 0.1 for each of the six auxiliary heads, lambda_2 = lambda_3 = lambda_4 = 0.1 for
+L_recon, L_KL and L_AICL (Eq. 4). The paper gives no widths, depths or head counts; the
+defaults here are small so that training on a laptop CPU is practical:
+d_model 128, 2 MAE encoder layers, 1 MAE decoder layer ("lightweight decoder"), 4 heads.
+Override them (YAML or `--set`) for GPU-scale runs.
+
+Choices where the paper is silent (documented here once, used by the modules):
+- `aicl_margin` m = 1.0: distances are squared Euclidean between means of LayerNorm-ed
+  d_model-wide frame features, whose squared norm is about d_model, so 1.0 is a small,
+  reachable margin.
+- `mil_topk_ratio` = 1/8: the Top-K MIL K is max(1, floor(L / 8)) for a video of L valid
+  frames, the ratio used by the weakly-supervised action localization work the paper builds
+  on (W-TALC, CoLA).
+- `n_inference_masks` = 0 means ceil(1 / (1 - rho)) fixed complementary masks (4 at rho 0.75),
+  so every frame is reconstructed while hidden; see `model/fdn.py`.
+
+Ablation switches (paper Table 3): `use_fdn=False` removes the FDN and with it AICL and MTLR
+(the paper's baseline: encoders + cross-modal attention + main head); `use_aicl=False`;
+`use_mtlr=False` (no auxiliary heads, no KL). Use the derived `aicl_active` / `mtlr_active`
+properties, never the raw switches, to decide what runs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # --- multimodal encoding and fusion (Sec. 3.1) ---
+    d_model: int = 128  # width of F_v and F_a (output of each conv embedding)
+    embed_kernel: int = 3  # temporal kernel of the per-modality 1-D conv embedding (odd)
+    fusion_heads: int = 4  # heads of the bidirectional cross-modal attention
+    # --- Forgery Discovery Network, a 1-D MAE per modality (Sec. 3.2) ---
+    mae_encoder_layers: int = 2  # Transformer layers over visible frames only
+    mae_decoder_layers: int = 1  # Transformer layers over the full length (lightweight)
+    mae_decoder_dim: int = 128  # D_dec of Eq. 1
+    mae_heads: int = 4  # attention heads in MAE encoder and decoder
+    ff_mult: int = 2  # feed-forward width = ff_mult * layer width
+    mask_ratio: float = 0.75  # rho: floor(rho * valid_len) frames hidden per video
+    n_inference_masks: int = 0  # fixed complementary masks at inference; 0 = ceil(1/(1-rho))
+    # --- Asymmetric Intra-video Contrastive Loss (Sec. 3.3) ---
+    aicl_k: int = 10  # K: top-K frames by reconstruction error form the local feature
+    aicl_margin: float = 1.0  # m of Eq. 3 (squared-distance triplet margin)
+    # --- classification heads and Top-K MIL (Sec. 3.4) ---
+    head_hidden: int = 128  # hidden width of every frame classifier
+    head_kernel: int = 3  # temporal kernel of the first frame-classifier conv (odd)
+    mil_topk_ratio: float = 0.125  # Top-K MIL: K = max(1, floor(ratio * valid_len))
+    dropout: float = 0.1  # dropout in attention, Transformer layers and heads
+    # --- loss weights (Eq. 4) ---
+    cls_main_weight: float = 0.8  # fused main 4-class head
+    cls_aux_weight: float = 0.1  # each of the six auxiliary binary heads
+    recon_weight: float = 0.1  # lambda_2, L_recon (Eq. 2)
+    kl_weight: float = 0.1  # lambda_3, L_KL original vs reconstructed streams
+    aicl_weight: float = 0.1  # lambda_4, L_AICL (Eq. 3)
+    # --- ablation switches (Table 3) ---
+    use_fdn: bool = True  # False: no MAE, hence no AICL and no MTLR (paper's baseline)
+    use_aicl: bool = True  # False: drop L_AICL
+    use_mtlr: bool = True  # False: drop the six auxiliary heads and L_KL
+
+    def __post_init__(self) -> None:
+        def bad(field: str, why: str) -> ValueError:
+            return ValueError(f"ModelConfig.{field}={getattr(self, field)!r}: {why}")
+
+        for name in ("d_model", "fusion_heads", "mae_encoder_layers", "mae_decoder_layers",
+                     "mae_decoder_dim", "mae_heads", "ff_mult", "aicl_k", "head_hidden"):
+            if getattr(self, name) < 1:
+                raise bad(name, "must be >= 1")
+        for name in ("embed_kernel", "head_kernel"):
+            if getattr(self, name) < 1 or getattr(self, name) % 2 == 0:
+                raise bad(name, "must be a positive odd number (keeps T unchanged)")
+        if self.d_model % self.fusion_heads:
+            raise bad("d_model", f"must be divisible by fusion_heads={self.fusion_heads}")
+        if self.d_model % self.mae_heads:
+            raise bad("d_model", f"must be divisible by mae_heads={self.mae_heads}")
+        if self.mae_decoder_dim % self.mae_heads:
+            raise bad("mae_decoder_dim", f"must be divisible by mae_heads={self.mae_heads}")
+        if not 0.0 <= self.mask_ratio < 1.0:
+            raise bad("mask_ratio", "must be in [0, 1): at least one frame stays visible")
+        if self.n_inference_masks < 0 or self.n_inference_masks == 1:
+            raise bad("n_inference_masks", "must be 0 (automatic) or >= 2")
+        if not 0.0 < self.mil_topk_ratio <= 1.0:
+            raise bad("mil_topk_ratio", "must be in (0, 1]")
+        if not 0.0 <= self.dropout < 1.0:
+            raise bad("dropout", "must be in [0, 1)")
+        for name in ("aicl_margin", "cls_main_weight", "cls_aux_weight", "recon_weight",
+                     "kl_weight", "aicl_weight"):
+            if getattr(self, name) < 0:
+                raise bad(name, "must be >= 0")
+
+    @property
+    def fused_dim(self) -> int:
+        """Width of F_m: [F_v, F_a, enhanced F_v, enhanced F_a] concatenated."""
+        return 4 * self.d_model
+
+    @property
+    def aicl_active(self) -> bool:
+        """AICL needs reconstruction errors, so it runs only with the FDN."""
+        return self.use_fdn and self.use_aicl
+
+    @property
+    def mtlr_active(self) -> bool:
+        """MTLR heads read the reconstructed streams, so they run only with the FDN."""
+        return self.use_fdn and self.use_mtlr
+
+    @property
+    def inference_mask_count(self) -> int:
+        """Number of fixed complementary masks used for deterministic reconstruction."""
+        if self.n_inference_masks:
+            return self.n_inference_masks
+        # each mask keeps about (1 - rho) of the frames visible, as in training
+        return max(2, math.ceil(1.0 / (1.0 - self.mask_ratio) - 1e-9))

@@ -1,0 +1,207 @@
+"""RT-DeepLoc composed (paper Sec. 3, Figure 2): fusion encoder -> FDN -> heads -> losses.
+
+`forward` always returns an `RTDeepLocOutput` (train and eval alike); `losses(out, labels)`
+turns it into named loss terms (Eq. 4); `predict(...)` gives what localization needs
+(`Prediction`), under no_grad, in eval mode and with fixed inference masks, so its result
+depends on the weights and inputs only.
+
+Masking mode: in training mode `forward` hides random frames (drawn from `generator`, or
+torch's global RNG without one); in eval mode it uses the fixed complementary masks of
+`model/fdn.py`, so validation losses are deterministic too. `deterministic=` overrides this.
+
+Frame scores in `Prediction` (what the localizer routes between by the predicted class):
+- joint: 1 - p(real) of the main head's per-frame 4-way softmax; the main head's fake-class
+  logits are pushed down on every frame of real videos by Top-K MIL, so a frame with high
+  fake-class evidence is a forged frame.
+- visual / audio: sigmoid of the visual / audio *combined* heads (original (+) reconstructed
+  stream) when MTLR is active; without MTLR (or without the FDN) the main head's per-frame
+  marginals p(visual_only) + p(both) and p(audio_only) + p(both).
+Reconstruction errors are the FDN's deterministic per-frame errors, and zeros without the FDN.
+All frame outputs are zero on padding.
+
+Loss terms: every key is always present (zero when its component is switched off) so logs
+keep stable columns. The per-modality L_recon, L_KL and L_AICL are averaged over the two
+modalities.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from data.records import LABELS
+from model.aicl import aicl_loss
+from model.config import ModelConfig
+from model.fdn import ForgeryDiscoveryNetwork, Reconstruction, reconstruction_loss
+from model.fusion import FusionEncoder
+from model.layers import check_inputs
+from model.mil import topk_mil_pool
+from model.mtlr import (AUX_HEADS, AuxiliaryHeads, FrameClassifier, auxiliary_cls_losses,
+                        kl_consistency, modality_targets)
+
+
+@dataclass
+class RTDeepLocOutput:
+    mask: Tensor  # [B, T] bool, True = valid frame
+    visual_features: Tensor  # F_v [B, T, d]
+    audio_features: Tensor  # F_a [B, T, d]
+    main_frame_logits: Tensor  # [B, T, 4], classes in LABELS order
+    main_video_logits: Tensor  # [B, 4], Top-K MIL of the frame logits
+    visual_reconstruction: Reconstruction | None = None  # None without the FDN
+    audio_reconstruction: Reconstruction | None = None
+    aux_frame_logits: dict[str, Tensor] = field(default_factory=dict)  # {head: [B, T]}, MTLR
+    aux_video_logits: dict[str, Tensor] = field(default_factory=dict)  # {head: [B]}, MTLR
+
+
+@dataclass
+class Prediction:
+    class_probs: Tensor  # [B, 4] video-level probabilities, LABELS order
+    visual_scores: Tensor  # [B, T] visual frame forgery probability in [0, 1]
+    audio_scores: Tensor  # [B, T] audio frame forgery probability in [0, 1]
+    joint_scores: Tensor  # [B, T] joint-branch frame forgery probability in [0, 1]
+    visual_recon_error: Tensor  # [B, T] deterministic FDN error (zeros without FDN)
+    audio_recon_error: Tensor  # [B, T]
+    mask: Tensor  # [B, T] bool
+
+    def video(self, index: int) -> dict[str, np.ndarray]:
+        """One video's outputs as float32 numpy arrays, frame arrays cut to its valid frames.
+
+        Assumes the valid frames are a prefix (how batches are padded in rtdl).
+        """
+        n = int(self.mask[index].sum())
+        frames = ("visual_scores", "audio_scores", "joint_scores", "visual_recon_error",
+                  "audio_recon_error")
+        out = {name: getattr(self, name)[index, :n].float().cpu().numpy() for name in frames}
+        out["class_probs"] = self.class_probs[index].float().cpu().numpy()
+        return out
+
+
+class RTDeepLoc(nn.Module):
+    def __init__(self, cfg: ModelConfig, visual_dim: int, audio_dim: int):
+        super().__init__()
+        if visual_dim < 1 or audio_dim < 1:
+            raise ValueError(f"feature dims must be >= 1, got visual_dim={visual_dim}, "
+                             f"audio_dim={audio_dim}")
+        self.config = cfg
+        self.visual_dim = visual_dim
+        self.audio_dim = audio_dim
+        self.labels = LABELS
+        self.fusion = FusionEncoder(cfg, visual_dim, audio_dim)
+        self.main_head = FrameClassifier(cfg.fused_dim, cfg.head_hidden, len(LABELS),
+                                         cfg.head_kernel, cfg.dropout)
+        # only what is switched on is built, so every parameter gets a gradient (DDP)
+        if cfg.use_fdn:
+            self.visual_fdn = ForgeryDiscoveryNetwork(cfg)
+            self.audio_fdn = ForgeryDiscoveryNetwork(cfg)
+        if cfg.mtlr_active:
+            self.aux_heads = AuxiliaryHeads(cfg.d_model, cfg.head_hidden, cfg.head_kernel,
+                                            cfg.dropout)
+
+    def forward(self, visual: Tensor, audio: Tensor, mask: Tensor,
+                generator: torch.Generator | None = None, *,
+                deterministic: bool | None = None) -> RTDeepLocOutput:
+        """visual [B, T, Cv], audio [B, T, Ca], mask [B, T] bool -> RTDeepLocOutput."""
+        check_inputs(visual, audio, mask, self.visual_dim, self.audio_dim)
+        cfg = self.config
+        fixed_masks = (not self.training) if deterministic is None else deterministic
+        enc = self.fusion(visual, audio, mask)  # F_v, F_a [B, T, d]; F_m [B, T, 4d]
+        main_frame = self.main_head(enc.fused, mask)  # [B, T, 4]
+        out = RTDeepLocOutput(mask=mask, visual_features=enc.visual, audio_features=enc.audio,
+                              main_frame_logits=main_frame,
+                              main_video_logits=topk_mil_pool(main_frame, mask,
+                                                              cfg.mil_topk_ratio))
+        if cfg.use_fdn:  # Forgery Discovery Network, one MAE per modality
+            out.visual_reconstruction = self.visual_fdn(enc.visual, mask, generator, fixed_masks)
+            out.audio_reconstruction = self.audio_fdn(enc.audio, mask, generator, fixed_masks)
+        if cfg.mtlr_active:  # six auxiliary heads over original / reconstructed / combined
+            out.aux_frame_logits = self.aux_heads(enc.visual, enc.audio,
+                                                  out.visual_reconstruction.recon,
+                                                  out.audio_reconstruction.recon, mask)
+            out.aux_video_logits = {
+                name: topk_mil_pool(logits[..., None], mask, cfg.mil_topk_ratio)[:, 0]  # [B]
+                for name, logits in out.aux_frame_logits.items()
+            }
+        return out
+
+    def losses(self, out: RTDeepLocOutput, labels: Tensor) -> dict[str, Tensor]:
+        """Eq. 4 as named terms: cls_main, cls_<aux head> x6, cls, recon, kl, aicl, total."""
+        cfg = self.config
+        if labels.dim() != 1 or labels.shape[0] != out.mask.shape[0]:
+            raise ValueError(f"labels must be [B={out.mask.shape[0]}], got {tuple(labels.shape)}")
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= len(LABELS)):
+            raise ValueError(f"labels must be in 0..{len(LABELS) - 1} ({LABELS}), "
+                             f"got {labels.tolist()}")
+        labels = labels.long()
+        zero = out.main_video_logits.float().sum() * 0.0  # attached zero for disabled terms
+        terms = {"cls_main": F.cross_entropy(out.main_video_logits.float(), labels)}
+        video_logits = {k: v.float() for k, v in out.aux_video_logits.items()}
+        aux = auxiliary_cls_losses(video_logits, labels)
+        for name in AUX_HEADS:
+            terms[f"cls_{name}"] = aux.get(name, zero)
+        terms["cls"] = (cfg.cls_main_weight * terms["cls_main"]
+                        + cfg.cls_aux_weight * sum(aux.values(), zero))
+
+        recons = {"visual": out.visual_reconstruction, "audio": out.audio_reconstruction}
+        features = {"visual": out.visual_features, "audio": out.audio_features}
+        if cfg.use_fdn:
+            is_real = labels == 0  # Eq. 2: genuine-focused, real videos only
+            terms["recon"] = torch.stack([reconstruction_loss(r.errors.float(), r.hidden, is_real)
+                                          for r in recons.values()]).mean()
+        else:
+            terms["recon"] = zero
+        terms["kl"] = kl_consistency(video_logits) if cfg.mtlr_active else zero
+        if cfg.aicl_active:
+            modified = modality_targets(labels)
+            per_modality = []
+            for m, rec in recons.items():
+                # hotspots among frames reconstructed while hidden; all valid frames if none
+                none_hidden = ~rec.hidden.any(dim=1, keepdim=True)  # [B, 1]
+                candidates = rec.hidden | (none_hidden & out.mask)  # [B, T]
+                per_modality.append(aicl_loss(features[m].float(), rec.errors, candidates,
+                                              ~modified[m], cfg.aicl_k, cfg.aicl_margin))
+            terms["aicl"] = torch.stack(per_modality).mean()
+        else:
+            terms["aicl"] = zero
+        terms["total"] = (terms["cls"] + cfg.recon_weight * terms["recon"]
+                          + cfg.kl_weight * terms["kl"] + cfg.aicl_weight * terms["aicl"])
+        return terms
+
+    @torch.no_grad()
+    def predict(self, visual: Tensor, audio: Tensor, mask: Tensor) -> Prediction:
+        """Deterministic inference outputs for localization (see the module docstring)."""
+        was_training = self.training
+        self.eval()  # no dropout; restored below
+        try:
+            out = self.forward(visual, audio, mask, deterministic=True)
+        finally:
+            self.train(was_training)
+        valid = mask.float()
+        frame_probs = out.main_frame_logits.float().softmax(dim=-1)  # [B, T, 4]
+        if self.config.mtlr_active:
+            visual_scores = out.aux_frame_logits["visual_combined"].float().sigmoid()  # [B, T]
+            audio_scores = out.aux_frame_logits["audio_combined"].float().sigmoid()
+        else:
+            visual_scores = frame_probs[..., 1] + frame_probs[..., 3]  # visual_only + both
+            audio_scores = frame_probs[..., 2] + frame_probs[..., 3]  # audio_only + both
+        if self.config.use_fdn:
+            visual_error = out.visual_reconstruction.errors.float()
+            audio_error = out.audio_reconstruction.errors.float()
+        else:
+            visual_error = audio_error = torch.zeros_like(valid)
+        return Prediction(
+            class_probs=out.main_video_logits.float().softmax(dim=-1),
+            visual_scores=visual_scores.clamp(0, 1) * valid,
+            audio_scores=audio_scores.clamp(0, 1) * valid,
+            joint_scores=(1.0 - frame_probs[..., 0]).clamp(0, 1) * valid,
+            visual_recon_error=visual_error * valid,
+            audio_recon_error=audio_error * valid,
+            mask=mask,
+        )
+
+
+def build_model(cfg: ModelConfig, visual_dim: int, audio_dim: int) -> RTDeepLoc:
+    """The RT-DeepLoc model for features of the given widths (taken from the feature cache)."""
+    return RTDeepLoc(cfg, visual_dim, audio_dim)
