@@ -19,3 +19,89 @@ def main(verbose: int) -> None:
 
 
 # Commands are added below, one block each, in pipeline order.
+
+
+# ----------------------------------------------------------------------------- rtdl predict
+@main.command("predict")
+@click.option("--cache", "cache_paths", multiple=True, required=True,
+              help="Feature cache: an .h5 file, shard files or a glob (repeatable).")
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False),
+              help="Checkpoint written by `rtdl train` (best.pt / last.pt).")
+@click.option("--metadata", type=click.Path(exists=True),
+              help="Dataset metadata; without it every video in the cache is predicted.")
+@click.option("--split", help="Only this metadata split (e.g. test); needs --metadata.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Predictions JSON {file: [[score, start, end], ...]}; probabilities go to "
+                   "<stem>_probs.json beside it.")
+@click.option("--proposals", "proposals_path", type=click.Path(exists=True, dir_okay=False),
+              help="YAML of ProposalConfig fields (thresholds, nms, ...), e.g. tuned on dev.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a proposal setting, e.g. --set nms=hard --set min_frames=3.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Videos (or windows) per forward pass.")
+@click.option("--max-frames", default=4096, show_default=True, type=click.IntRange(min=0),
+              help="Longer videos are processed in windows of this many frames (0: whole).")
+@click.option("--allow-missing", is_flag=True,
+              help="Write empty lists for metadata videos missing from the cache instead of failing.")
+def predict_command(cache_paths, checkpoint, metadata, split, out_path, proposals_path, overrides,
+                    device, batch_size, max_frames, allow_missing):
+    """Predict scored forgery segments for every video of a feature cache (or split)."""
+    from pipeline.predict import predict_split
+    from pipeline.proposals import load_proposal_config
+
+    try:
+        proposal_config = load_proposal_config(proposals_path, overrides)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+    cache = cache_paths[0] if len(cache_paths) == 1 else list(cache_paths)
+    try:
+        summary = predict_split(cache, checkpoint, metadata, split, out_path=out_path,
+                                proposal_config=proposal_config, device=device,
+                                batch_size=batch_size, max_frames=max_frames,
+                                allow_missing=allow_missing)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"{summary['videos']} videos, {summary['proposals']} proposals -> "
+               f"{summary['predictions']} (probabilities: {summary['probabilities']})")
+
+
+# ----------------------------------------------------------------------------- rtdl localize
+@main.command("localize")
+@click.argument("videos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False),
+              help="Checkpoint written by `rtdl train`; its feature settings pick the extractors.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Segments JSON: per video its label, class probabilities and scored segments.")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False),
+              help="Folder for one PNG per video: frame scores and reconstruction errors.")
+@click.option("--proposals", "proposals_path", type=click.Path(exists=True, dir_okay=False),
+              help="YAML of ProposalConfig fields (thresholds, nms, ...).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a proposal setting, e.g. --set nms=hard.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--max-frames", default=4096, show_default=True, type=click.IntRange(min=0),
+              help="Longer videos are processed in windows of this many frames (0: whole).")
+def localize_command(videos, checkpoint, out_path, plot_dir, proposals_path, overrides, device,
+                     max_frames):
+    """Localize forged segments in raw videos with a trained checkpoint."""
+    from pipeline.localize import localize_to_file
+    from pipeline.proposals import load_proposal_config
+
+    try:
+        proposal_config = load_proposal_config(proposals_path, overrides)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+    try:
+        output = localize_to_file(list(videos), checkpoint, out_path, plot_dir=plot_dir,
+                                  proposal_config=proposal_config, device=device,
+                                  max_frames=max_frames)
+    except (ValueError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from err
+    for video in output["videos"]:
+        best = video["segments"][0] if video["segments"] else None
+        where = f", best segment {best['start']:.2f}-{best['end']:.2f} s" if best else ""
+        click.echo(f"{video['file']}: {video['label']} (p={video['class_probs'][video['label']]:.2f}){where}")
+    if "note" in output:
+        click.echo(f"note: {output['note']}", err=True)
+    click.echo(f"wrote {out_path}")

@@ -114,6 +114,14 @@ class VideoScores:
     duration: float  # seconds
 
 
+def load_proposal_config(path: str | None = None, overrides: Sequence[str] = ()) -> ProposalConfig:
+    """ProposalConfig from an optional YAML file, then `key=value` overrides (unknown keys rejected)."""
+    from data.config import apply_overrides, load_yaml
+
+    cfg = load_yaml(ProposalConfig, path) if path else ProposalConfig()
+    return apply_overrides(cfg, list(overrides))
+
+
 # ---------------------------------------------------------------- routing
 
 

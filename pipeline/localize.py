@@ -1,0 +1,183 @@
+"""`rtdl localize`: raw videos in, forged segments out, with the feature extractors the
+checkpoint was trained on (rebuilt from its `feature_settings`).
+
+Output JSON (one object):
+
+    {"rtdl_version": ..., "checkpoint": path, "extractors": {...}, "videos": [
+      {"file", "duration", "fps", "n_frames", "has_audio",
+       "label", "class_probs": {name: p}, "routed_branch": "visual" | "audio" | "joint",
+       "segments": [{"start", "end", "score", "modality"}, ...],   # best first
+       "extractors": {"visual": {"name", "pretrained", "id"}, "audio": {...}},
+       "note": present when a backbone is random-initialised or weight-free,
+       "plot": PNG path or null}, ...]}
+
+Choices
+- `modality` of a segment is the branch whose frame scores produced it (Sec. 3.1 routing):
+  "visual", "audio" or "joint" (both modalities, or a video predicted real).
+- The extractors are identified from their own `.settings` (`pretrained`, `weights_id` or
+  `name`), so a random-initialised backbone is visible in every output record and plot.
+- Extractors are built once and reused for every video; a video that fails to decode
+  stops the run with an error naming it (a partial output would look complete).
+- The plot shows the routed branch's frame scores and both reconstruction errors, as the
+  paper's Figure 4 does; `pipeline.plots.plot_evidence` draws it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from data.records import LABELS
+from pipeline import __version__
+from pipeline.predict import DEFAULT_MAX_FRAMES, predict_arrays, resolve_device, to_video_scores
+from pipeline.proposals import ProposalConfig, predicted_label, route, scores_to_proposals
+
+log = logging.getLogger(__name__)
+
+
+def describe_extractor(extractor) -> dict:
+    """{"name", "pretrained", "id"} of an extractor, from its settings."""
+    settings = dict(getattr(extractor, "settings", {}) or {})
+    name = str(getattr(extractor, "name", settings.get("name", "unknown")))
+    pretrained = bool(settings.get("pretrained", False))
+    ident = settings.get("weights_id") or settings.get("revision") or settings.get("name") or name
+    return {"name": name, "pretrained": pretrained, "id": str(ident)}
+
+
+def extractor_note(descriptions: dict[str, dict]) -> str | None:
+    """A warning when any backbone is not pretrained (random-initialised or weight-free)."""
+    unpretrained = [f"{modality}={d['name']} ({d['id']})" for modality, d in descriptions.items()
+                    if not d["pretrained"]]
+    if not unpretrained:
+        return None
+    return ("features from backbones without pretrained weights (random-initialised or "
+            "weight-free): " + ", ".join(unpretrained) + "; not the paper's TSN / wav2vec 2.0 features")
+
+
+def build_checkpoint_extractors(feature_settings: dict, device, checkpoint_label: str):
+    """(visual, audio) extractors rebuilt from a checkpoint's feature settings.
+
+    Missing weights raise FileNotFoundError naming them and how to supply them.
+    """
+    from extractors.build import build_extractors_from_settings
+    from extractors.weights import WeightsUnavailableError
+
+    try:
+        return build_extractors_from_settings(feature_settings, device)
+    except (WeightsUnavailableError, OSError) as err:
+        raise FileNotFoundError(
+            f"{checkpoint_label}: the checkpoint's features were extracted with weights that are not "
+            f"available on this machine ({err}). `rtdl localize` must use the same extractors as "
+            f"training (field 'feature_settings' of the checkpoint: {feature_settings}); supply "
+            f"those weights as the message above says, then run again") from err
+
+
+def localize_features(model, visual: np.ndarray, audio: np.ndarray, fps: float, duration: float, *,
+                      proposal_config: ProposalConfig | None = None, device="cpu",
+                      max_frames: int = DEFAULT_MAX_FRAMES) -> tuple[dict, dict]:
+    """(result fields, frame outputs) for one video's features visual [T,Dv], audio [T,Da]."""
+    outputs = predict_arrays(model, [("video", visual, audio)], device=device, batch_size=1,
+                             max_frames=max_frames)["video"]
+    scores = to_video_scores(outputs, fps, duration)
+    branch = route(scores.class_probs)
+    segments = [{"start": start, "end": end, "score": score, "modality": branch}
+                for score, start, end in scores_to_proposals(scores, proposal_config)]
+    result = {
+        "label": predicted_label(scores.class_probs),
+        "class_probs": {name: float(p) for name, p in zip(LABELS, scores.class_probs)},
+        "routed_branch": branch,
+        "segments": segments,
+    }
+    return result, outputs
+
+
+def plot_video(outputs: dict, result: dict, fps: float, title: str, path: Path) -> Path:
+    """Figure-4-style PNG: routed frame scores and both reconstruction errors over time."""
+    from pipeline.plots import plot_evidence
+
+    branch = result["routed_branch"]
+    n = outputs["visual_scores"].shape[0]
+    times = (np.arange(n) + 0.5) / fps  # [T] frame centres, seconds
+    curves = {
+        f"{branch} frame score": outputs[f"{branch}_scores"],
+        "visual recon. error": outputs["visual_recon_error"],
+        "audio recon. error": outputs["audio_recon_error"],
+    }
+    return plot_evidence(times, curves, result["segments"], None, title, path)
+
+
+def _plot_name(path: Path, index: int) -> str:
+    # the index keeps names unique when two inputs share a file name in different folders
+    return f"{index:03d}_{path.stem}.png"
+
+
+def localize_videos(video_paths: Sequence[str | Path], checkpoint, *, checkpoint_label: str = "checkpoint",
+                    plot_dir: str | Path | None = None, proposal_config: ProposalConfig | None = None,
+                    device: str = "auto", max_frames: int = DEFAULT_MAX_FRAMES, extractors=None) -> dict:
+    """Localize forgeries in raw videos with a loaded checkpoint (`LoadedCheckpoint`).
+
+    extractors: an already built (visual, audio) pair; None rebuilds them from the
+    checkpoint's feature settings. Returns the output object described in the module doc.
+    """
+    from pipeline.extract import extract_video_features
+
+    torch_device = resolve_device(device)
+    if extractors is None:
+        extractors = build_checkpoint_extractors(checkpoint.feature_settings, torch_device, checkpoint_label)
+    visual_extractor, audio_extractor = extractors
+    described = {"visual": describe_extractor(visual_extractor), "audio": describe_extractor(audio_extractor)}
+    note = extractor_note(described)
+    if note:
+        log.warning("%s", note)
+    short_id = ", ".join(f"{m}={d['name']} ({d['id']})" for m, d in described.items())
+    videos = []
+    for index, raw_path in enumerate(video_paths):
+        path = Path(raw_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: video not found")
+        visual, audio, info = extract_video_features(path, visual_extractor, audio_extractor)
+        if visual.shape[1] != checkpoint.visual_dim or audio.shape[1] != checkpoint.audio_dim:
+            raise ValueError(f"{path}: extracted features are {visual.shape[1]}-d visual / {audio.shape[1]}-d "
+                             f"audio but {checkpoint_label} expects {checkpoint.visual_dim} / "
+                             f"{checkpoint.audio_dim}")
+        result, outputs = localize_features(checkpoint.model, visual, audio, float(info["fps"]),
+                                            float(info["duration"]), proposal_config=proposal_config,
+                                            device=torch_device, max_frames=max_frames)
+        record = {"file": str(path), "duration": float(info["duration"]), "fps": float(info["fps"]),
+                  "n_frames": int(info["n_frames"]), "has_audio": bool(info["has_audio"]), **result,
+                  "extractors": described, "plot": None}
+        if note:
+            record["note"] = note
+        if plot_dir is not None:
+            top = result["class_probs"][result["label"]]
+            title = (f"{path.name}: predicted {result['label']} (p={top:.2f}), segments from the "
+                     f"{result['routed_branch']} branch\nextractors: {short_id}"
+                     + ("  [NOT PRETRAINED]" if note else ""))
+            png = plot_video(outputs, result, float(info["fps"]), title,
+                             Path(plot_dir) / _plot_name(path, index))
+            record["plot"] = str(png)
+        log.info("%s: %s, %d segment(s)", path, result["label"], len(result["segments"]))
+        videos.append(record)
+    return {"rtdl_version": __version__, "checkpoint": checkpoint_label, "extractors": described,
+            **({"note": note} if note else {}), "videos": videos}
+
+
+def localize_to_file(video_paths: Sequence[str | Path], checkpoint_path: str | Path, out_path: str | Path, *,
+                     plot_dir: str | Path | None = None, proposal_config: ProposalConfig | None = None,
+                     device: str = "auto", max_frames: int = DEFAULT_MAX_FRAMES) -> dict:
+    """Load the checkpoint, localize every video, write `out_path` (JSON). Returns the object."""
+    from pipeline.checkpoint import load_checkpoint
+
+    if not video_paths:
+        raise ValueError("no videos given")
+    checkpoint = load_checkpoint(checkpoint_path, map_location=resolve_device(device))
+    output = localize_videos(video_paths, checkpoint, checkpoint_label=str(checkpoint_path),
+                             plot_dir=plot_dir, proposal_config=proposal_config, device=device,
+                             max_frames=max_frames)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(output, indent=1))
+    return output
