@@ -1,0 +1,163 @@
+"""Self-describing checkpoints: everything `predict`, `evaluate` and `localize` need.
+
+A checkpoint is one `torch.save`d dict of plain types and tensors only, so it loads with
+`torch.load(..., weights_only=True)`:
+
+    format            "rtdl-checkpoint-v1" (checked on load)
+    version           rtdl package version that wrote it
+    model_state       state_dict of the *unwrapped* model (no DDP "module." prefix)
+    run_config        the full RunConfig as plain types (model + train sections)
+    labels            the label map, LABELS order (index -> name)
+    visual_dim, audio_dim   feature dimensions the model was built for
+    feature_settings  the feature cache's extractor settings (FeatureCache.settings)
+    epoch             epochs completed when it was written (1-based count)
+    metrics           that epoch's metrics (plain floats)
+    train_state       optional: optimizer state, RNG states, best-so-far (last.pt only)
+
+Writes go to a temporary file in the same folder, are fsync'ed, then renamed over the
+target (`os.replace` is atomic on POSIX), so a kill mid-write leaves the old checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from data.config import from_dict, to_dict
+from data.records import LABELS
+from pipeline import __version__
+
+FORMAT = "rtdl-checkpoint-v1"
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: torch.nn.Module  # RTDeepLoc in eval mode, on map_location
+    run_config: Any  # pipeline.train_config.RunConfig
+    model_config: Any  # model.config.ModelConfig (= run_config.model)
+    labels: tuple[str, ...]  # class names, index order of the model's class outputs
+    visual_dim: int
+    audio_dim: int
+    feature_settings: dict  # extractor settings of the cache the model was trained on
+    version: str  # rtdl version that wrote the checkpoint
+    epoch: int
+    metrics: dict
+    train_state: dict | None = None  # optimizer / RNG / best-so-far, for --resume
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare model inside DistributedDataParallel / DataParallel / torch.compile."""
+    while True:
+        if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):  # torch.compile wrapper
+            model = model._orig_mod
+        else:
+            return model
+
+
+def plain(value: Any) -> Any:
+    """Recursively convert to types `weights_only=True` accepts (numpy -> python, tuples -> lists)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return plain(to_dict(value))
+    if isinstance(value, Mapping):
+        # int keys stay ints: optimizer state is keyed by parameter index
+        return {(k if isinstance(k, (str, int)) else str(k)): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    raise TypeError(f"cannot store a {type(value).__name__} in a checkpoint: {value!r}")
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, run_config: Any, *,
+                    epoch: int, metrics: Mapping[str, Any], feature_settings: Mapping[str, Any],
+                    visual_dim: int, audio_dim: int,
+                    train_state: Mapping[str, Any] | None = None) -> Path:
+    """Atomically write a checkpoint of `model` (unwrapped first) to `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bare = unwrap_model(model)
+    payload = {
+        "format": FORMAT,
+        "version": __version__,
+        # clone to CPU so a GPU run writes a checkpoint any machine can read
+        "model_state": {k: v.detach().to("cpu", copy=True) for k, v in bare.state_dict().items()},
+        "run_config": plain(to_dict(run_config)),
+        "labels": list(LABELS),
+        "visual_dim": int(visual_dim),
+        "audio_dim": int(audio_dim),
+        "feature_settings": plain(dict(feature_settings)),
+        "epoch": int(epoch),
+        "metrics": plain(dict(metrics)),
+    }
+    if train_state is not None:
+        payload["train_state"] = plain(dict(train_state))
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def read_checkpoint_payload(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """The raw checkpoint dict, checked for the format tag and required fields."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated file, pickle from elsewhere, ...
+        raise ValueError(f"{path}: not a loadable rtdl checkpoint ({err})") from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path}: field 'format' is {found!r}, expected {FORMAT!r}")
+    required = ("model_state", "run_config", "labels", "visual_dim", "audio_dim",
+                "feature_settings", "version", "epoch", "metrics")
+    missing = [key for key in required if key not in payload]
+    if missing:
+        raise ValueError(f"{path}: checkpoint lacks field(s) {missing}")
+    if tuple(payload["labels"]) != LABELS:
+        raise ValueError(f"{path}: field 'labels' is {payload['labels']}, this rtdl uses {list(LABELS)}")
+    return payload
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Rebuild the model from the checkpoint alone and return it in eval mode."""
+    from model.rtdeeploc import build_model
+    from pipeline.train_config import RunConfig
+
+    payload = read_checkpoint_payload(path, map_location)
+    run_config = from_dict(RunConfig, payload["run_config"], f"{path}: run_config")
+    model = build_model(run_config.model, payload["visual_dim"], payload["audio_dim"])
+    try:
+        model.load_state_dict(payload["model_state"])
+    except RuntimeError as err:
+        raise ValueError(f"{path}: field 'model_state' does not fit the model its run_config "
+                         f"describes: {err}") from err
+    model.to(map_location).eval()
+    return LoadedCheckpoint(
+        model=model, run_config=run_config, model_config=run_config.model,
+        labels=tuple(payload["labels"]), visual_dim=int(payload["visual_dim"]),
+        audio_dim=int(payload["audio_dim"]), feature_settings=dict(payload["feature_settings"]),
+        version=str(payload["version"]), epoch=int(payload["epoch"]),
+        metrics=dict(payload["metrics"]), train_state=payload.get("train_state"))

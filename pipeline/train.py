@@ -1,0 +1,419 @@
+"""`rtdl train`: fit RT-DeepLoc on a feature cache with video-level labels only.
+
+`train(run_config, cache_path, metadata_path, out_dir, resume=False)` returns the path of
+the best checkpoint. The run folder holds `last.pt` (with optimizer and RNG state, for
+`--resume`), `best.pt`, `metrics.jsonl` (one JSON object per epoch) and `run_config.yaml`.
+
+Choices where the paper and issue 4 leave room:
+- Randomness. Every source is derived from `train.seed`: model init (torch.manual_seed
+  before build_model), data order (DistributedSampler seeded with the seed, reshuffled per
+  epoch), crop offsets (seeded by (seed, epoch, item), see pipeline/dataset.py), masking
+  (a torch.Generator seeded by (seed, epoch, rank)) and the global RNG used by dropout
+  (re-seeded at the start of each epoch from (seed, epoch, rank)). A resumed run therefore
+  repeats exactly what an uninterrupted run would have done, and two CPU runs with the
+  same seed give bit-identical weights.
+- Validation each epoch on the validation split, by rank 0 alone on the unwrapped model
+  (other ranks wait at a barrier). When `pipeline.predict.run_predictions` and
+  `pipeline.evaluate.evaluate_predictions` are importable, the best checkpoint is the one
+  with the highest average AP under the RT-DeepLoc protocol (AP at IoU 0.1..0.7);
+  otherwise the highest video-level 4-class accuracy. Ties keep the earlier epoch.
+- Non-finite loss: checked every step before backward (all ranks agree through an
+  all-reduce, so no rank hangs); training stops with `NonFiniteLossError` naming the epoch,
+  step and the loss term(s) that went non-finite. Checkpoints are written only after a
+  whole epoch, so `last.pt` / `best.pt` stay the last good ones.
+- Distributed: `torchrun --nproc-per-node N rtdl train ...` sets RANK / WORLD_SIZE /
+  LOCAL_RANK; we use NCCL on CUDA and gloo on CPU. `batch_size` is per process.
+  Rank 0 alone logs, writes metrics and checkpoints (weights of the unwrapped model).
+- bf16 autocast on CUDA when `train.amp`; no GradScaler, bf16 has float32's range.
+- Data-wait share: the time spent in `next(loader)` over the whole step time, per epoch,
+  logged in metrics.jsonl as `data_wait_share` (what benchmarks/bench_train.py reports).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from data.config import to_dict
+from data.records import VideoRecord
+from pipeline.checkpoint import read_checkpoint_payload, save_checkpoint, unwrap_model
+from pipeline.dataset import Batch, FeatureDataset, iter_windows, pad_collate
+from pipeline.train_config import RunConfig, TrainConfig
+
+log = logging.getLogger(__name__)
+
+LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.jsonl"
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term became NaN or infinite; training stopped."""
+
+
+@dataclass
+class TrainOutcome:
+    best_checkpoint: Path  # out_dir/best.pt
+    last_checkpoint: Path  # out_dir/last.pt
+    model: torch.nn.Module  # the trained (unwrapped) model of this process
+    epochs_completed: int
+
+
+# ----------------------------------------------------------------------------- helpers
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    created_group: bool = False  # we called init_process_group, so we destroy it
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device_kind: str) -> DistInfo:
+    """Join the process group torchrun describes (or the caller created); single process otherwise."""
+    if dist.is_available() and dist.is_initialized():
+        return DistInfo(dist.get_rank(), dist.get_world_size(),
+                        int(os.environ.get("LOCAL_RANK", dist.get_rank())), False)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    backend = "nccl" if device_kind == "cuda" else "gloo"
+    dist.init_process_group(backend=backend)
+    return DistInfo(dist.get_rank(), dist.get_world_size(),
+                    int(os.environ.get("LOCAL_RANK", "0")), True)
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """auto -> cuda:<local_rank> when CUDA is available, else cpu."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("train.device: 'cuda' requested but no CUDA device is available")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def resolve_splits(records: Sequence[VideoRecord], cfg: TrainConfig,
+                   metadata_path: str | Path) -> tuple[str, str]:
+    """(train split, validation split); "auto" picks from the splits present."""
+    present = sorted({r.split for r in records})
+    train_split = "train" if cfg.train_split == "auto" else cfg.train_split
+    if cfg.val_split != "auto":
+        val_split = cfg.val_split
+    elif "dev" in present:  # LAV-DF, rtdl synth
+        val_split = "dev"
+    elif "val" in present:  # AV-Deepfake1M
+        val_split = "val"
+    else:
+        raise ValueError(f"{metadata_path}: no 'dev' or 'val' split to validate on (splits: "
+                         f"{present}); set train.val_split")
+    for name, split in (("train_split", train_split), ("val_split", val_split)):
+        if split not in present:
+            raise ValueError(f"{metadata_path}: field 'split' has no record with value {split!r} "
+                             f"(train.{name}); splits present: {present}")
+    return train_split, val_split
+
+
+def derived_seed(*parts: int) -> int:
+    """A 63-bit seed mixing `parts` (so (seed, epoch, rank) streams never overlap)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0]
+               % (2 ** 63))
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": list(np.random.get_state())}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def append_jsonl(path: Path, row: dict) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(row, sort_keys=True) + "\n")
+
+
+def _evaluator():
+    """(run_predictions, evaluate_predictions, protocol kwargs) or None while missing."""
+    try:
+        from pipeline.evaluate import PROTOCOLS, evaluate_predictions
+        from pipeline.predict import run_predictions
+    except ImportError:
+        return None
+    protocol = PROTOCOLS["rtdeeploc"]
+    if dataclasses.is_dataclass(protocol):
+        protocol = dataclasses.asdict(protocol)
+    elif not isinstance(protocol, dict):
+        protocol = {k: getattr(protocol, k) for k in ("ap_iou", "ar_n", "ar_iou")}
+    kwargs = {k: protocol[k] for k in ("ap_iou", "ar_n", "ar_iou")}
+    return run_predictions, evaluate_predictions, kwargs
+
+
+# ----------------------------------------------------------------------------- validation
+
+@torch.no_grad()
+def video_accuracy(model, dataset: FeatureDataset, *, window: int, batch_size: int,
+                   device: torch.device) -> dict[str, float]:
+    """4-class video accuracy: class probabilities averaged over windows, weighted by length."""
+    model.eval()
+    n_classes, correct = None, 0
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=pad_collate)
+    for batch in loader:
+        probs_sum, frames = 0.0, torch.zeros(len(batch))  # [B, C], [B]
+        for start, stop in iter_windows(batch.mask.shape[1], window):
+            mask = batch.mask[:, start:stop]  # [B, W]
+            valid = mask.any(dim=1)  # [B] videos with frames in this window
+            if not valid.any():
+                continue
+            pred = model.predict(batch.visual[valid, start:stop].to(device),
+                                 batch.audio[valid, start:stop].to(device), mask[valid].to(device))
+            probs = torch.zeros(len(batch), pred.class_probs.shape[1])  # [B, C]
+            probs[valid] = pred.class_probs.float().cpu()
+            weight = mask.sum(dim=1).float()  # [B]
+            probs_sum = probs_sum + probs * weight[:, None]
+            frames += weight
+        predicted = (probs_sum / frames[:, None]).argmax(dim=1)  # [B]
+        correct += int((predicted == batch.labels).sum())
+    return {"val_accuracy": correct / max(len(dataset), 1)}
+
+
+def validate(model, cache, val_records: list[VideoRecord], val_set: FeatureDataset,
+             cfg: TrainConfig, device: torch.device) -> tuple[dict[str, float], str]:
+    """Validation metrics and the name of the one that selects the best checkpoint."""
+    model.eval()
+    evaluator = _evaluator()
+    if evaluator is None:
+        metrics = video_accuracy(model, val_set, window=cfg.eval_window,
+                                 batch_size=cfg.eval_batch_size, device=device)
+        return metrics, "val_accuracy"
+    run_predictions, evaluate_predictions, protocol = evaluator
+    predictions, video_probs = run_predictions(model, cache, val_records, device=str(device))
+    result = evaluate_predictions(predictions, val_records, video_probs=video_probs, **protocol)
+    truth = {r.file: r.label for r in val_records}
+    hits = [int(np.argmax(video_probs[f])) == truth[f] for f in truth if f in video_probs]
+    metrics = {"val_ap_avg": float(result["ap_avg"]), "val_ar_avg": float(result["ar_avg"]),
+               "val_accuracy": float(np.mean(hits)) if hits else float("nan")}
+    if result.get("auc") is not None:
+        metrics["val_auc"] = float(result["auc"])
+    return metrics, "val_ap_avg"
+
+
+# ----------------------------------------------------------------------------- training
+
+def _check_finite(losses: dict[str, torch.Tensor], epoch: int, step: int, global_step: int,
+                  info: DistInfo, out_dir: Path) -> None:
+    total = losses["total"].detach()
+    ok = torch.isfinite(total).float()
+    if info.enabled:  # every rank must stop together, or the others hang in all-reduce
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+    if ok.item() == 1.0:
+        return
+    bad = {name: float(value.detach().float()) for name, value in losses.items()
+           if not bool(torch.isfinite(value.detach()).all())}
+    terms = ", ".join(f"{name}={value}" for name, value in bad.items()) or "on another rank"
+    last = out_dir / LAST
+    kept = f"the last good checkpoint {last} is kept" if last.exists() else "no checkpoint was written yet"
+    raise NonFiniteLossError(f"non-finite loss at epoch {epoch + 1}, step {step + 1} (global step "
+                             f"{global_step + 1}): {terms}; training stopped, {kept}")
+
+
+def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
+              out_dir: str | Path, resume: bool = False) -> TrainOutcome:
+    """Train; returns the outcome with the best checkpoint's path and the trained model."""
+    from data.cache import FeatureCache
+    from data.metadata import load_metadata
+    from model.rtdeeploc import build_model
+
+    cfg = run_config.train
+    out_dir = Path(out_dir)
+    requested = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    info = init_distributed(requested)
+    try:
+        device = resolve_device(cfg.device, info.local_rank)
+        last_path, best_path, metrics_path = out_dir / LAST, out_dir / BEST, out_dir / METRICS
+        if resume and not last_path.is_file():
+            raise ValueError(f"{last_path}: --resume needs the last.pt of an earlier run in --out")
+        if not resume and last_path.exists():
+            raise ValueError(f"{out_dir}: already holds a run ({LAST}); pass --resume to continue "
+                             f"it or choose another --out")
+
+        cache = FeatureCache(cache_path)
+        if cache.visual_dim is None or cache.audio_dim is None:
+            raise ValueError(f"{cache_path}: the feature cache holds no video")
+        records = load_metadata(metadata_path)
+        train_split, val_split = resolve_splits(records, cfg, metadata_path)
+        train_records = [r for r in records if r.split == train_split]
+        val_records = [r for r in records if r.split == val_split]
+        train_set = FeatureDataset(cache, train_records, max_len=cfg.max_len, seed=cfg.seed,
+                                   in_memory=cfg.in_memory)
+        val_set = FeatureDataset(cache, val_records, max_len=None, in_memory=cfg.in_memory)
+
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every run
+        model = build_model(run_config.model, cache.visual_dim, cache.audio_dim).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        start_epoch, best = 0, {"name": None, "value": -math.inf, "epoch": 0}
+        if resume:
+            start_epoch, best = _restore(last_path, run_config, model, optimizer, cache, device)
+        if info.is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "run_config.yaml").write_text(yaml.safe_dump(to_dict(run_config), sort_keys=False))
+            log.info("training on %d videos (%s), validating on %d (%s); %s, world size %d",
+                     len(train_records), train_split, len(val_records), val_split, device,
+                     info.world_size)
+
+        wrapped = model
+        if info.enabled:
+            # find_unused_parameters: ablations (use_fdn=False, ...) leave whole modules idle
+            wrapped = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=True)
+        sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank,
+                                     shuffle=True, seed=cfg.seed, drop_last=False)
+        loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler,
+                            num_workers=cfg.num_workers, collate_fn=pad_collate,
+                            pin_memory=device.type == "cuda", drop_last=False)
+        use_amp = cfg.amp and device.type == "cuda"
+        steps_per_epoch = len(loader)
+        epoch = start_epoch
+        for epoch in range(start_epoch, cfg.epochs):
+            sampler.set_epoch(epoch)
+            train_set.set_epoch(epoch)
+            torch.manual_seed(derived_seed(cfg.seed, epoch, info.rank, 1))  # dropout etc.
+            mask_generator = torch.Generator(device=device)
+            mask_generator.manual_seed(derived_seed(cfg.seed, epoch, info.rank, 2))
+            train_metrics = _train_epoch(wrapped, loader, optimizer, mask_generator, cfg, device,
+                                         use_amp, epoch, epoch * steps_per_epoch, info, out_dir)
+            if info.is_main:
+                val_metrics, key = validate(model, cache, val_records, val_set, cfg, device)
+                row = {"epoch": epoch + 1, **train_metrics, **val_metrics}
+                value = val_metrics[key]
+                improved = value > best["value"] or best["name"] is None
+                if improved:
+                    best = {"name": key, "value": float(value), "epoch": epoch + 1}
+                row["best_epoch"] = best["epoch"]
+                append_jsonl(metrics_path, row)
+                common = dict(epoch=epoch + 1, metrics=row, feature_settings=cache.settings,
+                              visual_dim=cache.visual_dim, audio_dim=cache.audio_dim)
+                save_checkpoint(last_path, model, run_config, **common, train_state={
+                    "optimizer": optimizer.state_dict(), "rng": rng_state(), "best": best})
+                if improved:
+                    save_checkpoint(best_path, model, run_config, **common)
+                log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v
+                                                      for k, v in row.items()})
+            if info.enabled:
+                dist.barrier()
+        return TrainOutcome(best_path, last_path, model, cfg.epochs)
+    finally:
+        if info.created_group:
+            dist.destroy_process_group()
+
+
+def _restore(last_path: Path, run_config: RunConfig, model, optimizer, cache,
+             device: torch.device) -> tuple[int, dict]:
+    payload = read_checkpoint_payload(last_path, map_location="cpu")
+    saved_model_cfg = payload["run_config"]["model"]
+    if saved_model_cfg != to_dict(run_config.model):
+        raise ValueError(f"{last_path}: field 'run_config.model' differs from this run's model "
+                         f"config; resume with the same model settings")
+    if (payload["visual_dim"], payload["audio_dim"]) != (cache.visual_dim, cache.audio_dim):
+        raise ValueError(f"{last_path}: fields visual_dim/audio_dim ({payload['visual_dim']}, "
+                         f"{payload['audio_dim']}) differ from the cache's "
+                         f"({cache.visual_dim}, {cache.audio_dim})")
+    if payload["feature_settings"] != cache.settings:
+        log.warning("%s: the cache's extractor settings differ from those of the run being resumed",
+                    last_path)
+    state = payload.get("train_state")
+    if not state:
+        raise ValueError(f"{last_path}: field 'train_state' is missing; cannot resume from a best.pt")
+    model.load_state_dict(payload["model_state"])
+    optimizer.load_state_dict(state["optimizer"])
+    for param_state in optimizer.state.values():  # optimizer tensors follow the model's device
+        for k, v in param_state.items():
+            if isinstance(v, torch.Tensor) and k != "step":
+                param_state[k] = v.to(device)
+    set_rng_state(state["rng"])
+    log.info("resuming after epoch %d from %s", payload["epoch"], last_path)
+    return int(payload["epoch"]), dict(state["best"])
+
+
+def _train_epoch(model, loader, optimizer, mask_generator, cfg: TrainConfig, device, use_amp: bool,
+                 epoch: int, first_global_step: int, info: DistInfo, out_dir: Path) -> dict:
+    model.train()
+    bare = unwrap_model(model)
+    sums: dict[str, float] = {}
+    samples, wait_time, step_time = 0, 0.0, 0.0
+    bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
+               disable=not info.is_main, leave=False)
+    iterator = iter(loader)
+    step = 0
+    while True:
+        t0 = time.perf_counter()
+        try:
+            batch: Batch = next(iterator)
+        except StopIteration:
+            break
+        t1 = time.perf_counter()
+        batch = batch.to(device, non_blocking=True)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+            output = model(batch.visual, batch.audio, batch.mask, generator=mask_generator)
+            losses = bare.losses(output, batch.labels)
+        _check_finite(losses, epoch, step, first_global_step + step, info, out_dir)
+        optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        for name, value in losses.items():
+            sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(batch)
+        samples += len(batch)
+        t2 = time.perf_counter()  # .item()/float() above synchronised the device
+        wait_time += t1 - t0
+        step_time += t2 - t0
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(losses['total'].detach()):.4f}")
+    bar.close()
+    metrics = {f"train_{name}": total / max(samples, 1) for name, total in sums.items()}
+    metrics.update({"train_samples": samples, "train_steps": step,
+                    "train_samples_per_s": samples / step_time if step_time else 0.0,
+                    "data_wait_share": wait_time / step_time if step_time else 0.0,
+                    "lr": optimizer.param_groups[0]["lr"]})
+    return metrics
+
+
+def train(run_config: RunConfig, cache_path, metadata_path: str | Path, out_dir: str | Path,
+          resume: bool = False) -> Path:
+    """Train RT-DeepLoc (see the module docstring); returns the path of `best.pt`."""
+    return train_run(run_config, cache_path, metadata_path, out_dir, resume).best_checkpoint

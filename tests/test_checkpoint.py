@@ -1,0 +1,106 @@
+"""pipeline/checkpoint.py: self-describing, weights_only-loadable, atomic checkpoints."""
+import os
+
+import pytest
+import torch
+
+from data.config import to_dict
+from data.records import LABELS
+from pipeline import __version__
+from train_fixtures import AUDIO_DIM, SETTINGS, VISUAL_DIM, install_model_standin, tiny_run_config
+
+install_model_standin()
+
+from model.rtdeeploc import build_model  # noqa: E402
+from pipeline.checkpoint import FORMAT, load_checkpoint, save_checkpoint, unwrap_model  # noqa: E402
+
+
+def _model_and_inputs(seed=0):
+    run_config = tiny_run_config()
+    torch.manual_seed(seed)
+    model = build_model(run_config.model, VISUAL_DIM, AUDIO_DIM)
+    g = torch.Generator().manual_seed(1)
+    visual = torch.randn(2, 7, VISUAL_DIM, generator=g)  # [B, T, Dv]
+    audio = torch.randn(2, 7, AUDIO_DIM, generator=g)  # [B, T, Da]
+    mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])  # [B, T]
+    return run_config, model, (visual, audio, mask)
+
+
+def _save(path, model, run_config, **extra):
+    return save_checkpoint(path, model, run_config, epoch=3, metrics={"val_accuracy": 0.5},
+                           feature_settings=SETTINGS, visual_dim=VISUAL_DIM, audio_dim=AUDIO_DIM,
+                           **extra)
+
+
+def test_round_trip_predicts_identically_and_describes_itself(tmp_path):
+    run_config, model, inputs = _model_and_inputs()
+    model.eval()
+    expected = model.predict(*inputs)
+    path = _save(tmp_path / "best.pt", model, run_config)
+
+    raw = torch.load(path, weights_only=True)  # plain types and tensors only
+    assert raw["format"] == FORMAT and raw["version"] == __version__
+    assert raw["labels"] == list(LABELS)
+    assert raw["run_config"] == to_dict(run_config)
+    assert not any(k.startswith("module.") for k in raw["model_state"])
+
+    loaded = load_checkpoint(path)
+    assert not loaded.model.training
+    assert loaded.run_config == run_config and loaded.model_config == run_config.model
+    assert (loaded.visual_dim, loaded.audio_dim) == (VISUAL_DIM, AUDIO_DIM)
+    assert loaded.feature_settings == SETTINGS and loaded.labels == LABELS
+    assert loaded.epoch == 3 and loaded.metrics == {"val_accuracy": 0.5}
+    got = loaded.model.predict(*inputs)
+    for name in ("class_probs", "visual_scores", "audio_scores", "joint_scores",
+                 "visual_recon_error", "audio_recon_error"):
+        assert torch.equal(getattr(got, name), getattr(expected, name)), name
+
+
+def test_wrapped_model_is_saved_unwrapped(tmp_path):
+    run_config, model, _ = _model_and_inputs()
+    wrapped = torch.nn.DataParallel(model)  # same "module." prefix as DDP, no process group
+    assert unwrap_model(wrapped) is model
+    path = _save(tmp_path / "last.pt", wrapped, run_config)
+    keys = set(torch.load(path, weights_only=True)["model_state"])
+    assert keys == set(model.state_dict())
+
+
+def test_train_state_with_numpy_and_python_rng_loads_weights_only(tmp_path):
+    import random
+
+    import numpy as np
+    run_config, model, _ = _model_and_inputs()
+    optimizer = torch.optim.AdamW(model.parameters())
+    state = {"optimizer": optimizer.state_dict(), "python": random.getstate(),
+             "numpy": list(np.random.get_state()), "torch": torch.get_rng_state()}
+    path = _save(tmp_path / "last.pt", model, run_config, train_state=state)
+    assert load_checkpoint(path).train_state["torch"].equal(state["torch"])
+
+
+def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    run_config, model, _ = _model_and_inputs()
+    path = _save(tmp_path / "last.pt", model, run_config)
+    before = path.read_bytes()
+
+    def crash(obj, handle, *args, **kwargs):
+        handle.write(b"half a checkpoint")
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        _save(path, model, run_config)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["last.pt"]  # no temporary file left behind
+
+
+def test_bad_files_are_reported_with_path_and_field(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.pt"):
+        load_checkpoint(tmp_path / "nothing.pt")
+    other = tmp_path / "other.pt"
+    torch.save({"format": "something-else"}, other)
+    with pytest.raises(ValueError, match=r"other\.pt: field 'format'"):
+        load_checkpoint(other)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="garbage.pt"):
+        load_checkpoint(garbage)

@@ -1,0 +1,165 @@
+"""pipeline/train.py, pipeline/train_config.py and `rtdl train`."""
+import dataclasses
+import json
+import socket
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from train_fixtures import (install_model_standin, make_run_data, make_videos, tiny_run_config,
+                            write_cache, write_metadata)
+
+install_model_standin()
+
+from pipeline.checkpoint import load_checkpoint  # noqa: E402
+from pipeline.train import NonFiniteLossError, resolve_splits, train, train_run  # noqa: E402
+from pipeline.train_config import RunConfig, TrainConfig, load_run_config  # noqa: E402
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _rows(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture()
+def run_data(tmp_path):
+    return make_run_data(tmp_path)
+
+
+def test_loss_goes_down_and_run_folder_is_complete(tmp_path, run_data):
+    cache, meta, _ = run_data
+    cfg = tiny_run_config(epochs=6, lr=1e-2, batch_size=4, model_changes={"dropout": 0.0})
+    best = train(cfg, cache, meta, tmp_path / "run")
+    rows = _rows(tmp_path / "run")
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert rows[-1]["train_total"] < rows[0]["train_total"]
+    assert all(0.0 <= r["data_wait_share"] <= 1.0 and r["train_samples"] == 8 for r in rows)
+    assert best == tmp_path / "run" / "best.pt" and best.is_file()
+    assert (tmp_path / "run" / "last.pt").is_file() and (tmp_path / "run" / "run_config.yaml").is_file()
+    loaded = load_checkpoint(best)
+    key = "val_ap_avg" if "val_ap_avg" in rows[0] else "val_accuracy"
+    best_row = max(rows, key=lambda r: r[key])  # max keeps the first of equals, as the trainer
+    assert loaded.epoch == best_row["epoch"] == rows[-1]["best_epoch"]
+
+
+def test_same_seed_gives_bit_identical_weights_and_other_seed_does_not(tmp_path, run_data):
+    cache, meta, _ = run_data
+    cfg = tiny_run_config(epochs=1, seed=7)
+    a = train_run(cfg, cache, meta, tmp_path / "a").model
+    b = train_run(cfg, cache, meta, tmp_path / "b").model
+    assert _same(_weights(a), _weights(b))
+    other = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=8))
+    c = train_run(other, cache, meta, tmp_path / "c").model
+    assert not _same(_weights(a), _weights(c))
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, run_data):
+    cache, meta, _ = run_data
+    two = tiny_run_config(epochs=2, seed=3)
+    straight = train_run(two, cache, meta, tmp_path / "straight").model
+    one = dataclasses.replace(two, train=dataclasses.replace(two.train, epochs=1))
+    train_run(one, cache, meta, tmp_path / "resumed")
+    with pytest.raises(ValueError, match="--resume"):  # never overwrite a run silently
+        train_run(two, cache, meta, tmp_path / "resumed")
+    resumed = train_run(two, cache, meta, tmp_path / "resumed", resume=True).model
+    assert _same(_weights(straight), _weights(resumed))
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("train_samples_per_s", "data_wait_share")}  # noqa: E731
+    assert [strip(r) for r in _rows(tmp_path / "resumed")] == [strip(r) for r in _rows(tmp_path / "straight")]
+    changed = dataclasses.replace(two, model=dataclasses.replace(two.model, d_model=4, mae_decoder_dim=4))
+    with pytest.raises(ValueError, match="run_config.model"):
+        train_run(changed, cache, meta, tmp_path / "resumed", resume=True)
+
+
+def test_non_finite_loss_names_step_and_term_and_keeps_last_checkpoint(tmp_path, run_data):
+    cache, meta, videos = run_data
+    train_run(tiny_run_config(epochs=1), cache, meta, tmp_path / "run")
+    last = tmp_path / "run" / "last.pt"
+    before = last.read_bytes()
+    poisoned = write_cache(tmp_path / "poisoned.h5", videos, nan_files={"train/0002.mp4"})
+    with pytest.raises(NonFiniteLossError) as err:
+        train_run(tiny_run_config(epochs=2), poisoned, meta, tmp_path / "run", resume=True)
+    message = str(err.value)
+    assert "epoch 2" in message and "step" in message and "total=nan" in message
+    assert last.read_bytes() == before
+    assert load_checkpoint(last).epoch == 1
+    assert len(_rows(tmp_path / "run")) == 1
+
+
+def test_splits_default_per_dataset_and_can_be_named(tmp_path):
+    from data.records import VideoRecord
+    rec = lambda split: VideoRecord(f"{split}/x.mp4", split, 1.0, 25.0, 25, 0, ())  # noqa: E731
+    lavdf = [rec("train"), rec("dev"), rec("test")]
+    avdf1m = [rec("train"), rec("val")]
+    assert resolve_splits(lavdf, TrainConfig(), "m.json") == ("train", "dev")
+    assert resolve_splits(avdf1m, TrainConfig(), "m.json") == ("train", "val")
+    assert resolve_splits(lavdf, TrainConfig(val_split="test"), "m.json") == ("train", "test")
+    with pytest.raises(ValueError, match=r"m\.json.*'nope'"):
+        resolve_splits(lavdf, TrainConfig(train_split="nope"), "m.json")
+    with pytest.raises(ValueError, match="val_split"):
+        resolve_splits([rec("train"), rec("test")], TrainConfig(), "m.json")
+
+
+def test_run_config_from_yaml_overrides_and_cli_options(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("model:\n  mask_ratio: 0.5\ntrain:\n  lr: 1e-4\n  epochs: 4\n")
+    cfg = load_run_config(path, ["model.aicl_k=5", "train.batch_size=8"], epochs=2, seed=None)
+    assert cfg.model.mask_ratio == 0.5 and cfg.model.aicl_k == 5
+    assert cfg.train.lr == 1e-4 and cfg.train.batch_size == 8 and cfg.train.epochs == 2
+    assert cfg.train.seed == TrainConfig().seed
+    assert RunConfig().train.batch_size == 32 and RunConfig().train.lr == 1e-5  # paper defaults
+    path.write_text("train:\n  learning_rate: 1e-4\n")
+    with pytest.raises(ValueError, match="learning_rate"):
+        load_run_config(path)
+    with pytest.raises(ValueError, match="train.device"):
+        TrainConfig(device="tpu")
+
+
+def test_cli_trains_and_reports_user_errors(tmp_path, run_data):
+    from pipeline.cli import main
+    cache, meta, _ = run_data
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(json.dumps({"model": dataclasses.asdict(tiny_run_config().model),
+                               "train": {"batch_size": 4, "max_len": 16, "lr": 1e-3}}))
+    runner = CliRunner()
+    args = ["train", "--cache", str(cache), "--metadata", str(meta), "--out", str(tmp_path / "run"),
+            "--config", str(cfg), "--epochs", "1", "--seed", "1", "--device", "cpu", "--in-memory"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "best.pt" in result.output
+    loaded = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert loaded.run_config.train.in_memory and loaded.run_config.train.seed == 1
+    result = runner.invoke(main, args[:-1] + ["--set", "train.nope=1"])
+    assert result.exit_code != 0 and "nope" in result.output
+    result = runner.invoke(main, args)  # the run folder is taken
+    assert result.exit_code != 0 and "--resume" in result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_process_gloo_ddp_ends_with_identical_parameters(tmp_path):
+    import torch.multiprocessing as mp
+    from train_fixtures import ddp_worker
+
+    videos = make_videos({"train": 8, "dev": 2})
+    cache = write_cache(tmp_path / "features.h5", videos)
+    meta = write_metadata(tmp_path / "metadata.json", videos)
+    mp.spawn(ddp_worker, args=(2, _free_port(), str(cache), str(meta), str(tmp_path)), nprocs=2)
+    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert rank0["steps"] == rank1["steps"] == 2  # 8 videos / 2 ranks / batch 2
+    assert _same(rank0["weights"], rank1["weights"])
+    assert not _same(rank0["weights"], rank0["initial"])  # the steps did change the weights
+    assert len(_rows(tmp_path / "run")) == 1  # rank 0 alone wrote the log
+    assert load_checkpoint(tmp_path / "run" / "last.pt").epoch == 1

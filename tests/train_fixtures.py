@@ -1,0 +1,215 @@
+"""Helpers shared by test_train.py, test_checkpoint.py and test_dataset.py: tiny generated
+feature caches and metadata, a tiny model config, and (only while `model/rtdeeploc.py` is
+not in the tree yet) a small stand-in model that follows the model contract, so the
+trainer can be tested before the real model lands. With the real model present the
+stand-in is never installed.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data.records import label_from_flags
+
+VISUAL_DIM, AUDIO_DIM = 6, 4
+SETTINGS = {"visual": {"name": "test-random", "dim": VISUAL_DIM},
+            "audio": {"name": "test-random", "dim": AUDIO_DIM}}
+
+# (visual modified, audio modified) for the four classes, cycled over the videos
+FLAGS = [(False, False), (True, False), (False, True), (True, True)]
+
+
+def make_videos(n_per_split: dict[str, int], *, lengths=(12, 20, 9, 30), seed: int = 0):
+    """List of dicts (file, split, n_frames, visual flag, audio flag, fake span) for a tiny set."""
+    videos = []
+    for split, count in n_per_split.items():
+        for i in range(count):
+            v, a = FLAGS[i % 4]
+            n = lengths[i % len(lengths)]
+            videos.append({"file": f"{split}/{i:04d}.mp4", "split": split, "n_frames": n,
+                           "modify_video": v, "modify_audio": a,
+                           "span": (n // 4, n // 4 + max(2, n // 3)) if (v or a) else None})
+    return videos
+
+
+def write_cache(path: Path, videos, *, seed: int = 0, nan_files=(), settings=None) -> Path:
+    """Write features in which forged frames are shifted, so a model can learn the labels."""
+    from data.cache import CacheWriter
+
+    rng = np.random.default_rng(seed)
+    with CacheWriter(path, settings or SETTINGS, dtype="float32") as writer:
+        for video in videos:
+            n = video["n_frames"]
+            visual = rng.normal(size=(n, VISUAL_DIM)).astype(np.float32)
+            audio = rng.normal(size=(n, AUDIO_DIM)).astype(np.float32)
+            if video["span"] is not None:
+                s, e = video["span"]
+                if video["modify_video"]:
+                    visual[s:e] += 3.0
+                if video["modify_audio"]:
+                    audio[s:e] -= 3.0
+            if video["file"] in nan_files:
+                visual[:] = np.nan
+            writer.write(video["file"], visual, audio, fps=25.0, duration=n / 25.0, has_audio=True)
+    return path
+
+
+def write_metadata(path: Path, videos) -> Path:
+    """LAV-DF style metadata.json for `videos`."""
+    entries = []
+    for video in videos:
+        n = video["n_frames"]
+        periods = [] if video["span"] is None else [[video["span"][0] / 25.0, video["span"][1] / 25.0]]
+        entries.append({"file": video["file"], "split": video["split"], "n_fakes": len(periods),
+                        "fake_periods": periods, "duration": n / 25.0, "original": None,
+                        "modify_video": video["modify_video"], "modify_audio": video["modify_audio"],
+                        "video_frames": n, "audio_channels": 1, "audio_frames": n * 640})
+    path.write_text(json.dumps(entries))
+    return path
+
+
+def labels_of(videos) -> list[int]:
+    return [label_from_flags(v["modify_video"], v["modify_audio"]) for v in videos]
+
+
+def tiny_model_config(**changes):
+    from model.config import ModelConfig
+
+    fields = dict(d_model=8, fusion_heads=2, mae_encoder_layers=1, mae_decoder_layers=1,
+                  mae_decoder_dim=8, mae_heads=2, ff_mult=1, aicl_k=2, head_hidden=8)
+    fields.update(changes)
+    return ModelConfig(**fields)
+
+
+def tiny_run_config(model_changes=None, **train_changes):
+    from pipeline.train_config import RunConfig, TrainConfig
+
+    train = dict(epochs=1, batch_size=4, lr=1e-3, max_len=16, eval_batch_size=4, seed=0,
+                 device="cpu")
+    train.update(train_changes)
+    return RunConfig(model=tiny_model_config(**(model_changes or {})), train=TrainConfig(**train))
+
+
+def make_run_data(tmp_path: Path, n_per_split=None, **cache_kwargs):
+    """(cache path, metadata path, videos) of a tiny LAV-DF-like set with train and dev."""
+    videos = make_videos(n_per_split or {"train": 8, "dev": 4})
+    cache = write_cache(tmp_path / "features.h5", videos, **cache_kwargs)
+    meta = write_metadata(tmp_path / "metadata.json", videos)
+    return cache, meta, videos
+
+
+# ----------------------------------------------------------------------------- model stand-in
+
+def install_model_standin() -> bool:
+    """Register a stand-in `model.rtdeeploc` when the real one is missing; True if installed."""
+    try:
+        import model.rtdeeploc  # noqa: F401
+        return False
+    except ImportError:
+        pass
+    module = types.ModuleType("model.rtdeeploc")
+    module.build_model = _standin_build_model
+    module.RTDeepLoc = _StandInRTDeepLoc
+    sys.modules["model.rtdeeploc"] = module
+    import model
+    model.rtdeeploc = module
+    return True
+
+
+@dataclass
+class _StandInOutput:
+    frame_logits: torch.Tensor  # [B, T, 4]
+    recon: torch.Tensor  # [B, T, Dv]
+    target: torch.Tensor  # [B, T, Dv]
+    hidden: torch.Tensor  # [B, T] bool, frames hidden from the encoder
+    mask: torch.Tensor  # [B, T]
+
+
+@dataclass
+class _StandInPrediction:
+    class_probs: torch.Tensor
+    visual_scores: torch.Tensor
+    audio_scores: torch.Tensor
+    joint_scores: torch.Tensor
+    visual_recon_error: torch.Tensor
+    audio_recon_error: torch.Tensor
+    mask: torch.Tensor
+
+
+class _StandInRTDeepLoc(torch.nn.Module):
+    """Embedding + dropout + frame classifier with Top-K MIL, plus a masked reconstruction term."""
+
+    def __init__(self, cfg, visual_dim: int, audio_dim: int):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = torch.nn.Linear(visual_dim + audio_dim, cfg.d_model)
+        self.drop = torch.nn.Dropout(cfg.dropout)
+        self.classify = torch.nn.Linear(cfg.d_model, 4)
+        self.reconstruct = torch.nn.Linear(cfg.d_model, visual_dim)
+
+    def forward(self, visual, audio, mask, generator=None):
+        x = torch.cat([visual, audio], dim=-1)  # [B, T, Dv+Da]
+        noise = torch.rand(mask.shape, generator=generator, device=mask.device)
+        hidden = (noise < self.cfg.mask_ratio) & mask  # [B, T]
+        h = self.drop(torch.relu(self.embed(x * (~hidden)[..., None])))  # [B, T, D]
+        return _StandInOutput(self.classify(h), self.reconstruct(h), visual, hidden, mask)
+
+    def _video_logits(self, frame_logits, mask):
+        k = max(1, int(mask.sum(1).min().item() * self.cfg.mil_topk_ratio))
+        masked = frame_logits.masked_fill(~mask[..., None], -1e4)
+        return masked.topk(k, dim=1).values.mean(dim=1)  # [B, 4]
+
+    def losses(self, output, labels):
+        cls = torch.nn.functional.cross_entropy(self._video_logits(output.frame_logits, output.mask), labels)
+        err = ((output.recon - output.target) ** 2).mean(-1)  # [B, T]
+        weight = output.hidden.float()
+        recon = (err * weight).sum() / weight.sum().clamp(min=1)
+        return {"total": cls + 0.1 * recon, "cls": cls, "recon": recon}
+
+    @torch.no_grad()
+    def predict(self, visual, audio, mask):
+        h = torch.relu(self.embed(torch.cat([visual, audio], dim=-1)))
+        frame_logits = self.classify(h)
+        probs = self._video_logits(frame_logits, mask).softmax(-1)
+        frame_fake = 1 - frame_logits.softmax(-1)[..., 0]  # [B, T]
+        err = ((self.reconstruct(h) - visual) ** 2).mean(-1)
+        return _StandInPrediction(probs, frame_fake, frame_fake, frame_fake, err, err, mask)
+
+
+def _standin_build_model(cfg, visual_dim, audio_dim):
+    return _StandInRTDeepLoc(cfg, visual_dim, audio_dim)
+
+
+# ----------------------------------------------------------------------------- DDP worker
+
+def ddp_worker(rank: int, world: int, port: int, cache: str, meta: str, out: str) -> None:
+    """One rank of the two-process gloo test: train one epoch, dump its parameters."""
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank), "OMP_NUM_THREADS": "1"})
+    torch.set_num_threads(1)
+    install_model_standin()
+    from model.rtdeeploc import build_model
+    from pipeline.train import train_run
+
+    cfg = tiny_run_config(epochs=1, batch_size=2, model_changes={"dropout": 0.0})
+    torch.manual_seed(cfg.train.seed)  # the trainer's initial weights, for comparison
+    initial = build_model(cfg.model, VISUAL_DIM, AUDIO_DIM).state_dict()
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        outcome = train_run(cfg, cache, meta, Path(out) / "run")
+        rows = (Path(out) / "run" / "metrics.jsonl").read_text().splitlines() if rank == 0 else []
+        steps = json.loads(rows[0])["train_steps"] if rows else 2
+        torch.save({"weights": outcome.model.state_dict(), "initial": initial, "steps": steps},
+                   Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
