@@ -21,6 +21,45 @@ def main(verbose: int) -> None:
 # Commands are added below, one block each, in pipeline order.
 
 
+# ----------------------------------------------------------------------------- rtdl train
+@main.command("train")
+@click.option("--cache", "cache_paths", multiple=True, required=True,
+              help="Feature cache: an .h5 file, shard files or a glob (repeatable).")
+@click.option("--metadata", required=True, type=click.Path(exists=True),
+              help="Dataset metadata (LAV-DF metadata.json or AV-Deepfake1M *_metadata.json).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder: last.pt, best.pt, metrics.jsonl, run_config.yaml.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              help="YAML with `model:` and `train:` sections (unknown keys rejected).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set train.lr=1e-4 --set model.mask_ratio=0.5.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Number of epochs (train.epochs).")
+@click.option("--seed", type=int, help="Seed for init, data order, crops and masking (train.seed).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="train.device.")
+@click.option("--in-memory", is_flag=True, default=None, help="Hold the whole cache in RAM.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+def train_command(cache_paths, metadata, out_dir, config_path, overrides, epochs, seed, device,
+                  in_memory, resume):
+    """Train RT-DeepLoc on cached features with video-level labels."""
+    from pipeline.train import train
+    from pipeline.train_config import load_run_config
+
+    try:
+        run_config = load_run_config(config_path, overrides, epochs=epochs, seed=seed,
+                                     device=device, in_memory=in_memory)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+    from pipeline.train import NonFiniteLossError
+
+    cache = cache_paths[0] if len(cache_paths) == 1 else list(cache_paths)
+    try:
+        best = train(run_config, cache, metadata, out_dir, resume=resume)
+    except (ValueError, FileNotFoundError, NonFiniteLossError) as err:
+        logging.getLogger("rtdl.train").debug("training stopped", exc_info=True)
+        raise click.ClickException(str(err)) from err
+    click.echo(f"best checkpoint: {best}")
+
+
 # ----------------------------------------------------------------------------- rtdl predict
 @main.command("predict")
 @click.option("--cache", "cache_paths", multiple=True, required=True,
@@ -82,8 +121,10 @@ def predict_command(cache_paths, checkpoint, metadata, split, out_path, proposal
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--max-frames", default=4096, show_default=True, type=click.IntRange(min=0),
               help="Longer videos are processed in windows of this many frames (0: whole).")
+@click.option("--visual-weights", type=click.Path(exists=True, dir_okay=False),
+              help="The TSN weight file the checkpoint's features used, if it moved since extraction.")
 def localize_command(videos, checkpoint, out_path, plot_dir, proposals_path, overrides, device,
-                     max_frames):
+                     max_frames, visual_weights):
     """Localize forged segments in raw videos with a trained checkpoint."""
     from pipeline.localize import localize_to_file
     from pipeline.proposals import load_proposal_config
@@ -95,7 +136,7 @@ def localize_command(videos, checkpoint, out_path, plot_dir, proposals_path, ove
     try:
         output = localize_to_file(list(videos), checkpoint, out_path, plot_dir=plot_dir,
                                   proposal_config=proposal_config, device=device,
-                                  max_frames=max_frames)
+                                  max_frames=max_frames, visual_weights=visual_weights)
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     for video in output["videos"]:
