@@ -1,0 +1,62 @@
+"""Numeric precision for backbone inference: `auto`, `fp32`, `bf16`, `fp16`.
+
+`auto` picks bf16 autocast where the hardware runs it natively and fp32 elsewhere:
+- CUDA: bf16 when the GPU supports it, else fp16.
+- CPU: bf16 only with native bf16 instructions (x86 AVX512-BF16 or AMX-BF16, aarch64
+  `bf16`). On other CPUs bf16 is emulated and slower than fp32.
+
+`torch.backends.cpu.get_cpu_capability()` only reports the vector ISA level ("AVX512"),
+not the bf16 extension (on this project's 2-core machine it says "AVX512" although
+/proc/cpuinfo lists `avx512_bf16`), so the CPU flags are read from /proc/cpuinfo.
+
+Precision is an execution choice, not part of what a feature *is*: the extractors do not
+write it into their `.settings` (the cache identity), so shards extracted on a GPU in bf16
+and on a CPU in fp32 stay mixable; the cosine-similarity check in the tests bounds the
+difference (>= 0.99).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+from pathlib import Path
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU advertises native bf16 arithmetic (AVX512-BF16, AMX-BF16, arm bf16)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """Turn `auto` into a concrete precision for `device`; validate the others."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: expected one of {list(PRECISIONS)}")
+    device = torch.device(device)
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu":
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "fp32"
+
+
+def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
+    """Autocast context for a resolved precision (`fp32` gives a no-op context)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=_DTYPES[precision])

@@ -1,0 +1,255 @@
+"""TSN RGB stream: torchvision ResNet-50 without its classifier, 2048-d per frame.
+
+Follows the feature convention of published LAV-DF / AV-Deepfake1M work (see
+`../shared/notes/datasets-and-protocol.md`): every frame, short side resized to 256,
+centre crop 256x256, ImageNet mean/std, global average pool -> 2048-d. All configurable.
+
+Choices:
+- `imagenet` means torchvision's `ResNet50_Weights.IMAGENET1K_V1` (file
+  `resnet50-0676ba61.pth`), not the newer `IMAGENET1K_V2`. TSN (and mmaction2's TSN
+  configs, which initialise from `torchvision://resnet50`) were trained from the V1 weights,
+  so V1 features are the ones comparable with published feature sets. V2 is better on
+  ImageNet but was trained with a different recipe (and evaluated at a smaller resize).
+- Resizing runs in torch (bilinear with antialiasing, like PIL) on the frames as given,
+  so it can run on the GPU. mmaction2's pipeline resized with OpenCV bilinear without
+  antialiasing; that difference is small compared with codec noise.
+- Weight files: a torchvision state dict (`conv1.weight`, ..., `fc.*` ignored) or an
+  mmaction2 TSN checkpoint (`{"state_dict": {"backbone.conv1.conv.weight": ...,
+  "cls_head.fc_cls.weight": ...}}`). mmaction2's ResNet wraps every conv+bn pair in a
+  `ConvModule`, so its names map one-to-one onto torchvision's (see `MMACTION2_TO_TORCHVISION`),
+  and its default "pytorch" style puts the stride on the 3x3 conv, as torchvision does.
+  Files are read with `torch.load(weights_only=True)`; a checkpoint that pickles other
+  objects is refused with a one-liner to extract its state dict (never unpickled blindly).
+- `random` initialises with a fixed seed (recorded in the settings) so that a model built
+  again from the cache's settings gives the same features. Random ResNet-50 features carry
+  almost no signal (issue 6); settings say `"pretrained": false` so every output can say so.
+- Precision and batch size are execution choices and stay out of `.settings`
+  (see `extractors/precision.py`).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from extractors.precision import autocast, resolve_precision
+from extractors.weights import WeightsUnavailableError, list_keys, sha256_prefix
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+FEATURE_DIM = 2048
+IMAGENET_WEIGHTS_ID = "torchvision:ResNet50_Weights.IMAGENET1K_V1"
+
+# mmaction2 ResNet module name -> torchvision module name (a regex over the key prefix);
+# the parameter suffix (weight, bias, running_mean, running_var, num_batches_tracked) is kept
+MMACTION2_TO_TORCHVISION = (
+    (r"^conv1\.conv\.", "conv1."),
+    (r"^conv1\.bn\.", "bn1."),
+    (r"^(layer\d+\.\d+)\.conv(\d)\.conv\.", r"\1.conv\2."),
+    (r"^(layer\d+\.\d+)\.conv(\d)\.bn\.", r"\1.bn\2."),
+    (r"^(layer\d+\.\d+)\.downsample\.conv\.", r"\1.downsample.0."),
+    (r"^(layer\d+\.\d+)\.downsample\.bn\.", r"\1.downsample.1."),
+)
+# top-level parts of an mmaction2 recognizer that are not the backbone
+_MMACTION2_IGNORED_PREFIXES = ("cls_head.", "data_preprocessor.", "neck.")
+
+
+@dataclass(frozen=True)
+class TSNPreprocess:
+    resize_short: int = 256  # short side after resizing, pixels
+    crop_size: int = 256  # side of the square centre crop, pixels (<= resize_short)
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # per-channel mean of [0,1] RGB
+    std: tuple[float, float, float] = IMAGENET_STD  # per-channel std of [0,1] RGB
+
+    def __post_init__(self) -> None:
+        if self.crop_size > self.resize_short:
+            raise ValueError(f"crop_size {self.crop_size} must not exceed resize_short "
+                             f"{self.resize_short}")
+
+
+def preprocess_frames(frames: torch.Tensor, cfg: TSNPreprocess) -> torch.Tensor:
+    """uint8 RGB frames [N,H,W,3] -> normalised float32 [N,3,crop,crop] on frames' device."""
+    x = frames.permute(0, 3, 1, 2).float().div_(255.0)  # [N,3,H,W] in [0,1]
+    h, w = x.shape[-2:]
+    scale = cfg.resize_short / min(h, w)
+    new_h, new_w = max(cfg.resize_short, round(h * scale)), max(cfg.resize_short, round(w * scale))
+    if (new_h, new_w) != (h, w):
+        x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False,
+                          antialias=True)  # [N,3,new_h,new_w]
+    top = int(round((new_h - cfg.crop_size) / 2.0))
+    left = int(round((new_w - cfg.crop_size) / 2.0))
+    x = x[:, :, top:top + cfg.crop_size, left:left + cfg.crop_size]  # [N,3,crop,crop]
+    mean = torch.tensor(cfg.mean, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.std, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def mmaction2_to_torchvision_key(key: str) -> str:
+    """Rename one mmaction2 ResNet backbone key (without `backbone.`) to torchvision's name."""
+    for pattern, replacement in MMACTION2_TO_TORCHVISION:
+        renamed, n = re.subn(pattern, replacement, key)
+        if n:
+            return renamed
+    return key  # unknown names stay as they are and are reported as unexpected
+
+
+def read_resnet_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
+    """Backbone state dict in torchvision names from a torchvision or mmaction2 file.
+
+    Returns (state_dict without `fc.*`, format name "torchvision" or "mmaction2").
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsUnavailableError(f"visual weights file {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - pickle errors come in many types
+        raise ValueError(
+            f"{path}: cannot be read with torch.load(weights_only=True) ({err}). If it is an "
+            "mmaction2 checkpoint that pickles extra objects and you trust it, save only its "
+            "weights: python -c \"import torch; c = torch.load('IN', weights_only=False); "
+            "torch.save(c['state_dict'], 'OUT')\" and pass OUT") from err
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path}: expected a state dict (name -> tensor) or a checkpoint with "
+                         "a 'state_dict' field")
+    state = {k.removeprefix("module."): v for k, v in obj.items()}  # DataParallel saves
+
+    if any(k.startswith("backbone.") for k in state):
+        ignored = [k for k in state if k.startswith(_MMACTION2_IGNORED_PREFIXES)]
+        strays = [k for k in state if not k.startswith("backbone.") and k not in ignored]
+        if strays:
+            raise ValueError(f"{path}: mmaction2 checkpoint has unexpected keys outside "
+                             f"backbone./cls_head.: {list_keys(strays)}")
+        mapped = {mmaction2_to_torchvision_key(k.removeprefix("backbone.")): v
+                  for k, v in state.items() if k.startswith("backbone.")}
+        return mapped, "mmaction2"
+    return {k: v for k, v in state.items() if not k.startswith("fc.")}, "torchvision"
+
+
+def _load_backbone_weights(model: torch.nn.Module, state: dict[str, torch.Tensor],
+                           source: str) -> None:
+    """Strict load that names every missing or unexpected key and shape mismatch."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+                  for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"missing keys ({len(missing)}): {list_keys(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys ({len(unexpected)}): {list_keys(unexpected)}")
+        if mismatched:
+            parts.append(f"shape mismatches: {list_keys(mismatched)}")
+        raise ValueError(f"{source}: weights do not fit torchvision ResNet-50: "
+                         + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+def _imagenet_state_dict() -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet V1 weights from the torch hub cache, downloading if allowed."""
+    weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
+    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except Exception as err:  # noqa: BLE001 - URLError, socket errors, hash errors
+        raise WeightsUnavailableError(
+            f"cannot load ImageNet ResNet-50 weights ({err}). Offline: download {weights.url} "
+            f"on a machine with internet and put it at {target} (the torch hub cache; set "
+            "TORCH_HOME to move it), or pass a local file with --visual-weights PATH, or use "
+            "--visual-weights random / --visual-model lowlevel") from err
+
+
+def build_resnet50_backbone(weights: str, seed: int = 0) -> tuple[torch.nn.Module, dict]:
+    """ResNet-50 with `fc` replaced by identity (output = global-average-pooled 2048-d).
+
+    Returns (model in eval mode on CPU, weight description for the settings).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # random init is part of the identity for weights="random"
+        model = torchvision.models.resnet50(weights=None)
+    model.fc = torch.nn.Identity()
+    if weights == "random":
+        info = {"weights": "random", "weights_id": f"random-init:seed={seed}",
+                "weights_sha256": None, "weights_format": None, "pretrained": False,
+                "seed": seed}
+    elif weights == "imagenet":
+        state = {k: v for k, v in _imagenet_state_dict().items() if not k.startswith("fc.")}
+        _load_backbone_weights(model, state, IMAGENET_WEIGHTS_ID)
+        info = {"weights": "imagenet", "weights_id": IMAGENET_WEIGHTS_ID,
+                "weights_sha256": "0676ba61", "weights_format": "torchvision",
+                "pretrained": True}
+    else:
+        path = Path(weights).expanduser().resolve()
+        state, fmt = read_resnet_state_dict(path)
+        _load_backbone_weights(model, state, str(path))
+        digest = sha256_prefix(path)
+        info = {"weights": str(path), "weights_id": f"file:{path.name}#sha256:{digest}",
+                "weights_sha256": digest, "weights_format": fmt, "pretrained": True}
+    return model.eval(), info
+
+
+class TSNVisualExtractor:
+    """Per-frame TSN RGB features: uint8 frames [N,H,W,3] -> float32 [N,2048]."""
+
+    name = "tsn"
+    dim = FEATURE_DIM
+
+    def __init__(self, weights: str = "imagenet", device: str | torch.device = "cpu",
+                 precision: str = "auto", batch_size: int = 32,
+                 preprocess: TSNPreprocess = TSNPreprocess(), channels_last: bool = True,
+                 seed: int = 0):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.batch_size = batch_size  # frames per forward pass
+        self.preprocess = preprocess
+        self.channels_last = channels_last  # NHWC convolutions: ~1.5x faster on CPU
+        model, weight_info = build_resnet50_backbone(weights, seed=seed)
+        self.model = model.to(self.device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.settings = {
+            "kind": "tsn", "name": self.name, "stream": "rgb", "arch": "resnet50",
+            "dim": self.dim, **weight_info,
+            "resize_short": preprocess.resize_short, "crop_size": preprocess.crop_size,
+            "mean": list(preprocess.mean), "std": list(preprocess.std),
+        }
+        log.info("TSN ResNet-50 (%s) on %s, precision %s, batch %d", weight_info["weights_id"],
+                 self.device, self.precision, batch_size)
+
+    def start_video(self) -> None:
+        """TSN features are per frame: no state to reset (kept for the extractor interface)."""
+
+    @torch.inference_mode()
+    def __call__(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
+        """uint8 RGB frames [N,H,W,3] -> float32 features [N,2048] (numpy)."""
+        frames = torch.as_tensor(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != torch.uint8:
+            raise ValueError(f"TSN expects uint8 frames [N,H,W,3], got {frames.dtype} "
+                             f"{tuple(frames.shape)}")
+        outputs = []
+        for start in range(0, frames.shape[0], self.batch_size):
+            # move uint8 (4x smaller than float) to the device, preprocess there
+            batch = frames[start:start + self.batch_size].to(self.device, non_blocking=True)
+            x = preprocess_frames(batch, self.preprocess)  # [b,3,crop,crop]
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(self.precision, self.device):
+                feats = self.model(x)  # [b,2048]
+            outputs.append(feats.float().cpu())
+        if not outputs:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return torch.cat(outputs).numpy()  # [N,2048]
