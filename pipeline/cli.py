@@ -146,3 +146,43 @@ def localize_command(videos, checkpoint, out_path, plot_dir, proposals_path, ove
     if "note" in output:
         click.echo(f"note: {output['note']}", err=True)
     click.echo(f"wrote {out_path}")
+
+
+# ----------------------------------------------------------------------------- rtdl evaluate
+@main.command("evaluate")
+@click.option("--predictions", "predictions_path", required=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Predictions JSON {file: [[score, start, end], ...]} (official layout).")
+@click.option("--metadata", required=True, type=click.Path(exists=True),
+              help="LAV-DF metadata.json / AV-Deepfake1M *_metadata.json, or the dataset folder.")
+@click.option("--split", help="Evaluate only this metadata split (e.g. test); default: all records.")
+@click.option("--protocol", default="rtdeeploc", show_default=True,
+              type=click.Choice(["rtdeeploc", "lavdf", "avdeepfake1m"]),
+              help="Thresholds of the RT-DeepLoc paper, the LAV-DF paper or AV-Deepfake1M.")
+@click.option("--ap-iou", help="Override the AP IoU thresholds, e.g. 0.5,0.75,0.95.")
+@click.option("--ar-n", help="Override the AR@N proposal counts, e.g. 20,10,5,2.")
+@click.option("--ar-iou", help="Override the IoU thresholds AR is averaged over.")
+@click.option("--probs", "probs_path", type=click.Path(exists=True, dir_okay=False),
+              help="Video probabilities {file: [p_real, p_visual_only, p_audio_only, p_both]} "
+                   "(rtdl predict's <stem>_probs.json) for the video-level AUC.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False),
+              help="Write metrics JSON {ap, ar, ap_avg, ar_avg, auc} (fractions 0-1).")
+def evaluate_command(predictions_path, metadata, split, protocol, ap_iou, ar_n, ar_iou,
+                     probs_path, out_path):
+    """Score predictions against metadata with the official AP@IoU / AR@N protocol (and AUC)."""
+    from pipeline.evaluate import evaluate_files, format_table, parse_list
+
+    try:
+        lists = dict(ap_iou=parse_list(ap_iou, float, "--ap-iou"),
+                     ar_n=parse_list(ar_n, int, "--ar-n"),
+                     ar_iou=parse_list(ar_iou, float, "--ar-iou"))
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+    try:
+        metrics = evaluate_files(predictions_path, metadata, split=split, protocol=protocol,
+                                 probs_path=probs_path, out_path=out_path, **lists)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(format_table(metrics))
+    if out_path:
+        click.echo(f"metrics -> {out_path}")
