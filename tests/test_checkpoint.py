@@ -6,13 +6,10 @@ import torch
 
 from data.config import to_dict
 from data.records import LABELS
+from model.rtdeeploc import build_model
 from pipeline import __version__
-from train_fixtures import AUDIO_DIM, SETTINGS, VISUAL_DIM, install_model_standin, tiny_run_config
-
-install_model_standin()
-
-from model.rtdeeploc import build_model  # noqa: E402
-from pipeline.checkpoint import FORMAT, load_checkpoint, save_checkpoint, unwrap_model  # noqa: E402
+from pipeline.checkpoint import FORMAT, load_checkpoint, save_checkpoint, unwrap_model
+from train_fixtures import AUDIO_DIM, SETTINGS, VISUAL_DIM, tiny_run_config
 
 
 def _model_and_inputs(seed=0):

@@ -7,14 +7,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from train_fixtures import (install_model_standin, make_run_data, make_videos, tiny_run_config,
-                            write_cache, write_metadata)
-
-install_model_standin()
-
-from pipeline.checkpoint import load_checkpoint  # noqa: E402
-from pipeline.train import NonFiniteLossError, resolve_splits, train, train_run  # noqa: E402
-from pipeline.train_config import RunConfig, TrainConfig, load_run_config  # noqa: E402
+from pipeline.checkpoint import load_checkpoint
+from pipeline.train import NonFiniteLossError, resolve_splits, train, train_run
+from pipeline.train_config import RunConfig, TrainConfig, load_run_config
+from train_fixtures import make_run_data, make_videos, tiny_run_config, write_cache, write_metadata
 
 
 def _weights(model):

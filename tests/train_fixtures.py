@@ -1,15 +1,10 @@
 """Helpers shared by test_train.py, test_checkpoint.py and test_dataset.py: tiny generated
-feature caches and metadata, a tiny model config, and (only while `model/rtdeeploc.py` is
-not in the tree yet) a small stand-in model that follows the model contract, so the
-trainer can be tested before the real model lands. With the real model present the
-stand-in is never installed.
+feature caches and LAV-DF-style metadata, a tiny RT-DeepLoc config, and the DDP test worker
+(a module of its own so spawned processes can import it).
 """
 from __future__ import annotations
 
 import json
-import sys
-import types
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -104,88 +99,6 @@ def make_run_data(tmp_path: Path, n_per_split=None, **cache_kwargs):
     return cache, meta, videos
 
 
-# ----------------------------------------------------------------------------- model stand-in
-
-def install_model_standin() -> bool:
-    """Register a stand-in `model.rtdeeploc` when the real one is missing; True if installed."""
-    try:
-        import model.rtdeeploc  # noqa: F401
-        return False
-    except ImportError:
-        pass
-    module = types.ModuleType("model.rtdeeploc")
-    module.build_model = _standin_build_model
-    module.RTDeepLoc = _StandInRTDeepLoc
-    sys.modules["model.rtdeeploc"] = module
-    import model
-    model.rtdeeploc = module
-    return True
-
-
-@dataclass
-class _StandInOutput:
-    frame_logits: torch.Tensor  # [B, T, 4]
-    recon: torch.Tensor  # [B, T, Dv]
-    target: torch.Tensor  # [B, T, Dv]
-    hidden: torch.Tensor  # [B, T] bool, frames hidden from the encoder
-    mask: torch.Tensor  # [B, T]
-
-
-@dataclass
-class _StandInPrediction:
-    class_probs: torch.Tensor
-    visual_scores: torch.Tensor
-    audio_scores: torch.Tensor
-    joint_scores: torch.Tensor
-    visual_recon_error: torch.Tensor
-    audio_recon_error: torch.Tensor
-    mask: torch.Tensor
-
-
-class _StandInRTDeepLoc(torch.nn.Module):
-    """Embedding + dropout + frame classifier with Top-K MIL, plus a masked reconstruction term."""
-
-    def __init__(self, cfg, visual_dim: int, audio_dim: int):
-        super().__init__()
-        self.cfg = cfg
-        self.embed = torch.nn.Linear(visual_dim + audio_dim, cfg.d_model)
-        self.drop = torch.nn.Dropout(cfg.dropout)
-        self.classify = torch.nn.Linear(cfg.d_model, 4)
-        self.reconstruct = torch.nn.Linear(cfg.d_model, visual_dim)
-
-    def forward(self, visual, audio, mask, generator=None):
-        x = torch.cat([visual, audio], dim=-1)  # [B, T, Dv+Da]
-        noise = torch.rand(mask.shape, generator=generator, device=mask.device)
-        hidden = (noise < self.cfg.mask_ratio) & mask  # [B, T]
-        h = self.drop(torch.relu(self.embed(x * (~hidden)[..., None])))  # [B, T, D]
-        return _StandInOutput(self.classify(h), self.reconstruct(h), visual, hidden, mask)
-
-    def _video_logits(self, frame_logits, mask):
-        k = max(1, int(mask.sum(1).min().item() * self.cfg.mil_topk_ratio))
-        masked = frame_logits.masked_fill(~mask[..., None], -1e4)
-        return masked.topk(k, dim=1).values.mean(dim=1)  # [B, 4]
-
-    def losses(self, output, labels):
-        cls = torch.nn.functional.cross_entropy(self._video_logits(output.frame_logits, output.mask), labels)
-        err = ((output.recon - output.target) ** 2).mean(-1)  # [B, T]
-        weight = output.hidden.float()
-        recon = (err * weight).sum() / weight.sum().clamp(min=1)
-        return {"total": cls + 0.1 * recon, "cls": cls, "recon": recon}
-
-    @torch.no_grad()
-    def predict(self, visual, audio, mask):
-        h = torch.relu(self.embed(torch.cat([visual, audio], dim=-1)))
-        frame_logits = self.classify(h)
-        probs = self._video_logits(frame_logits, mask).softmax(-1)
-        frame_fake = 1 - frame_logits.softmax(-1)[..., 0]  # [B, T]
-        err = ((self.reconstruct(h) - visual) ** 2).mean(-1)
-        return _StandInPrediction(probs, frame_fake, frame_fake, frame_fake, err, err, mask)
-
-
-def _standin_build_model(cfg, visual_dim, audio_dim):
-    return _StandInRTDeepLoc(cfg, visual_dim, audio_dim)
-
-
 # ----------------------------------------------------------------------------- DDP worker
 
 def ddp_worker(rank: int, world: int, port: int, cache: str, meta: str, out: str) -> None:
@@ -197,7 +110,6 @@ def ddp_worker(rank: int, world: int, port: int, cache: str, meta: str, out: str
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                        "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank), "OMP_NUM_THREADS": "1"})
     torch.set_num_threads(1)
-    install_model_standin()
     from model.rtdeeploc import build_model
     from pipeline.train import train_run
 
