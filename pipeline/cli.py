@@ -137,7 +137,7 @@ def localize_command(videos, checkpoint, out_path, plot_dir, proposals_path, ove
         output = localize_to_file(list(videos), checkpoint, out_path, plot_dir=plot_dir,
                                   proposal_config=proposal_config, device=device,
                                   max_frames=max_frames, visual_weights=visual_weights)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, RuntimeError) as err:  # RuntimeError: undecodable video
         raise click.ClickException(str(err)) from err
     for video in output["videos"]:
         best = video["segments"][0] if video["segments"] else None

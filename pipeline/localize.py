@@ -7,7 +7,7 @@ Output JSON (one object):
       {"file", "duration", "fps", "n_frames", "has_audio",
        "label", "class_probs": {name: p}, "routed_branch": "visual" | "audio" | "joint",
        "segments": [{"start", "end", "score", "modality"}, ...],   # best first
-       "extractors": {"visual": {"name", "pretrained", "id"}, "audio": {...}},
+       "extractors": {"visual": {"name", "pretrained", "id"}, "audio": {...}, "summary": text},
        "note": present when a backbone is random-initialised or weight-free,
        "plot": PNG path or null}, ...]}
 
@@ -49,30 +49,34 @@ def describe_extractor(extractor) -> dict:
 
 def extractor_note(descriptions: dict[str, dict]) -> str | None:
     """A warning when any backbone is not pretrained (random-initialised or weight-free)."""
-    unpretrained = [f"{modality}={d['name']} ({d['id']})" for modality, d in descriptions.items()
-                    if not d["pretrained"]]
+    unpretrained = [f"{modality}={descriptions[modality]['name']} ({descriptions[modality]['id']})"
+                    for modality in ("visual", "audio") if not descriptions[modality]["pretrained"]]
     if not unpretrained:
         return None
     return ("features from backbones without pretrained weights (random-initialised or "
             "weight-free): " + ", ".join(unpretrained) + "; not the paper's TSN / wav2vec 2.0 features")
 
 
-def build_checkpoint_extractors(feature_settings: dict, device, checkpoint_label: str):
+def build_checkpoint_extractors(feature_settings: dict, device, checkpoint_label: str,
+                                visual_weights: str | None = None):
     """(visual, audio) extractors rebuilt from a checkpoint's feature settings.
 
-    Missing weights raise FileNotFoundError naming them and how to supply them.
+    visual_weights: where the TSN weight file is now, when it moved since extraction (its
+    sha256 must match the recorded one). Missing weights raise FileNotFoundError naming
+    them and how to supply them.
     """
     from extractors.build import build_extractors_from_settings
     from extractors.weights import WeightsUnavailableError
 
     try:
-        return build_extractors_from_settings(feature_settings, device)
+        return build_extractors_from_settings(feature_settings, str(device), visual_weights=visual_weights)
     except (WeightsUnavailableError, OSError) as err:
         raise FileNotFoundError(
             f"{checkpoint_label}: the checkpoint's features were extracted with weights that are not "
             f"available on this machine ({err}). `rtdl localize` must use the same extractors as "
             f"training (field 'feature_settings' of the checkpoint: {feature_settings}); supply "
-            f"those weights as the message above says, then run again") from err
+            f"those weights as the message above says (a moved TSN weight file: --visual-weights PATH), "
+            f"then run again") from err
 
 
 def localize_features(model, visual: np.ndarray, audio: np.ndarray, fps: float, duration: float, *,
@@ -116,23 +120,28 @@ def _plot_name(path: Path, index: int) -> str:
 
 def localize_videos(video_paths: Sequence[str | Path], checkpoint, *, checkpoint_label: str = "checkpoint",
                     plot_dir: str | Path | None = None, proposal_config: ProposalConfig | None = None,
-                    device: str = "auto", max_frames: int = DEFAULT_MAX_FRAMES, extractors=None) -> dict:
+                    device: str = "auto", max_frames: int = DEFAULT_MAX_FRAMES, extractors=None,
+                    visual_weights: str | None = None) -> dict:
     """Localize forgeries in raw videos with a loaded checkpoint (`LoadedCheckpoint`).
 
     extractors: an already built (visual, audio) pair; None rebuilds them from the
     checkpoint's feature settings. Returns the output object described in the module doc.
     """
+    from extractors.build import describe_pretrained
     from pipeline.extract import extract_video_features
 
     torch_device = resolve_device(device)
     if extractors is None:
-        extractors = build_checkpoint_extractors(checkpoint.feature_settings, torch_device, checkpoint_label)
+        extractors = build_checkpoint_extractors(checkpoint.feature_settings, torch_device, checkpoint_label,
+                                                 visual_weights)
     visual_extractor, audio_extractor = extractors
     described = {"visual": describe_extractor(visual_extractor), "audio": describe_extractor(audio_extractor)}
     note = extractor_note(described)
     if note:
         log.warning("%s", note)
-    short_id = ", ".join(f"{m}={d['name']} ({d['id']})" for m, d in described.items())
+    summary = describe_pretrained({"visual": dict(visual_extractor.settings),
+                                   "audio": dict(audio_extractor.settings)})
+    described["summary"] = summary
     videos = []
     for index, raw_path in enumerate(video_paths):
         path = Path(raw_path)
@@ -154,8 +163,7 @@ def localize_videos(video_paths: Sequence[str | Path], checkpoint, *, checkpoint
         if plot_dir is not None:
             top = result["class_probs"][result["label"]]
             title = (f"{path.name}: predicted {result['label']} (p={top:.2f}), segments from the "
-                     f"{result['routed_branch']} branch\nextractors: {short_id}"
-                     + ("  [NOT PRETRAINED]" if note else ""))
+                     f"{result['routed_branch']} branch\n{summary}")
             png = plot_video(outputs, result, float(info["fps"]), title,
                              Path(plot_dir) / _plot_name(path, index))
             record["plot"] = str(png)
@@ -167,7 +175,8 @@ def localize_videos(video_paths: Sequence[str | Path], checkpoint, *, checkpoint
 
 def localize_to_file(video_paths: Sequence[str | Path], checkpoint_path: str | Path, out_path: str | Path, *,
                      plot_dir: str | Path | None = None, proposal_config: ProposalConfig | None = None,
-                     device: str = "auto", max_frames: int = DEFAULT_MAX_FRAMES) -> dict:
+                     device: str = "auto", max_frames: int = DEFAULT_MAX_FRAMES,
+                     visual_weights: str | None = None) -> dict:
     """Load the checkpoint, localize every video, write `out_path` (JSON). Returns the object."""
     from pipeline.checkpoint import load_checkpoint
 
@@ -176,7 +185,7 @@ def localize_to_file(video_paths: Sequence[str | Path], checkpoint_path: str | P
     checkpoint = load_checkpoint(checkpoint_path, map_location=resolve_device(device))
     output = localize_videos(video_paths, checkpoint, checkpoint_label=str(checkpoint_path),
                              plot_dir=plot_dir, proposal_config=proposal_config, device=device,
-                             max_frames=max_frames)
+                             max_frames=max_frames, visual_weights=visual_weights)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(output, indent=1))

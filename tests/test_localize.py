@@ -1,0 +1,120 @@
+"""rtdl localize and the evidence plot: stand-ins for exact expectations, then the real chain
+(generated clip -> weight-free extractors -> tiny random model checkpoint -> CLI)."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from data.records import LABELS
+from pipeline import checkpoint as checkpoint_module
+from pipeline.localize import localize_to_file, localize_videos
+from pipeline.plots import plot_evidence
+from pipeline.proposals import ProposalConfig
+from test_predict import StandInModel, make_video
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+CFG = ProposalConfig(thresholds=(0.5,), relative_thresholds=(), merge_gap_frames=1, min_frames=1,
+                     outer_ratio=0.5, video_weight=0.0, nms="none")
+
+
+def test_plot_evidence_writes_png(tmp_path):
+    times = np.arange(20) / 4.0
+    curves = {"visual frame score": np.linspace(0, 1, 20), "audio recon. error": np.ones(20)}
+    segments = [[0.9, 1.0, 2.0], {"start": 3.0, "end": 4.0, "score": 0.5}, (0.5, 0.75)]
+    path = plot_evidence(times, curves, segments, ground_truth=[(1.25, 2.0)], title="t",
+                         path=tmp_path / "sub" / "e.png")
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 1000
+    with pytest.raises(ValueError, match="audio"):
+        plot_evidence(times, {"audio": np.ones(3)}, [], path=tmp_path / "bad.png")
+
+
+class StandInExtractor:
+    def __init__(self, name, dim, pretrained):
+        self.name, self.dim = name, dim
+        self.settings = {"kind": name, "name": name, "dim": dim, "pretrained": pretrained,
+                         "weights_id": f"{name}-weights"}
+
+
+def stand_in_checkpoint(model=None, settings=None):
+    return checkpoint_module.LoadedCheckpoint(
+        model=model or StandInModel(), run_config=None, model_config=None, labels=LABELS,
+        visual_dim=6, audio_dim=3, feature_settings=settings or {}, version="test", epoch=1, metrics={})
+
+
+def test_localize_segments_label_extractors_and_plot(tmp_path, monkeypatch):
+    import pipeline.extract
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"not decoded: extraction is a stand-in here")
+    features = make_video(2, [1.0] * 8, [0, 0, 0, 0, 1, 1, 0, 0])  # audio_only, audio run frames 4-5
+
+    def fake_extract(path, visual_extractor, audio_extractor):
+        return (*features, {"fps": 4.0, "duration": 2.0, "n_frames": 8, "has_audio": True})
+
+    monkeypatch.setattr(pipeline.extract, "extract_video_features", fake_extract)
+    extractors = (StandInExtractor("tsn", 6, pretrained=False), StandInExtractor("w2v", 3, pretrained=True))
+    out = localize_videos([video], stand_in_checkpoint(), plot_dir=tmp_path / "plots",
+                          proposal_config=CFG, device="cpu", extractors=extractors)
+    [record] = out["videos"]
+    assert record["file"] == str(video) and record["duration"] == 2.0
+    assert record["label"] == "audio_only" and record["routed_branch"] == "audio"
+    assert max(record["class_probs"], key=record["class_probs"].get) == "audio_only"
+    # audio run [4,6): inner 1, outer frames 3 and 6 are 0 -> contrast 1
+    assert record["segments"] == [{"start": 1.0, "end": 1.5, "score": 1.0, "modality": "audio"}]
+    assert record["extractors"]["visual"] == {"name": "tsn", "pretrained": False, "id": "tsn-weights"}
+    assert "visual=tsn" in record["note"] and "w2v" not in record["note"]  # only the unpretrained one
+    png = (tmp_path / "plots" / "000_clip.png").read_bytes()
+    assert record["plot"].endswith("000_clip.png") and png[:8] == PNG_MAGIC
+
+
+def test_missing_weights_name_the_checkpoint_and_the_fix(tmp_path, monkeypatch):
+    import extractors.build
+    from extractors.weights import WeightsUnavailableError
+
+    def unavailable(settings, device="cpu", precision="auto", visual_weights=None):
+        raise WeightsUnavailableError("visual weights file /gone/tsn.pth does not exist")
+
+    monkeypatch.setattr(extractors.build, "build_extractors_from_settings", unavailable)
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match=r"ckpt\.pt.*/gone/tsn\.pth.*--visual-weights"):
+        localize_videos([video], stand_in_checkpoint(), checkpoint_label="ckpt.pt", device="cpu")
+
+
+def test_cli_localize_real_chain(tmp_path):
+    """Generated clip, weight-free extractors, a tiny random-initialised model saved as a real
+    checkpoint: the CLI writes segments and a plot, and says the backbones are not pretrained."""
+    from extractors.build import build_audio_extractor, build_visual_extractor, extractor_settings
+    from media import make_clip
+    from model.rtdeeploc import build_model
+    from pipeline.checkpoint import save_checkpoint
+    from pipeline.cli import main
+    from train_fixtures import tiny_run_config
+
+    clip = make_clip(tmp_path / "clip.mp4", seconds=1.0, fps=10, audio="noise")
+    visual, audio = build_visual_extractor("lowlevel"), build_audio_extractor("logmel")
+    run_config = tiny_run_config()
+    model = build_model(run_config.model, visual.dim, audio.dim)
+    ckpt = save_checkpoint(tmp_path / "ckpt.pt", model, run_config, epoch=1, metrics={},
+                           feature_settings=extractor_settings(visual, audio),
+                           visual_dim=visual.dim, audio_dim=audio.dim)
+    out = tmp_path / "segments.json"
+    result = CliRunner().invoke(main, ["localize", str(clip), "--checkpoint", str(ckpt), "--out", str(out),
+                                       "--plot", str(tmp_path / "plots"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    output = json.loads(out.read_text())
+    [record] = output["videos"]
+    assert record["n_frames"] == 10 and record["duration"] == pytest.approx(1.0, abs=0.05)
+    assert record["label"] in LABELS
+    assert sum(record["class_probs"].values()) == pytest.approx(1.0, abs=1e-5)
+    scores = [s["score"] for s in record["segments"]]
+    assert scores == sorted(scores, reverse=True)
+    for segment in record["segments"]:
+        assert 0.0 <= segment["start"] < segment["end"] <= record["duration"]
+        assert segment["modality"] == record["routed_branch"]
+    assert record["extractors"]["visual"]["pretrained"] is False and "note" in output
+    assert "weight-free" in record["extractors"]["summary"]
+    png = open(record["plot"], "rb").read()
+    assert png[:8] == PNG_MAGIC and len(png) > 1000
