@@ -1,0 +1,426 @@
+"""`rtdl extract`: videos -> per-frame visual + frame-aligned audio features in an HDF5 cache.
+
+Flow per video: decode frames in chunks -> visual extractor per chunk; decode the audio ->
+audio extractor -> `pool_to_frames` onto the video's frame timeline -> `CacheWriter.write`.
+
+Choices:
+- Overlap: one prefetch thread decodes the next chunks (and the next videos) into a bounded
+  queue while the main thread runs the models. Decoding is a C library call (decord) or a
+  child ffmpeg process, and torch releases the GIL while it computes, so a thread overlaps
+  them without the pickling cost of worker processes; the queue bound
+  (`prefetch_chunks`) keeps memory independent of video length.
+- Keys: with `--metadata`, a video's key is its metadata `file` and its path is
+  `root / file` (root defaults to the metadata file's folder). With plain video paths, the
+  key is the path relative to `--root` when given, else the file name; duplicate keys are
+  an error (pass `--root` to keep folders apart).
+- Shards: videos are sorted by key and shard I takes every N-th one starting at I
+  (round-robin balances long and short clips). N and I default to torchrun's `WORLD_SIZE`
+  and `RANK`, and `LOCAL_RANK` picks the CUDA device. Shard I of N writes
+  `shard_path(out, I, N)` (`cache.shard-I-of-N.h5`); `FeatureCache(out)` reads the shards as
+  one cache and `rtdl merge` folds them into `out`. `--limit` applies before sharding.
+- Failures: a video that fails (decoding or feature computation) is appended as one JSON
+  line `{"file", "path", "reason"}` to `<cache file>.failures.jsonl` (rewritten by each run,
+  so it always describes the latest one: a rerun retries earlier failures) and skipped.
+- Resume: videos already complete in the cache (see `data/cache.py`) are skipped before any
+  decoding; at most the videos of one unsealed part file are redone after a crash.
+- The extractors' precision (bf16/fp16 autocast where the hardware supports it) and
+  channels-last are their own options; this module wraps all model calls in
+  `torch.inference_mode()`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from data.cache import CacheWriter, shard_path
+from extractors.align import pool_to_frames
+from extractors.decode import VideoStream, decode_audio
+
+log = logging.getLogger(__name__)
+
+DEFAULT_AUDIO_MODEL = "facebook/wav2vec2-base-960h"
+
+
+@dataclass(frozen=True)
+class ExtractionOptions:
+    visual_model: str = "tsn"  # tsn | lowlevel
+    visual_weights: str = "imagenet"  # imagenet | random | PATH (tsn only)
+    audio_model: str = DEFAULT_AUDIO_MODEL  # HF id | local dir | random | logmel
+    audio_layer: int = -1  # wav2vec 2.0 hidden layer (-1 = last)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast of the backbones)
+    chunk_frames: int = 32  # frames decoded and embedded at a time (bounds memory)
+    prefetch_chunks: int = 4  # decoded chunks waiting in the queue at most
+    decode_threads: int = 1  # decord decoder threads (the models want the cores)
+    cache_dtype: str = "float16"  # storage dtype of the features
+    flush_every: int = 16  # videos per sealed part file (work lost at most on a crash)
+
+
+@dataclass
+class ExtractionSummary:
+    out: Path  # the cache file this job wrote (a shard file for sharded jobs)
+    n_videos: int  # videos assigned to this job (after --limit and sharding)
+    n_extracted: int  # newly extracted
+    n_skipped: int  # already complete in the cache
+    n_frames: int  # frames newly extracted
+    seconds: float  # wall-clock time of the job
+    failures: list[dict] = field(default_factory=list)  # {"file", "path", "reason"}
+    failures_path: Path | None = None  # JSONL report, only written when something failed
+
+    @property
+    def n_failed(self) -> int:
+        return len(self.failures)
+
+    def describe(self) -> str:
+        rate = self.n_frames / self.seconds if self.seconds > 0 else 0.0
+        text = (f"{self.out}: {self.n_extracted} extracted, {self.n_skipped} already done, "
+                f"{self.n_failed} failed of {self.n_videos} videos "
+                f"({self.n_frames} frames in {self.seconds:.1f} s, {rate:.1f} frames/s)")
+        if self.failures:
+            text += f"; failures listed in {self.failures_path}"
+        return text
+
+
+# ----------------------------------------------------------------------------- decoding thread
+
+@dataclass
+class _Start:
+    key: str
+    path: Path
+    info: object  # MediaInfo
+    wave: np.ndarray  # float32 [S] at 16 kHz
+    has_audio: bool
+
+
+@dataclass
+class _Frames:
+    key: str
+    frames: np.ndarray  # uint8 [n, H, W, 3]
+
+
+@dataclass
+class _End:
+    key: str
+    info: object  # MediaInfo, final (the ffmpeg fallback learns n_frames at the end)
+
+
+@dataclass
+class _Failed:
+    key: str
+    path: Path
+    reason: str
+
+
+class _Prefetcher:
+    """Decode `items` [(key, path)] on a background thread into a bounded queue."""
+
+    _DONE = object()
+
+    def __init__(self, items: Sequence[tuple[str, Path]], *, chunk_frames: int,
+                 decode_threads: int, max_queued: int, sample_rate: int):
+        self._items = list(items)
+        self._chunk_frames = chunk_frames
+        self._decode_threads = decode_threads
+        self._sample_rate = sample_rate
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, max_queued))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rtdl-decode", daemon=True)
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        for key, path in self._items:
+            if self._stop.is_set():
+                return
+            try:
+                stream = VideoStream(path, self._chunk_frames, decode_threads=self._decode_threads)
+                wave, has_audio = decode_audio(path, has_audio=stream.info.has_audio,
+                                               duration=stream.info.duration,
+                                               sample_rate=self._sample_rate)
+                if not self._put(_Start(key, Path(path), stream.info, wave, has_audio)):
+                    return
+                del wave
+                for chunk in stream:
+                    if not self._put(_Frames(key, chunk)):
+                        return
+                ok = self._put(_End(key, stream.info))
+            except Exception as err:  # noqa: BLE001 - any decoding problem fails this file only
+                ok = self._put(_Failed(key, Path(path), str(err)))
+            if not ok:
+                return
+        self._put(self._DONE)
+
+    def __iter__(self):
+        self._thread.start()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is self._DONE:
+                    return
+                yield item
+        finally:
+            self._stop.set()
+            self._thread.join(timeout=5.0)
+
+
+# ----------------------------------------------------------------------------- core loop
+
+def _extract_stream(items: Sequence[tuple[str, Path]], visual_extractor, audio_extractor, *,
+                    chunk_frames: int = 32, prefetch_chunks: int = 4, decode_threads: int = 1,
+                    on_frames=None) -> Iterator[tuple[str, Path, object]]:
+    """Yield (key, path, (visual [T,Dv], audio [T,Da], info) or failure reason str) per video."""
+    import torch
+
+    sample_rate = int(getattr(audio_extractor, "sample_rate", 16000))
+    prefetcher = _Prefetcher(items, chunk_frames=chunk_frames, decode_threads=decode_threads,
+                             max_queued=prefetch_chunks, sample_rate=sample_rate)
+    current: _Start | None = None
+    visual_parts: list[np.ndarray] = []
+    audio_result = None
+    broken: str | None = None  # model error inside the current video: skip its remaining chunks
+    with torch.inference_mode():
+        for item in prefetcher:
+            if isinstance(item, _Failed):
+                if current is not None and current.key == item.key:
+                    current = None
+                yield item.key, item.path, item.reason
+                continue
+            if isinstance(item, _Start):
+                current, visual_parts, broken = item, [], None
+                try:
+                    visual_extractor.start_video()
+                    audio_extractor.start_video()
+                    audio_result = audio_extractor(item.wave)  # ([M, Da], centres [M])
+                except Exception as err:  # noqa: BLE001
+                    broken = f"audio feature extraction failed: {err}"
+                item.wave = None  # free the waveform while the frames stream in
+                continue
+            if current is None or item.key != current.key:
+                continue  # leftovers of a video that already failed
+            if isinstance(item, _Frames):
+                if broken is None:
+                    try:
+                        visual_parts.append(np.asarray(visual_extractor(item.frames), np.float32))
+                    except Exception as err:  # noqa: BLE001
+                        broken = f"visual feature extraction failed: {err}"
+                if on_frames is not None:
+                    on_frames(len(item.frames))
+                continue
+            # _End: assemble the video
+            start, current = current, None
+            if broken is not None:
+                yield start.key, start.path, broken
+                continue
+            try:
+                yield start.key, start.path, _assemble(visual_parts, audio_result, item.info,
+                                                        start.has_audio)
+            except Exception as err:  # noqa: BLE001
+                yield start.key, start.path, f"alignment failed: {err}"
+            visual_parts, audio_result = [], None
+
+
+def _assemble(visual_parts: list[np.ndarray], audio_result, info, has_audio: bool):
+    if not visual_parts:
+        raise ValueError("no video frames decoded")
+    visual = np.concatenate(visual_parts, axis=0)  # [T, Dv]
+    n_frames = visual.shape[0]
+    audio_features, centres = audio_result  # [M, Da], [M]
+    frame_starts = info.frame_starts
+    if frame_starts is not None and len(frame_starts) != n_frames:
+        log.warning("%s: %d frame timestamps for %d decoded frames; using the uniform grid",
+                    info.path, len(frame_starts), n_frames)
+        frame_starts = None
+    audio = pool_to_frames(np.asarray(audio_features), np.asarray(centres), n_frames, info.fps,
+                           frame_starts)  # [T, Da]
+    duration = info.duration if info.duration > 0 else n_frames / info.fps
+    meta = {"fps": float(info.fps), "duration": float(duration), "n_frames": int(n_frames),
+            "has_audio": bool(has_audio), "width": info.width, "height": info.height,
+            "decoder": info.backend}
+    return visual, audio, meta
+
+
+def extract_video_features(path: str | Path, visual_extractor, audio_extractor, *,
+                           chunk_frames: int = 32, prefetch_chunks: int = 4,
+                           decode_threads: int = 1) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Features of one video in memory: (visual [T, Dv], audio [T, Da], info).
+
+    info: fps, duration, n_frames, has_audio (plus width, height, decoder).
+    Raises `DecodeError`/`RuntimeError` naming the file when it cannot be processed.
+    """
+    path = Path(path)
+    for _, _, result in _extract_stream([(path.name, path)], visual_extractor, audio_extractor,
+                                        chunk_frames=chunk_frames, prefetch_chunks=prefetch_chunks,
+                                        decode_threads=decode_threads):
+        if isinstance(result, str):
+            raise RuntimeError(result if str(path) in result else f"{path}: {result}")
+        return result
+    raise RuntimeError(f"{path}: nothing was extracted")
+
+
+# ----------------------------------------------------------------------------- batch job
+
+def collect_videos(videos: Sequence[str | Path] = (), *, metadata: str | Path | None = None,
+                   root: str | Path | None = None) -> list[tuple[str, Path]]:
+    """[(cache key, file path)] sorted by key, from metadata + root or from video paths."""
+    if metadata is not None and videos:
+        raise ValueError("give either video paths or --metadata, not both")
+    if metadata is not None:
+        from data.metadata import load_metadata
+
+        metadata = Path(metadata)
+        base = Path(root) if root is not None else (metadata if metadata.is_dir() else metadata.parent)
+        items = [(record.file, base / record.file) for record in load_metadata(metadata)]
+    else:
+        if not videos:
+            raise ValueError("no videos given: pass video paths or --metadata")
+        items = []
+        for video in videos:
+            path = Path(video)
+            if root is not None:
+                try:
+                    key = path.resolve().relative_to(Path(root).resolve()).as_posix()
+                except ValueError:
+                    raise ValueError(f"{path}: not inside --root {root}") from None
+            else:
+                key = path.name
+            items.append((key, path))
+    keys: dict[str, Path] = {}
+    for key, path in items:
+        if key in keys:
+            raise ValueError(f"two videos share the cache key {key!r}: {keys[key]} and {path}"
+                             f"{'' if root is not None or metadata is not None else ' (pass --root to keep their folders in the key)'}")
+        keys[key] = path
+    return sorted(items)
+
+
+def resolve_shard(num_shards: int | None, shard_index: int | None) -> tuple[int, int]:
+    """(num_shards, shard_index), defaulting to torchrun's WORLD_SIZE / RANK, else (1, 0)."""
+    if num_shards is None:
+        num_shards = int(os.environ.get("WORLD_SIZE", "1"))
+    if shard_index is None:
+        shard_index = int(os.environ.get("RANK", "0")) if "RANK" in os.environ else 0
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ValueError(f"--shard-index {shard_index} must be in [0, --num-shards {num_shards})")
+    return num_shards, shard_index
+
+
+def resolve_device(device: str) -> str:
+    """`auto` -> cuda when available; a bare `cuda` picks `cuda:LOCAL_RANK` under torchrun."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine")
+    return device
+
+
+def build_extractors(options: ExtractionOptions, device: str):
+    from extractors.build import build_audio_extractor, build_visual_extractor
+
+    visual = build_visual_extractor(options.visual_model, weights=options.visual_weights,
+                                    device=device, precision=options.precision)
+    audio = build_audio_extractor(options.audio_model, device=device, precision=options.precision,
+                                  layer=options.audio_layer)
+    return visual, audio
+
+
+def cache_settings(visual_extractor, audio_extractor) -> dict:
+    """The settings dict recorded in the cache: {"visual": ..., "audio": ...}."""
+    from extractors.build import extractor_settings
+
+    return extractor_settings(visual_extractor, audio_extractor)
+
+
+def run_extraction(out: str | Path, videos: Sequence[str | Path] = (), *,
+                   metadata: str | Path | None = None, root: str | Path | None = None,
+                   options: ExtractionOptions = ExtractionOptions(),
+                   num_shards: int | None = None, shard_index: int | None = None,
+                   limit: int | None = None, visual_extractor=None, audio_extractor=None,
+                   progress: bool = True) -> ExtractionSummary:
+    """Extract every (assigned) video into the cache `out`; resumable; returns a summary.
+
+    `visual_extractor`/`audio_extractor`: prebuilt extractors (tests, benchmarks); otherwise
+    they are built from `options`. The caller decides what to do with failures
+    (`summary.n_failed`); the CLI exits non-zero.
+    """
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    items = collect_videos(videos, metadata=metadata, root=root)
+    if limit is not None:
+        items = items[:limit]
+    num_shards, shard_index = resolve_shard(num_shards, shard_index)
+    items = items[shard_index::num_shards]
+    target = Path(out) if num_shards == 1 else shard_path(out, shard_index, num_shards)
+    failures_path = target.with_name(target.name + ".failures.jsonl")
+    failures_path.unlink(missing_ok=True)  # the report describes this run only
+
+    if visual_extractor is None or audio_extractor is None:
+        device = resolve_device(options.device)
+        visual_extractor, audio_extractor = build_extractors(options, device)
+    settings = cache_settings(visual_extractor, audio_extractor)
+
+    summary = ExtractionSummary(out=target, n_videos=len(items), n_extracted=0, n_skipped=0,
+                                n_frames=0, seconds=0.0, failures_path=failures_path)
+    with CacheWriter(target, settings, dtype=options.cache_dtype,
+                     flush_every=options.flush_every) as writer:
+        todo = [(key, path) for key, path in items if not writer.has(key)]
+        summary.n_skipped = len(items) - len(todo)
+        if summary.n_skipped:
+            log.info("%s: skipping %d videos already in the cache", target, summary.n_skipped)
+        bar = tqdm(total=len(todo), unit="video", desc=f"extract {target.name}",
+                   disable=not progress, dynamic_ncols=True)
+        frames_seen = [0]
+        started = time.perf_counter()
+
+        def on_frames(n: int) -> None:
+            frames_seen[0] += n
+            elapsed = time.perf_counter() - started
+            bar.set_postfix(frames_per_s=f"{frames_seen[0] / max(elapsed, 1e-9):.1f}", refresh=False)
+
+        try:
+            for key, path, result in _extract_stream(
+                    todo, visual_extractor, audio_extractor, chunk_frames=options.chunk_frames,
+                    prefetch_chunks=options.prefetch_chunks, decode_threads=options.decode_threads,
+                    on_frames=on_frames):
+                if isinstance(result, str):
+                    _record_failure(summary, failures_path, key, path, result)
+                else:
+                    visual, audio, meta = result
+                    writer.write(key, visual, audio, fps=meta["fps"], duration=meta["duration"],
+                                 has_audio=meta["has_audio"])
+                    summary.n_extracted += 1
+                    summary.n_frames += meta["n_frames"]
+                bar.update(1)
+        finally:
+            bar.close()
+    summary.seconds = time.perf_counter() - t0
+    (log.warning if summary.failures else log.info)("%s", summary.describe())
+    return summary
+
+
+def _record_failure(summary: ExtractionSummary, report: Path, key: str, path: Path, reason: str) -> None:
+    entry = {"file": key, "path": str(path), "reason": reason}
+    summary.failures.append(entry)
+    log.warning("%s: skipped (%s)", path, reason)
+    with open(report, "a") as handle:  # appended at once, so a crash keeps what failed so far
+        handle.write(json.dumps(entry) + "\n")
