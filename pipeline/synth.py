@@ -1,0 +1,267 @@
+"""`rtdl synth`: write a synthetic forged-video benchmark with exact ground truth.
+
+Output (LAV-DF layout): `<out>/{train,dev,test,test_unseen}/NNNNNN.mp4` (H.264 yuv420p +
+AAC mono 16 kHz), `<out>/metadata.json` (a JSON list of LAV-DF records) and
+`<out>/synth_config.json` (the settings and package version that made it).
+
+Each record has the LAV-DF fields (`file`, `split`, `duration`, `video_frames`, `n_fakes`,
+`fake_periods`, `modify_video`, `modify_audio`, `audio_channels`, `audio_frames`,
+`original`) plus `fps`, `visual_fake_periods`, `audio_fake_periods`,
+`visual_forgery_types` / `audio_forgery_types` (the forgery name of each period, in the
+same order) and `forgery_types` (sorted distinct names in the clip).
+
+Choices where the issue leaves room:
+- Times are exact frame boundaries: a span of frames [a, b) is written as [a/fps, b/fps].
+  `fake_periods` is the union of the visual and audio periods (overlapping or touching
+  periods merged), as LAV-DF gives one list per video.
+- Held-out forgery types (default `face_blur` and `time_stretch`: a quality/blending
+  artefact and a tempo artefact, unlike every seen type: re-rendered content
+  (`mouth_resync`, `face_swap`), stalled frames (`frozen_frames`), another voice
+  (`revoice`, `splice`) or a lost spectral detail (`spectral_smooth`)) appear only in
+  `test_unseen`; train/dev/test use only the others. Each modality must keep at least one
+  seen and one held-out type, so every split can hold all four classes.
+- Split sizes come from `split_fractions` (default 60/10/15/15 % for train/dev/test/
+  test_unseen) with at least 4 clips per split, and classes are balanced within each split
+  (round robin over the four classes, then shuffled), so `num_videos >= 16`.
+- `original` is null: fakes are not made from a separate real clip of the set.
+- Clip lengths are drawn uniformly in `duration_s` and rounded to whole frames, so
+  `duration = video_frames / fps` exactly; `audio_frames = round(duration * sample_rate)`.
+- Deterministic: the plan comes from `seed`, each clip from (seed, index); the encoder runs
+  with one thread and bitexact flags; nothing time-dependent is written. Workers only
+  change the speed, not the files.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from data.config import from_dict, to_dict
+from data.records import LABELS
+from data.synth.clip import ClipSpec, ForgedSpan, make_clip, plan_spans
+from data.synth.forgeries import AUDIO_FORGERIES, VISUAL_FORGERIES
+from data.synth.writer import write_mp4
+from pipeline import __version__
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "dev", "test", "test_unseen")
+UNSEEN_SPLIT = "test_unseen"
+MIN_PER_SPLIT = len(LABELS)  # one clip of each class
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    num_videos: int = 100  # clips over all splits
+    seed: int = 0  # the whole dataset is a function of this seed
+    duration_s: tuple[float, float] = (4.0, 6.0)  # clip length range, seconds (min == max: fixed)
+    fps: float = 25.0  # video frame rate
+    size: int = 96  # frame height = width, pixels (even)
+    sample_rate: int = 16000  # audio sample rate, Hz
+    split_fractions: tuple[float, ...] = (0.6, 0.1, 0.15, 0.15)  # train, dev, test, test_unseen
+    unseen_types: tuple[str, ...] = ("face_blur", "time_stretch")  # only in test_unseen
+    segment_s: tuple[float, float] = (0.2, 2.0)  # forged span length range, seconds
+    max_segments: int = 3  # forged spans per forged modality, at most
+    crf: int = 23  # x264 quality (lower = better, 0 = lossless)
+
+    @property
+    def seen_visual(self) -> tuple[str, ...]:
+        return tuple(k for k in VISUAL_FORGERIES if k not in self.unseen_types)
+
+    @property
+    def seen_audio(self) -> tuple[str, ...]:
+        return tuple(k for k in AUDIO_FORGERIES if k not in self.unseen_types)
+
+    @property
+    def unseen_visual(self) -> tuple[str, ...]:
+        return tuple(k for k in VISUAL_FORGERIES if k in self.unseen_types)
+
+    @property
+    def unseen_audio(self) -> tuple[str, ...]:
+        return tuple(k for k in AUDIO_FORGERIES if k in self.unseen_types)
+
+
+def validate_config(cfg: SynthConfig) -> None:
+    """Raise ValueError naming the field for settings that cannot give a valid dataset."""
+    known = set(VISUAL_FORGERIES) | set(AUDIO_FORGERIES)
+    unknown = sorted(set(cfg.unseen_types) - known)
+    if unknown:
+        raise ValueError(f"unseen_types: unknown forgery type(s) {unknown}; known: "
+                         f"visual {sorted(VISUAL_FORGERIES)}, audio {sorted(AUDIO_FORGERIES)}")
+    for name, kinds in (("visual", cfg.unseen_visual), ("audio", cfg.unseen_audio)):
+        if not kinds:
+            raise ValueError(f"unseen_types: needs at least one {name} type so test_unseen "
+                             f"has all four classes")
+    for name, kinds in (("visual", cfg.seen_visual), ("audio", cfg.seen_audio)):
+        if not kinds:
+            raise ValueError(f"unseen_types: holds out every {name} type; at least one must "
+                             f"stay for train/dev/test")
+    if len(cfg.split_fractions) != len(SPLITS) or min(cfg.split_fractions) < 0 \
+            or sum(cfg.split_fractions) <= 0:
+        raise ValueError(f"split_fractions: expected {len(SPLITS)} non-negative numbers "
+                         f"({', '.join(SPLITS)}), got {list(cfg.split_fractions)}")
+    if cfg.num_videos < MIN_PER_SPLIT * len(SPLITS):
+        raise ValueError(f"num_videos: {cfg.num_videos} is too few; every split needs one "
+                         f"clip per class, so at least {MIN_PER_SPLIT * len(SPLITS)}")
+    low, high = cfg.duration_s
+    if not 0 < low <= high:
+        raise ValueError(f"duration_s: expected 0 < min <= max, got {list(cfg.duration_s)}")
+    if cfg.fps <= 0:
+        raise ValueError(f"fps: must be positive, got {cfg.fps}")
+    if low * cfg.fps < 2 + cfg.segment_s[0] * cfg.fps + 2:
+        raise ValueError(f"duration_s: {low} s is too short for a {cfg.segment_s[0]} s "
+                         f"forged span at {cfg.fps} fps")
+    if cfg.size < 32 or cfg.size % 2:
+        raise ValueError(f"size: must be an even number of pixels >= 32, got {cfg.size}")
+    if not 0 < cfg.segment_s[0] <= cfg.segment_s[1]:
+        raise ValueError(f"segment_s: expected 0 < min <= max, got {list(cfg.segment_s)}")
+    if cfg.max_segments < 1:
+        raise ValueError(f"max_segments: must be >= 1, got {cfg.max_segments}")
+
+
+def split_sizes(num_videos: int, fractions: tuple[float, ...]) -> list[int]:
+    """Clips per split: proportional (largest remainder), at least MIN_PER_SPLIT each."""
+    weights = np.asarray(fractions, dtype=np.float64) / sum(fractions)
+    spare = num_videos - MIN_PER_SPLIT * len(weights)
+    exact = weights * spare
+    sizes = np.floor(exact).astype(int)
+    order = np.argsort(-(exact - sizes), kind="stable")
+    sizes[order[:spare - sizes.sum()]] += 1
+    return [int(s) + MIN_PER_SPLIT for s in sizes]
+
+
+@dataclass(frozen=True)
+class PlannedClip:
+    file: str  # "train/000000.mp4"
+    split: str
+    label: int  # index into LABELS
+    spec: ClipSpec
+
+
+def plan_dataset(cfg: SynthConfig) -> list[PlannedClip]:
+    """Every clip's split, class, length and forged spans; cheap, done before rendering."""
+    validate_config(cfg)
+    rng = np.random.default_rng(cfg.seed)
+    clips: list[PlannedClip] = []
+    index = 0
+    for split, size in zip(SPLITS, split_sizes(cfg.num_videos, cfg.split_fractions)):
+        labels = np.arange(size) % len(LABELS)
+        rng.shuffle(labels)
+        unseen = split == UNSEEN_SPLIT
+        visual_kinds = cfg.unseen_visual if unseen else cfg.seen_visual
+        audio_kinds = cfg.unseen_audio if unseen else cfg.seen_audio
+        for label in labels:
+            clip_rng = np.random.default_rng([cfg.seed, index, 1])
+            n_frames = int(round(clip_rng.uniform(*cfg.duration_s) * cfg.fps))
+            spans = plan_spans(n_frames, cfg.fps, visual=label in (1, 3), audio=label in (2, 3),
+                               visual_kinds=visual_kinds, audio_kinds=audio_kinds, rng=clip_rng,
+                               segment_s=cfg.segment_s, max_segments=cfg.max_segments)
+            spec = ClipSpec(seed=(cfg.seed, index, 2), n_frames=n_frames, fps=cfg.fps,
+                            size=cfg.size, sample_rate=cfg.sample_rate, spans=spans)
+            clips.append(PlannedClip(f"{split}/{index:06d}.mp4", split, int(label), spec))
+            index += 1
+    return clips
+
+
+def merge_periods(periods: list[tuple[float, float]]) -> list[list[float]]:
+    """Union of [start, end] intervals: overlapping or touching ones merged, sorted."""
+    merged: list[list[float]] = []
+    for start, end in sorted(periods):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged
+
+
+def metadata_record(clip: PlannedClip) -> dict:
+    """The LAV-DF record (plus rtdl synth's extra fields) of one planned clip."""
+    spec = clip.spec
+    visual = sorted((s for s in spec.spans if s.modality == "visual"), key=lambda s: s.start_frame)
+    audio = sorted((s for s in spec.spans if s.modality == "audio"), key=lambda s: s.start_frame)
+    visual_periods = [list(s.seconds(spec.fps)) for s in visual]
+    audio_periods = [list(s.seconds(spec.fps)) for s in audio]
+    fake_periods = merge_periods([tuple(p) for p in visual_periods + audio_periods])
+    return {
+        "file": clip.file,
+        "split": clip.split,
+        "duration": spec.n_frames / spec.fps,
+        "video_frames": spec.n_frames,
+        "fps": spec.fps,
+        "n_fakes": len(fake_periods),
+        "fake_periods": fake_periods,
+        "modify_video": bool(visual),
+        "modify_audio": bool(audio),
+        "audio_channels": 1,
+        "audio_frames": spec.n_samples,
+        "original": None,
+        "visual_fake_periods": visual_periods,
+        "audio_fake_periods": audio_periods,
+        "visual_forgery_types": [s.kind for s in visual],
+        "audio_forgery_types": [s.kind for s in audio],
+        "forgery_types": sorted({s.kind for s in spec.spans}),
+    }
+
+
+def render_clip(job: tuple[PlannedClip, str, int]) -> str:
+    """Make one clip and write its mp4 (a top-level function so worker processes can run it)."""
+    clip, out_dir, crf = job
+    made = make_clip(clip.spec)
+    write_mp4(Path(out_dir) / clip.file, made.frames, clip.spec.fps, made.audio,
+              clip.spec.sample_rate, crf=crf)
+    return clip.file
+
+
+def synth_dataset(out_dir: str | Path, num_videos: int, seed: int, *, workers: int = 1,
+                  progress: bool = True, **options) -> Path:
+    """Write the benchmark into `out_dir`; return the path of its `metadata.json`.
+
+    `options` are `SynthConfig` fields (`duration_s`, `fps`, `size`, `unseen_types`, ...);
+    unknown names raise ValueError. `workers` > 1 renders clips in that many processes
+    (same files as with one).
+    """
+    cfg = from_dict(SynthConfig, {"num_videos": num_videos, "seed": seed, **options},
+                    "synth options")
+    clips = plan_dataset(cfg)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta_path = out_dir / "metadata.json"
+    if meta_path.exists():
+        log.warning("%s exists; overwriting the dataset in %s", meta_path, out_dir)
+    log.info("synth: %d clips into %s (seed %d, %s-%s s, %g fps, %d px, held out: %s)",
+             len(clips), out_dir, cfg.seed, *cfg.duration_s, cfg.fps, cfg.size,
+             ", ".join(cfg.unseen_types))
+    jobs = [(clip, str(out_dir), cfg.crf) for clip in clips]
+    bar = tqdm(total=len(jobs), desc="synth", unit="clip", disable=not progress)
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for _ in pool.map(render_clip, jobs, chunksize=2):
+                bar.update()
+    else:
+        for job in jobs:
+            render_clip(job)
+            bar.update()
+    bar.close()
+    records = [metadata_record(clip) for clip in clips]
+    _write_json(meta_path, records)
+    _write_json(out_dir / "synth_config.json", {"rtdl_version": __version__,
+                                                "config": to_dict(cfg)})
+    return meta_path
+
+
+def _write_json(path: Path, value) -> None:
+    """Write atomically (temp file then rename), so a crash leaves no half-written file.
+    A list is written one element per line: compact like LAV-DF's file, still diffable."""
+    if isinstance(value, list):
+        text = "[\n" + ",\n".join(json.dumps(item) for item in value) + "\n]\n"
+    else:
+        text = json.dumps(value, indent=1) + "\n"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
