@@ -248,3 +248,70 @@ def synth(out_dir: str, num_videos: int, seed: int, duration: str, fps: float, s
     click.echo(f"wrote {num_videos} clips and {meta_path} in {elapsed:.1f} s "
                f"({elapsed / num_videos:.2f} s per clip); held out for test_unseen: "
                f"{', '.join(unseen_types)}")
+
+
+# ---------------------------------------------------------------- rtdl extract / rtdl merge
+@main.command("extract")
+@click.argument("videos", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Feature cache to write (.h5); shards write OUT with a .shard-I-of-N tag.")
+@click.option("--metadata", type=click.Path(exists=True),
+              help="LAV-DF metadata.json or AV-Deepfake1M *_metadata.json (instead of VIDEOS).")
+@click.option("--root", type=click.Path(exists=True, file_okay=False),
+              help="Dataset root: videos are ROOT/<file>; default: the metadata's folder.")
+@click.option("--visual-model", default="tsn", show_default=True,
+              type=click.Choice(["tsn", "lowlevel"]), help="Visual extractor.")
+@click.option("--visual-weights", default="imagenet", show_default=True,
+              help="TSN weights: imagenet, random, or a torchvision / mmaction2 file.")
+@click.option("--audio-model", default="facebook/wav2vec2-base-960h", show_default=True,
+              help="wav2vec 2.0 Hugging Face id or local folder, random, or logmel.")
+@click.option("--audio-layer", default=-1, show_default=True, type=int,
+              help="wav2vec 2.0 hidden layer (-1 = last).")
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu, cuda or cuda:N (under torchrun, cuda means cuda:LOCAL_RANK).")
+@click.option("--precision", default="auto", show_default=True,
+              type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+              help="Backbone autocast; auto = bf16/fp16 where the hardware runs it natively.")
+@click.option("--num-shards", type=click.IntRange(min=1), help="Default: $WORLD_SIZE or 1.")
+@click.option("--shard-index", type=click.IntRange(min=0), help="Default: $RANK or 0.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N videos (by key).")
+@click.option("--chunk-frames", default=32, show_default=True, type=click.IntRange(min=1),
+              help="Frames decoded and embedded at a time (bounds memory).")
+@click.option("--cache-dtype", default="float16", show_default=True,
+              type=click.Choice(["float16", "float32"]), help="Storage dtype of the features.")
+def extract_command(videos, out, metadata, root, visual_model, visual_weights, audio_model,
+                    audio_layer, device, precision, num_shards, shard_index, limit, chunk_frames,
+                    cache_dtype):
+    """Extract TSN visual + wav2vec 2.0 audio features of videos into an HDF5 cache."""
+    from pipeline.extract import ExtractionOptions, run_extraction
+
+    if bool(videos) == bool(metadata):
+        raise click.UsageError("give either VIDEO paths or --metadata (one of the two)")
+    options = ExtractionOptions(visual_model=visual_model, visual_weights=visual_weights,
+                                audio_model=audio_model, audio_layer=audio_layer, device=device,
+                                precision=precision, chunk_frames=chunk_frames,
+                                cache_dtype=cache_dtype)
+    try:
+        summary = run_extraction(out, videos, metadata=metadata, root=root, options=options,
+                                 num_shards=num_shards, shard_index=shard_index, limit=limit)
+    except (ValueError, FileNotFoundError) as err:
+        raise click.UsageError(str(err)) from err
+    if summary.n_failed:
+        raise click.ClickException(summary.describe())
+    click.echo(summary.describe())
+
+
+@main.command("merge")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Merged cache file to write.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+def merge_command(sources, out, force):
+    """Merge feature cache shards / files (paths or globs) into one HDF5 cache."""
+    from data.cache import FeatureCache, merge_caches
+
+    try:
+        merged = merge_caches(list(sources), out, overwrite=force)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        raise click.UsageError(str(err)) from err
+    click.echo(f"{merged}: {len(FeatureCache(merged))} videos")

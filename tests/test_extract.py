@@ -202,3 +202,34 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(clips, tmp_path):
     assert summary.n_skipped == len(interrupted) and summary.n_extracted == 6 - len(interrupted)
     assert not parts_dir(out).exists() and not list(tmp_path.glob("killed.h5.merge-tmp*"))
     _assert_same_cache(reference, out)
+
+
+def test_cli_extract_weight_free_with_failure_then_shards_and_merge(clips, tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    runner = CliRunner()
+    common = ["--visual-model", "lowlevel", "--audio-model", "logmel", "--device", "cpu",
+              "--root", str(clips["root"])]
+    videos = [str(clips["tone"]), str(clips["silent"]), str(clips["bad"])]
+    result = runner.invoke(main, ["extract", *videos, "--out", str(tmp_path / "c.h5"), *common])
+    assert result.exit_code == 1, result.output
+    assert "1 failed of 3 videos" in result.output and "failures.jsonl" in result.output
+    cache = FeatureCache(tmp_path / "c.h5")
+    assert cache.keys() == ["a/tone.mp4", "b/silent.mp4"]
+    assert cache.settings["visual"]["kind"] == "lowlevel" and cache.settings["audio"]["kind"] == "logmel"
+    visual, audio = cache.read("a/tone.mp4")
+    assert visual.shape == (25, cache.visual_dim) and audio.shape == (25, cache.audio_dim)
+
+    good = videos[:2]
+    for index in range(2):
+        result = runner.invoke(main, ["extract", *good, "--out", str(tmp_path / "s.h5"), *common,
+                                      "--num-shards", "2", "--shard-index", str(index)])
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["merge", str(tmp_path / "s.shard-*-of-2.h5"), "--out", str(tmp_path / "m.h5")])
+    assert result.exit_code == 0 and "2 videos" in result.output, result.output
+    _assert_same_cache(tmp_path / "c.h5", tmp_path / "m.h5")
+
+    result = runner.invoke(main, ["extract", "--out", str(tmp_path / "x.h5")])
+    assert result.exit_code == 2 and "--metadata" in result.output
