@@ -206,15 +206,15 @@ def evaluate_predictions(predictions: Mapping[str, Any], records: Sequence[Video
     segments = pack_segments(records)
     n_segments = np.diff(segments.offsets)
     n_proposals = np.diff(proposals.offsets)
-    lost_missing = int(n_segments[[i for i, r in enumerate(records)
-                                   if r.file not in predictions]].sum()) if missing else 0
-    empty = int(((n_proposals == 0) & (n_segments > 0)).sum())
+    present = np.fromiter((f in predictions for f in files), dtype=bool, count=len(files))
     if missing:
         log.warning("%s: %d evaluated video(s) have no entry (e.g. %s); their %d segment(s) "
-                    "count as not found", source, len(missing), missing[:3], lost_missing)
-    if empty:
-        log.warning("%s: %d fake video(s) have no proposals; their segments count as not "
-                    "found", source, empty)
+                    "count as not found", source, len(missing), missing[:3],
+                    int(n_segments[~present].sum()))
+    empty = present & (n_proposals == 0) & (n_segments > 0)
+    if empty.any():
+        log.warning("%s: %d fake video(s) have an empty proposal list; their %d segment(s) "
+                    "count as not found", source, int(empty.sum()), int(n_segments[empty].sum()))
     ap, ar = localization_metrics(proposals, segments, ap_iou=ap_iou, ar_n=ar_n,
                                   ar_iou=ar_iou)
     auc = None
