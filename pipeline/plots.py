@@ -9,6 +9,8 @@ Choices
   segment is labelled with its score in the top panel.
 - Ground truth is a red bar along the top of every panel (not a fill), so it stays
   visible where it overlaps a predicted segment.
+- A curve whose name ends in "score" is a probability and gets the fixed y range [0, 1],
+  so its absolute level is readable; other curves (reconstruction errors) autoscale.
 - The Agg backend is selected explicitly: plots are written on headless machines.
 """
 from __future__ import annotations
@@ -62,6 +64,8 @@ def plot_evidence(times: Sequence[float], curves: Mapping[str, Sequence[float]],
     for row, (ax, (name, curve)) in enumerate(zip(axes[:, 0], curves.items())):
         ax.plot(times, np.asarray(curve, dtype=np.float64).reshape(-1), color="tab:blue", lw=1.2)
         ax.set_ylabel(name, fontsize=8)
+        if name.endswith("score"):
+            ax.set_ylim(-0.02, 1.08)
         for k, (start, end, score) in enumerate(shaded):
             ax.axvspan(start, end, color="tab:orange", alpha=0.25,
                        label="predicted" if row == 0 and k == 0 else None)

@@ -24,7 +24,8 @@ start and end frame) keep only their best score.
 
 Score: inner-minus-outer contrast (the mean score inside the run minus the mean score in
 a context window on both sides, each `outer_ratio` x run length wide, at least one frame,
-clipped to the video; a run with no outside frames gets outer mean 0) plus
+clipped to the video; a run covering the whole video has no context, so its contrast is
+0: otherwise an untrained, uniformly high curve would rank "the whole video" first) plus
 `video_weight` x the video-level fake probability. For a video predicted real:
 score = p_fake * max(contrast + video_weight * p_fake, 0), which is <= p_fake *
 (1 + video_weight) and keeps the order of its own proposals.
@@ -190,14 +191,15 @@ def contrast_score(scores: np.ndarray, start: int, end: int, outer_ratio: float)
     """Mean score in frames [start, end) minus the mean in the context window on both sides.
 
     The window is max(1, round(outer_ratio * length)) frames wide on each side, clipped to
-    the video; with no outside frames at all the outer mean is 0.
+    the video; with no outside frames at all there is no contrast to measure: 0.
     """
     length = end - start
     width = max(1, int(math.floor(outer_ratio * length + 0.5)))
     inner = float(scores[start:end].mean())
     outer_frames = np.concatenate([scores[max(0, start - width):start], scores[end:end + width]])
-    outer = float(outer_frames.mean()) if outer_frames.size else 0.0
-    return inner - outer
+    if outer_frames.size == 0:
+        return 0.0
+    return inner - float(outer_frames.mean())
 
 
 def _final_score(contrast: float, p_fake: float, is_real: bool, cfg: ProposalConfig) -> float:

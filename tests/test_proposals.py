@@ -85,6 +85,12 @@ def test_relative_levels_find_runs_below_every_absolute_level():
     assert_proposals(proposals(curve=low, cfg=cfg), [[0.2, 0.5, 1.75]])
 
 
+def test_run_covering_the_whole_video_has_no_contrast():
+    cfg = ProposalConfig(**{**PLAIN.__dict__, "video_weight": 0.5})
+    # one run [0,12): no frame outside it, contrast 0; score = 0.5 * p_fake = 0.5 * 0.9
+    assert_proposals(proposals(curve=np.full(12, 0.9), cfg=cfg), [[0.45, 0.0, 3.0]])
+
+
 def test_video_weight_adds_fake_probability():
     cfg = ProposalConfig(**{**PLAIN.__dict__, "video_weight": 0.5})
     # p_fake = 1 - 0.1 = 0.9 -> 0.6 + 0.45
