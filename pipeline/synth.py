@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "dev", "test", "test_unseen")
 UNSEEN_SPLIT = "test_unseen"
 MIN_PER_SPLIT = len(LABELS)  # one clip of each class
+# frame sizes decord 0.6 cannot read back (its frame copy fails: "from_size == to_size");
+# measured by encoding and decoding every even size from 32 to 168 with write_mp4
+DECORD_UNREADABLE_SIZES = (48, 72)
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,9 @@ def validate_config(cfg: SynthConfig) -> None:
                          f"forged span at {cfg.fps} fps")
     if cfg.size < 32 or cfg.size % 2:
         raise ValueError(f"size: must be an even number of pixels >= 32, got {cfg.size}")
+    if cfg.size in DECORD_UNREADABLE_SIZES:
+        raise ValueError(f"size: decord cannot decode {cfg.size}x{cfg.size} videos; choose "
+                         f"another even size (not {list(DECORD_UNREADABLE_SIZES)})")
     if not 0 < cfg.segment_s[0] <= cfg.segment_s[1]:
         raise ValueError(f"segment_s: expected 0 < min <= max, got {list(cfg.segment_s)}")
     if cfg.max_segments < 1:
