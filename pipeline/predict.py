@@ -208,6 +208,43 @@ def run_predictions(model, cache, records: Sequence[VideoRecord] | None, *,
     return predictions, video_probs
 
 
+# ---------------------------------------------------------------- tuning on validation
+
+# a small default search space around the defaults (the defaults come first: ties keep them)
+DEFAULT_TUNING_GRID = {
+    "merge_gap_frames": (3, 1, 6),
+    "min_frames": (2, 4),
+    "video_weight": (0.5, 0.0, 1.0),
+    "nms": ("soft", "hard"),
+}
+
+
+def tune_proposals(model, cache, records: Sequence[VideoRecord], grid: dict | None = None, *,
+                   protocol: str = "rtdeeploc", base: ProposalConfig | None = None, device="cpu",
+                   batch_size: int = DEFAULT_BATCH_SIZE, max_frames: int = DEFAULT_MAX_FRAMES):
+    """Choose ProposalConfig fields on a validation split (never the test split).
+
+    Runs the model once, then `proposals.grid_search` over `grid` (default
+    DEFAULT_TUNING_GRID), judging each candidate by 0.5 * mean AP + 0.5 * mean AR under
+    `protocol` (the AV-Deepfake1M challenge score, which weighs ranking and recall alike).
+    Returns (best config, [(overrides, objective), ...]).
+    """
+    from pipeline.evaluate import PROTOCOLS, evaluate_predictions
+    from pipeline.proposals import grid_search
+
+    settings = PROTOCOLS[protocol]
+    records = list(records)
+    scores = predict_scores(model, cache, records, device=device, batch_size=batch_size,
+                            max_frames=max_frames)
+
+    def objective(predictions: dict) -> float:
+        metrics = evaluate_predictions(predictions, records, ap_iou=settings.ap_iou, ar_n=settings.ar_n,
+                                       ar_iou=settings.ar_iou)
+        return 0.5 * metrics["ap_avg"] + 0.5 * metrics["ar_avg"]
+
+    return grid_search(scores, objective, grid or DEFAULT_TUNING_GRID, base)
+
+
 # ---------------------------------------------------------------- files
 
 

@@ -123,6 +123,17 @@ def load_proposal_config(path: str | None = None, overrides: Sequence[str] = ())
     return apply_overrides(cfg, list(overrides))
 
 
+def save_proposal_config(cfg: ProposalConfig, path) -> None:
+    """Write `cfg` as YAML that `load_proposal_config` / `rtdl predict --proposals` read back."""
+    from pathlib import Path
+
+    import yaml
+
+    from data.config import to_dict
+
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
 # ---------------------------------------------------------------- routing
 
 

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from data.records import LABELS, VideoRecord
 from pipeline.proposals import ProposalConfig
-from pipeline.predict import predict_arrays, predict_split, probs_path_for, run_predictions
+from pipeline.predict import predict_arrays, predict_split, probs_path_for, run_predictions, tune_proposals
+from pipeline.proposals import load_proposal_config, save_proposal_config
 
 FPS = 4.0
 SETTINGS = {"visual": {"name": "lowlevel"}, "audio": {"name": "logmel"}}
@@ -141,6 +142,21 @@ def test_missing_video_is_an_error_unless_allowed():
     assert preds["test/gone.mp4"] == [] and "test/gone.mp4" not in probs
 
 
+def test_tune_proposals_prefers_merging_a_split_forgery(tmp_path):
+    # the visual run is cut by a 1-frame dip; ground truth is the whole span frames 2-6
+    videos = {"dev/a.mp4": make_video(1, [0, 0, 1, 1, 0, 1, 1, 0])}
+    truth = VideoRecord(file="dev/a.mp4", split="dev", duration=2.0, fps=FPS, n_frames=8, label=1,
+                        fake_segments=((0.5, 1.75),))
+    best, results = tune_proposals(StandInModel(), DictCache(videos), [truth],
+                                   {"merge_gap_frames": [1, 2]}, base=CFG)
+    # merge 1: [0.5,1.0] and [1.25,1.75], IoU 0.4 each: AR@N over IoU 0.5:0.95 is 0 (AP too);
+    # merge 2: [0.5,1.75], IoU 1: AR 1 -> objective 0.5 * 0 (AP skips the first step) + 0.5 * 1
+    assert [value for _, value in results] == [0.0, 0.5]
+    assert best.merge_gap_frames == 2
+    save_proposal_config(best, tmp_path / "best.yaml")
+    assert load_proposal_config(tmp_path / "best.yaml") == best
+
+
 # ---------------------------------------------------------------- files and CLI, on a real cache
 
 
@@ -216,3 +232,32 @@ def test_cli_predict_every_cached_video(on_disk):
     bad = CliRunner().invoke(main, ["predict", "--cache", str(cache_path), "--checkpoint", "x.pt",
                                     "--out", str(out), "--set", "nms=fancy"])
     assert bad.exit_code != 0 and "nms" in bad.output
+
+
+def test_predict_split_with_a_real_tiny_checkpoint(tmp_path):
+    """The real model and checkpoint format end to end; padding must not change any output."""
+    from data.cache import CacheWriter
+    from model.rtdeeploc import build_model
+    from pipeline.checkpoint import load_checkpoint, save_checkpoint
+    from train_fixtures import tiny_run_config
+
+    cache_path = tmp_path / "feats.h5"
+    with CacheWriter(cache_path, SETTINGS) as writer:
+        for key, (visual, audio) in VIDEOS.items():
+            writer.write(key, visual, audio, fps=FPS, duration=visual.shape[0] / FPS, has_audio=True)
+    run_config = tiny_run_config()
+    ckpt = save_checkpoint(tmp_path / "ckpt.pt", build_model(run_config.model, 6, 3), run_config, epoch=1,
+                           metrics={}, feature_settings=SETTINGS, visual_dim=6, audio_dim=3)
+    out = tmp_path / "preds.json"
+    predict_split(cache_path, ckpt, out_path=out, device="cpu", batch_size=3)
+    preds, probs = json.loads(out.read_text()), json.loads(probs_path_for(out).read_text())
+    assert sorted(preds) == sorted(VIDEOS) == sorted(probs)
+    model = load_checkpoint(ckpt).model
+    alone = predict_arrays(model, [(k, *VIDEOS[k]) for k in VIDEOS], batch_size=1)
+    padded = predict_arrays(model, [(k, *VIDEOS[k]) for k in VIDEOS], batch_size=3)
+    for key in VIDEOS:
+        np.testing.assert_allclose(probs[key], alone[key]["class_probs"], atol=1e-5)
+        for name in alone[key]:
+            np.testing.assert_allclose(padded[key][name], alone[key][name], atol=1e-4)
+        for score, start, end in preds[key]:
+            assert 0.0 <= start < end <= VIDEOS[key][0].shape[0] / FPS
