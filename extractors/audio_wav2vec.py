@@ -1,0 +1,229 @@
+"""wav2vec 2.0 audio features: 768-d (base) or 1024-d (large) vectors at 50 Hz.
+
+`Wav2Vec2Model` (transformers) from a Hugging Face id (default
+`facebook/wav2vec2-base-960h`), a local directory, or `random` (random initialisation with
+a fixed seed; the full base config by default, `random_config="tiny"` for tests).
+
+Choices:
+- Frame timing comes from the convolutional feature encoder: its receptive field is 400
+  samples and its hop 320 samples at 16 kHz, so a wave of S >= 400 samples gives
+  floor((S - 400) / 320) + 1 frames and frame j covers samples [320 j, 320 j + 400), centre
+  (320 j + 200) / 16000 s. Waves shorter than 400 samples are zero-padded to 400 (1 frame).
+- Input normalisation follows the checkpoint's feature extractor (`do_normalize` in its
+  preprocessor_config.json; True when absent, as in every public wav2vec 2.0 checkpoint):
+  zero mean, unit variance over the whole clip, computed once before windowing, which is
+  what the feature extractor does when handed the clip; per-window statistics would make
+  features depend on where the window borders fall.
+- Long audio runs in overlapping windows (default 20 s with 1 s overlap) so memory does not
+  grow with clip length. Windows start on the 320-sample frame grid, so window frames map
+  to clip frames exactly; the last window is shifted back to end at the clip end so every
+  window has full length (no padding, one batch shape). Each output frame is taken from the
+  window where it lies furthest from a border: neighbouring windows split their overlap in
+  the middle. Clips up to one window long run in a single pass.
+- Attention mask: none for `feat_extract_norm == "group"` checkpoints (base models were
+  trained without one: padding is zeros and no mask); layer-norm checkpoints (large / lv60)
+  get a mask. Windows have equal length, so padding only happens when windows of different
+  lengths share a batch, which the windowing above avoids; the mask code path is there for
+  layer-norm models and keeps them correct if that ever changes.
+- Layer: `layer=-1` (default) is the model output `last_hidden_state`; `0` is the
+  transformer input (projected CNN features + positional conv) and `k` the output of
+  transformer layer k (`output_hidden_states`). For stable-layer-norm models the intermediate
+  layers come before the final layer norm, as transformers returns them.
+- Precision (autocast) and batch size are execution choices and stay out of `.settings`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from extractors.precision import autocast, resolve_precision
+from extractors.weights import WeightsUnavailableError, sha256_prefix
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+RECEPTIVE_FIELD = 400  # samples seen by one output frame of the conv feature encoder
+HOP = 320  # samples between output frames (product of the conv strides): 50 Hz
+DEFAULT_MODEL = "facebook/wav2vec2-base-960h"
+
+# small enough for tests (a few thousand parameters), same conv geometry as the real models
+TINY_CONFIG = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                   intermediate_size=32, conv_dim=(8, 8, 8, 8, 8, 8, 8),
+                   num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+RANDOM_CONFIGS = {"base": {}, "tiny": TINY_CONFIG}  # overrides of Wav2Vec2Config()
+
+
+def n_frames_for(n_samples: int) -> int:
+    """Output frames of the conv encoder for a wave of `n_samples` (>= 400) samples."""
+    return (n_samples - RECEPTIVE_FIELD) // HOP + 1
+
+
+def frame_centre_times(first_frame: int, n: int) -> np.ndarray:
+    """Centre times in seconds, float64 [n], of frames first_frame .. first_frame + n - 1."""
+    index = np.arange(first_frame, first_frame + n, dtype=np.float64)
+    return (index * HOP + RECEPTIVE_FIELD / 2) / SAMPLE_RATE
+
+
+def plan_windows(total_frames: int, window_frames: int, overlap_frames: int
+                 ) -> list[tuple[int, int, int]]:
+    """Windows covering `total_frames` frames: list of (window_start, keep_start, keep_end).
+
+    Every window spans `window_frames` frames (the last one is shifted back to end at the
+    clip end); the kept ranges tile [0, total_frames) without gaps or overlaps.
+    """
+    if total_frames <= window_frames:
+        return [(0, 0, total_frames)]
+    step = window_frames - overlap_frames
+    starts = list(range(0, total_frames - window_frames, step)) + [total_frames - window_frames]
+    plan = []
+    keep_start = 0
+    for i, start in enumerate(starts):
+        if i + 1 < len(starts):  # split the overlap with the next window in the middle
+            keep_end = (starts[i + 1] + start + window_frames) // 2
+        else:
+            keep_end = total_frames
+        plan.append((start, keep_start, keep_end))
+        keep_start = keep_end
+    return plan
+
+
+def _load_pretrained(name: str):
+    """(model, do_normalize, revision-or-sha) for a Hugging Face id or a local directory."""
+    from transformers import Wav2Vec2Model
+
+    local = Path(name).expanduser()
+    try:
+        model = Wav2Vec2Model.from_pretrained(str(local) if local.is_dir() else name)
+    except OSError as err:
+        hf_home = os.environ.get("HF_HOME", "~/.cache/huggingface")
+        raise WeightsUnavailableError(
+            f"cannot load wav2vec 2.0 model {name!r}: {err}. It is neither a local directory "
+            f"nor in the Hugging Face cache (HF_HOME={hf_home}, HF_HUB_CACHE), and it could "
+            "not be downloaded. On a machine with internet run `huggingface-cli download "
+            f"{name} --local-dir DIR` (or snapshot_download), copy DIR here and pass "
+            "--audio-model DIR, or point HF_HOME/HF_HUB_CACHE at a cache that holds it; "
+            "without weights use --audio-model logmel") from err
+    do_normalize = True
+    try:  # the feature extractor's own setting; missing file -> the public default (True)
+        from transformers import Wav2Vec2FeatureExtractor
+
+        fe = Wav2Vec2FeatureExtractor.from_pretrained(str(local) if local.is_dir() else name)
+        do_normalize = bool(fe.do_normalize)
+    except OSError:
+        log.warning("%s has no preprocessor_config.json; normalising input (do_normalize=True)",
+                    name)
+    if local.is_dir():
+        files = sorted(p for p in local.iterdir()
+                       if p.suffix in (".safetensors", ".bin") and p.is_file())
+        revision = "sha256:" + sha256_prefix(files[0]) if files else None
+    else:
+        revision = getattr(model.config, "_commit_hash", None)
+    return model, do_normalize, revision
+
+
+def _build_random(config_name: str, seed: int):
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    if config_name not in RANDOM_CONFIGS:
+        raise ValueError(f"random_config {config_name!r}: expected one of {list(RANDOM_CONFIGS)}")
+    config = Wav2Vec2Config(**RANDOM_CONFIGS[config_name])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # part of the identity: rebuilding gives the same model
+        model = Wav2Vec2Model(config)
+    return model
+
+
+class Wav2Vec2AudioExtractor:
+    """wav2vec 2.0 features: float32 wave [S] at 16 kHz -> ([M,dim] float32, [M] float64 s)."""
+
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str | torch.device = "cpu",
+                 precision: str = "auto", layer: int = -1, window_s: float = 20.0,
+                 overlap_s: float = 1.0, batch_size: int = 4, random_config: str = "base",
+                 seed: int = 0):
+        self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.batch_size = batch_size  # windows per forward pass
+        self.window_frames = int(round(window_s * SAMPLE_RATE / HOP))  # 20 s -> 1000 frames
+        self.overlap_frames = int(round(overlap_s * SAMPLE_RATE / HOP))
+        if self.window_frames < 1 or not 0 <= self.overlap_frames < self.window_frames:
+            raise ValueError(f"need window_s > 0 and 0 <= overlap_s < window_s, got "
+                             f"window_s={window_s}, overlap_s={overlap_s}")
+        if model == "random":
+            net, do_normalize, revision = _build_random(random_config, seed), True, None
+        else:
+            net, do_normalize, revision = _load_pretrained(model)
+        self.model = net.eval().to(self.device)
+        config = self.model.config
+        n_layers = config.num_hidden_layers
+        if not -(n_layers + 1) <= layer <= n_layers:
+            raise ValueError(f"layer {layer} out of range for {model!r}, which has {n_layers} "
+                             f"transformer layers (valid: {-(n_layers + 1)}..{n_layers})")
+        self.layer = layer % (n_layers + 1)  # 0..n_layers; n_layers = last_hidden_state
+        self.do_normalize = do_normalize
+        self.use_attention_mask = config.feat_extract_norm == "layer"
+        self.name = model
+        self.dim = config.hidden_size
+        self.settings = {
+            "kind": "wav2vec2", "name": model, "dim": self.dim, "layer": layer,
+            "num_layers": n_layers, "pretrained": model != "random", "revision": revision,
+            "random_config": random_config if model == "random" else None,
+            "seed": seed if model == "random" else None,
+            "sample_rate": SAMPLE_RATE, "frame_rate_hz": SAMPLE_RATE / HOP,
+            "do_normalize": do_normalize, "feat_extract_norm": config.feat_extract_norm,
+            "window_s": window_s, "overlap_s": overlap_s,
+        }
+        log.info("wav2vec 2.0 %s (%d-d, layer %d) on %s, precision %s", model, self.dim,
+                 self.layer, self.device, self.precision)
+
+    def start_video(self) -> None:
+        """Windows never span videos: no state to reset (kept for the extractor interface)."""
+
+    def _forward(self, waves: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Run a batch of waves [S_i] -> list of features [M_i, dim] at the chosen layer."""
+        lengths = [int(w.shape[0]) for w in waves]
+        batch = torch.zeros(len(waves), max(lengths), device=self.device)  # [B,S] zero pad
+        for i, w in enumerate(waves):
+            batch[i, :lengths[i]] = w
+        mask = None
+        if self.use_attention_mask:
+            mask = torch.zeros(batch.shape, dtype=torch.long, device=self.device)  # 1 = valid
+            for i, n in enumerate(lengths):
+                mask[i, :n] = 1
+        want_hidden = self.layer != self.model.config.num_hidden_layers
+        with autocast(self.precision, self.device):
+            out = self.model(batch, attention_mask=mask, output_hidden_states=want_hidden)
+        hidden = out.hidden_states[self.layer] if want_hidden else out.last_hidden_state
+        hidden = hidden.float()  # [B,M_max,dim]
+        return [hidden[i, :n_frames_for(n)] for i, n in enumerate(lengths)]
+
+    @torch.inference_mode()
+    def __call__(self, wave: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """float32 wave [S] at 16 kHz -> (features float32 [M,dim], centre times float64 [M])."""
+        wave = torch.as_tensor(wave, dtype=torch.float32).to(self.device)
+        if wave.ndim != 1:
+            raise ValueError(f"wav2vec 2.0 expects a mono wave [S], got shape {tuple(wave.shape)}")
+        if wave.shape[0] < RECEPTIVE_FIELD:
+            wave = torch.nn.functional.pad(wave, (0, RECEPTIVE_FIELD - wave.shape[0]))
+        if self.do_normalize:  # whole-clip statistics, as Wav2Vec2FeatureExtractor computes
+            wave = (wave - wave.mean()) / torch.sqrt(wave.var(unbiased=False) + 1e-7)
+        total = n_frames_for(wave.shape[0])
+        plan = plan_windows(total, self.window_frames, self.overlap_frames)
+        # a single window takes the whole wave: the trailing < 320 samples that end no frame
+        # still enter the group-norm statistics of the first conv layer, as in a plain pass
+        window_samples = wave.shape[0] if len(plan) == 1 else \
+            (self.window_frames - 1) * HOP + RECEPTIVE_FIELD
+        pieces = []
+        for b in range(0, len(plan), self.batch_size):
+            chunk = plan[b:b + self.batch_size]
+            waves = [wave[start * HOP:start * HOP + window_samples] for start, _, _ in chunk]
+            for (start, keep_start, keep_end), feats in zip(chunk, self._forward(waves)):
+                pieces.append(feats[keep_start - start:keep_end - start])  # [kept,dim]
+        features = torch.cat(pieces).cpu().numpy()  # [M,dim]
+        return features, frame_centre_times(0, total)

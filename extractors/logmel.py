@@ -1,0 +1,61 @@
+"""Weight-free audio features: log-mel spectrogram frames with their centre times.
+
+The LAV-DF baseline's audio input, and the offline fallback when no wav2vec 2.0 weights
+can be had (issue 6 measured a frame-level probe at AUC 0.86 on log-mel vs 0.5 on random
+wav2vec 2.0 features).
+
+Choices: 64 mel bands, 25 ms Hann window (400 samples), 10 ms hop (160 samples) at 16 kHz,
+power spectrum, HTK mel scale from 0 Hz to 8 kHz, natural log with a 1e-6 floor. Frames are
+not centre-padded (`center=False`): frame j covers samples [160 j, 160 j + 400), so its centre
+is (160 j + 200) / 16000 s and no frame mixes in reflected padding. Waves shorter than one
+window are zero-padded to 400 samples (one frame). No per-clip normalisation: absolute
+level and spectral tilt are evidence of splices, and the model normalises its inputs.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torchaudio
+
+
+class LogMelAudioExtractor:
+    """float32 wave [S] at 16 kHz -> (log-mel float32 [M, n_mels], centre times float64 [M])."""
+
+    name = "logmel"
+    sample_rate = 16000
+
+    def __init__(self, n_mels: int = 64, win_ms: float = 25.0, hop_ms: float = 10.0,
+                 f_min: float = 0.0, f_max: float = 8000.0, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.win_length = int(round(win_ms * self.sample_rate / 1000))  # 400 samples
+        self.hop_length = int(round(hop_ms * self.sample_rate / 1000))  # 160 samples
+        if self.win_length < 1 or self.hop_length < 1 or n_mels < 1:
+            raise ValueError(f"logmel needs positive n_mels/win_ms/hop_ms, got {n_mels}, "
+                             f"{win_ms}, {hop_ms}")
+        self.dim = n_mels
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=self.sample_rate, n_fft=self.win_length, win_length=self.win_length,
+            hop_length=self.hop_length, f_min=f_min, f_max=f_max, n_mels=n_mels, power=2.0,
+            center=False, mel_scale="htk").to(self.device)
+        self.settings = {
+            "kind": "logmel", "name": self.name, "dim": n_mels, "pretrained": False,
+            "sample_rate": self.sample_rate, "win_ms": win_ms, "hop_ms": hop_ms,
+            "f_min": f_min, "f_max": f_max, "frame_rate_hz": self.sample_rate / self.hop_length,
+        }
+
+    def start_video(self) -> None:
+        """Each call is one whole clip: nothing to reset (kept for the extractor interface)."""
+
+    @torch.inference_mode()
+    def __call__(self, wave: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """float32 wave [S] -> (features float32 [M, n_mels], centre times float64 [M])."""
+        wave = torch.as_tensor(wave, dtype=torch.float32).to(self.device)
+        if wave.ndim != 1:
+            raise ValueError(f"logmel expects a mono wave [S], got shape {tuple(wave.shape)}")
+        if wave.shape[0] < self.win_length:
+            wave = torch.nn.functional.pad(wave, (0, self.win_length - wave.shape[0]))
+        power = self.mel(wave)  # [n_mels, M]
+        features = torch.log(power + 1e-6).T.contiguous()  # [M, n_mels]
+        index = np.arange(features.shape[0], dtype=np.float64)
+        centres = (index * self.hop_length + self.win_length / 2) / self.sample_rate  # [M]
+        return features.cpu().numpy().astype(np.float32), centres

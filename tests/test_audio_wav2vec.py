@@ -1,0 +1,134 @@
+"""wav2vec 2.0 extractor on tiny random configs: frame timing, windowing, layers, loading."""
+import numpy as np
+import pytest
+import torch
+from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+from extractors.audio_wav2vec import (TINY_CONFIG, Wav2Vec2AudioExtractor, frame_centre_times,
+                                      n_frames_for, plan_windows)
+from extractors.weights import WeightsUnavailableError
+
+
+def _speechlike(seconds: float, seed: int = 0) -> np.ndarray:
+    """Noise plus a tone whose loudness changes every 0.1 s: content that varies in time."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 16000)
+    envelope = np.repeat(rng.random(n // 1600 + 1), 1600)[:n]
+    tone = np.sin(2 * np.pi * 220 * np.arange(n) / 16000) * envelope
+    return (tone + 0.1 * rng.standard_normal(n)).astype(np.float32)
+
+
+def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = a - a.mean(0), b - b.mean(0)  # compare what varies between frames
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def tiny(**kwargs) -> Wav2Vec2AudioExtractor:
+    return Wav2Vec2AudioExtractor("random", random_config="tiny", precision="fp32", **kwargs)
+
+
+def test_frame_count_and_centres_follow_the_conv_geometry():
+    assert n_frames_for(400) == 1 and n_frames_for(719) == 1 and n_frames_for(720) == 2
+    assert n_frames_for(16000) == 49  # (16000 - 400) // 320 + 1
+    np.testing.assert_allclose(frame_centre_times(0, 3), [200 / 16000, 520 / 16000, 840 / 16000])
+
+
+def test_shapes_and_50hz_centre_times():
+    extractor = tiny()
+    features, centres = extractor(_speechlike(1.0))
+    assert features.shape == (49, 16) and features.dtype == np.float32
+    assert centres.dtype == np.float64 and centres.shape == (49,)
+    assert centres[0] == pytest.approx(0.0125)
+    np.testing.assert_allclose(np.diff(centres), 0.02)
+    short, short_centres = extractor(np.zeros(100, dtype=np.float32))  # padded to 400 samples
+    assert short.shape == (1, 16) and short_centres[0] == pytest.approx(0.0125)
+    assert extractor.settings["dim"] == 16 and extractor.settings["pretrained"] is False
+
+
+def test_plan_windows_tiles_the_clip():
+    assert plan_windows(30, 50, 10) == [(0, 0, 30)]
+    # windows [0,50), [40,90), [70,120) (last shifted back); overlaps split in the middle
+    assert plan_windows(120, 50, 10) == [(0, 0, 45), (40, 45, 80), (70, 80, 120)]
+    for total in (51, 99, 100, 101, 977):
+        plan = plan_windows(total, 50, 10)
+        assert plan[0][1] == 0 and plan[-1][2] == total
+        for (start, keep_start, keep_end), nxt in zip(plan, plan[1:] + [None]):
+            assert start <= keep_start < keep_end <= start + 50
+            if nxt is not None:
+                assert nxt[1] == keep_end
+
+
+def test_windowed_long_audio_matches_a_single_pass():
+    wave = _speechlike(3.0)
+    single, centres = tiny(window_s=10.0)(wave)
+    whole_window, _ = tiny(window_s=3.0, overlap_s=0.5)(wave)  # one window covers the clip
+    np.testing.assert_allclose(whole_window, single, rtol=1e-5, atol=1e-5)
+    windowed, windowed_centres = tiny(window_s=1.0, overlap_s=0.5)(wave)
+    np.testing.assert_array_equal(windowed_centres, centres)
+    assert windowed.shape == single.shape
+    cos = _cosine_rows(windowed, single)
+    # windows see less context (and group norm sees a shorter span), so close, not equal;
+    # a one-frame misalignment would drop well below this (checked against a shift)
+    assert np.median(cos) > 0.97
+    shifted = _cosine_rows(np.roll(windowed, 1, axis=0)[1:], single[1:])
+    assert np.median(shifted) < np.median(cos) - 0.05
+
+
+def test_layer_choice_returns_that_hidden_state():
+    wave = _speechlike(0.5)
+    last = tiny()
+    first = tiny(layer=1)
+    inputs = tiny(layer=0)
+    x = torch.from_numpy((wave - wave.mean()) / np.sqrt(wave.var() + 1e-7))[None]
+    with torch.no_grad():
+        out = last.model(x, output_hidden_states=True)
+    np.testing.assert_allclose(last(wave)[0], out.last_hidden_state[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(first(wave)[0], out.hidden_states[1][0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(inputs(wave)[0], out.hidden_states[0][0].numpy(), atol=1e-5)
+    assert not np.allclose(first(wave)[0], last(wave)[0])
+    with pytest.raises(ValueError, match="layer 5 out of range"):
+        tiny(layer=5)
+
+
+def test_input_is_normalised_so_gain_and_offset_do_not_matter():
+    extractor = tiny()
+    wave = _speechlike(0.5)
+    a, _ = extractor(wave)
+    b, _ = extractor(3.0 * wave + 0.2)
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+
+
+def test_local_directory_loads_with_its_feature_extractor_settings(tmp_path):
+    torch.manual_seed(0)
+    model = Wav2Vec2Model(Wav2Vec2Config(**TINY_CONFIG)).eval()
+    model.save_pretrained(tmp_path)
+    Wav2Vec2FeatureExtractor(do_normalize=False).save_pretrained(tmp_path)
+    extractor = Wav2Vec2AudioExtractor(str(tmp_path), precision="fp32")
+    s = extractor.settings
+    assert s["pretrained"] is True and s["do_normalize"] is False
+    assert s["revision"].startswith("sha256:") and s["dim"] == 16
+    wave = _speechlike(0.5)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(wave)[None]).last_hidden_state[0].numpy()
+    np.testing.assert_allclose(extractor(wave)[0], expected, atol=1e-5)
+
+
+def test_unavailable_model_says_how_to_supply_it():
+    with pytest.raises(WeightsUnavailableError) as err:
+        Wav2Vec2AudioExtractor("rtdl-test/no-such-wav2vec2-model")
+    assert "--audio-model DIR" in str(err.value) and "HF_HOME" in str(err.value)
+
+
+def test_layer_norm_models_use_an_attention_mask_for_padding():
+    extractor = Wav2Vec2AudioExtractor("random", random_config="tiny", precision="fp32")
+    # same weights as a layer-norm (large-style) model: swap in such a config
+    config = Wav2Vec2Config(**TINY_CONFIG, feat_extract_norm="layer", do_stable_layer_norm=True)
+    torch.manual_seed(0)
+    extractor.model = Wav2Vec2Model(config).eval()
+    extractor.use_attention_mask = True
+    long, short = torch.from_numpy(_speechlike(1.0)), torch.from_numpy(_speechlike(0.5, seed=1))
+    with torch.no_grad():
+        padded = extractor._forward([long, short])[1]  # short is zero-padded in the batch
+        alone = extractor._forward([short])[0]
+    assert padded.shape == alone.shape == (n_frames_for(8000), 16)
+    torch.testing.assert_close(padded, alone, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,132 @@
+"""Weight-free extractors: log-mel audio and the low-level visual descriptor."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from extractors.logmel import LogMelAudioExtractor
+from extractors.lowlevel_visual import STATS_PER_REGION, LowLevelVisualExtractor
+
+# statistic indices inside a region's 16 values (see extractors/lowlevel_visual.py)
+MEAN_R, STD_R, EDGE, LAPLACE, FINE, MOTION, COLOUR_CHANGE, DCT_FIRST = 0, 3, 6, 7, 8, 9, 10, 11
+
+
+def _textured_frames(n: int, seed: int = 0, size: int = 128) -> np.ndarray:
+    """Moving random texture: every frame differs from the previous one."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(size + n, size + n, 3), dtype=np.uint8)
+    return np.stack([base[i:i + size, i:i + size] for i in range(n)])
+
+
+def _stats(features: np.ndarray) -> np.ndarray:
+    return features.reshape(features.shape[0], -1, STATS_PER_REGION)  # [N,regions,16]
+
+
+def test_logmel_shapes_and_centre_times():
+    extractor = LogMelAudioExtractor()
+    features, centres = extractor(np.zeros(16000, dtype=np.float32))
+    assert features.shape == (98, 64) and features.dtype == np.float32  # (16000-400)//160+1
+    assert centres[0] == pytest.approx(0.0125) and np.allclose(np.diff(centres), 0.01)
+    assert np.allclose(features, math.log(1e-6))  # silence sits at the log floor
+    assert extractor.settings["pretrained"] is False and extractor.settings["dim"] == 64
+
+
+def test_logmel_peak_band_is_the_one_holding_the_tone():
+    sr, f0 = 16000, 440.0
+    wave = np.sin(2 * np.pi * f0 * np.arange(sr) / sr).astype(np.float32)
+    features, _ = LogMelAudioExtractor()(wave)
+    # HTK mel: band k of 64 peaks at the (k+1)-th of 66 points evenly spaced in mel(0..8000)
+    mel = lambda f: 2595 * math.log10(1 + f / 700)  # noqa: E731
+    centres = np.linspace(mel(0), mel(8000), 66)[1:-1]
+    expected = int(np.argmin(np.abs(centres - mel(f0))))
+    assert (features.argmax(1) == expected).all()
+
+
+def test_logmel_marks_a_spliced_noise_burst():
+    rng = np.random.default_rng(0)
+    wave = np.zeros(16000, dtype=np.float32)
+    wave[8000:9600] = 0.3 * rng.standard_normal(1600)  # burst in [0.5, 0.6) s
+    features, centres = LogMelAudioExtractor()(wave)
+    inside = (centres - 0.0125 >= 0.5) & (centres + 0.0125 < 0.6)  # windows fully in the burst
+    outside = (centres + 0.0125 < 0.5) | (centres - 0.0125 >= 0.6)
+    assert features[inside].mean(1).min() > features[outside].mean(1).max() + 5
+
+
+def test_lowlevel_uniform_frame_statistics():
+    frame = np.zeros((1, 64, 96, 3), dtype=np.uint8)
+    frame[..., :] = (10, 200, 30)
+    extractor = LowLevelVisualExtractor()
+    features = extractor(frame)
+    assert features.shape == (1, 256) and extractor.dim == 256
+    s = _stats(features)[0]
+    np.testing.assert_allclose(s[:, MEAN_R:MEAN_R + 3], np.tile([10 / 255, 200 / 255, 30 / 255],
+                                                                (16, 1)), atol=1e-5)
+    np.testing.assert_allclose(s[:, STD_R:STD_R + 3], 0, atol=2e-3)
+    np.testing.assert_allclose(s[:, [EDGE, LAPLACE, FINE]], math.log(1e-6), atol=1e-3)
+    np.testing.assert_allclose(s[:, MOTION], 0)  # first frame of a video
+    np.testing.assert_allclose(s[:, DCT_FIRST:], 0, atol=1e-5)  # flat: no AC energy
+
+
+def test_lowlevel_frozen_frame_has_zero_motion_and_state_crosses_chunks():
+    frames = _textured_frames(8)
+    frames[5] = frames[4]  # frozen frame
+    extractor = LowLevelVisualExtractor()
+    whole = extractor(frames)
+    s = _stats(whole)
+    assert np.all(s[5, :, MOTION] == 0) and np.all(s[5, :, COLOUR_CHANGE] == 0)
+    assert np.all(s[1:5, :, MOTION] > 0.01) and np.all(s[6:, :, MOTION] > 0.01)
+    extractor.start_video()
+    chunked = np.concatenate([extractor(frames[:3]), extractor(frames[3:6]), extractor(frames[6:])])
+    np.testing.assert_allclose(chunked, whole, atol=1e-6)
+    extractor.start_video()  # a new video: its first frame compares with itself
+    assert np.all(_stats(extractor(frames[4:5]))[0, :, MOTION] == 0)
+
+
+def test_lowlevel_blur_lowers_detail_statistics_only_where_blurred():
+    frames = _textured_frames(4)
+    blurred = frames.copy()
+    # box-blur the top-left quarter (regions 0, 1, 4, 5 of the 4x4 grid) of frame 2
+    patch = torch.from_numpy(frames[2, :64, :64]).permute(2, 0, 1).float()[None]
+    smooth = torch.nn.functional.avg_pool2d(patch, 5, stride=1, padding=2, count_include_pad=False)
+    blurred[2, :64, :64] = smooth[0].permute(1, 2, 0).round().byte().numpy()
+    extractor = LowLevelVisualExtractor()
+    clean = _stats(extractor(frames))
+    extractor.start_video()
+    dirty = _stats(extractor(blurred))
+    quarter = [0, 1, 4, 5]
+    for stat in (EDGE, LAPLACE, FINE):
+        assert np.all(dirty[2, quarter, stat] < clean[2, quarter, stat] - 1.0)
+    # colour statistics are per region: only the blurred regions change
+    others = [r for r in range(16) if r not in quarter]
+    np.testing.assert_allclose(dirty[2, others, :EDGE], clean[2, others, :EDGE], atol=1e-5)
+    # 3x3 filters reach one pixel across region borders: regions not touching the quarter
+    # keep even their detail statistics
+    far = [3, 7, 11, 12, 13, 14, 15]
+    np.testing.assert_allclose(dirty[2, far, :MOTION], clean[2, far, :MOTION], atol=1e-5)
+    np.testing.assert_allclose(dirty[:2], clean[:2], atol=1e-6)
+
+
+def test_lowlevel_colour_swap_moves_region_colour_and_chroma_change():
+    # a still, skin-coloured scene with mild noise: colour barely changes between frames
+    rng = np.random.default_rng(3)
+    scene = np.empty((128, 128, 3))
+    scene[...] = (200, 130, 100)
+    frames = np.clip(scene + rng.normal(0, 4, size=(3, 128, 128, 3)), 0, 255).astype(np.uint8)
+    swapped = frames.copy()
+    swapped[1, 32:96, 32:96] = swapped[1, 32:96, 32:96][..., ::-1]  # RGB -> BGR in the centre
+    extractor = LowLevelVisualExtractor()
+    clean = _stats(extractor(frames))
+    extractor.start_video()
+    dirty = _stats(extractor(swapped))
+    centre = [5, 6, 9, 10]
+    # swapping R and B swaps their region means
+    np.testing.assert_allclose(dirty[1, centre, 0], clean[1, centre, 2], atol=1e-5)
+    assert np.all(dirty[1, centre, COLOUR_CHANGE] > clean[1, centre, COLOUR_CHANGE])
+
+
+def test_lowlevel_rejects_bad_input_and_geometry():
+    with pytest.raises(ValueError, match="uint8"):
+        LowLevelVisualExtractor()(np.zeros((1, 8, 8, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="multiple of grid"):
+        LowLevelVisualExtractor(size=100, grid=3)
