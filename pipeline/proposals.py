@@ -242,15 +242,18 @@ def hard_nms(proposals: list[list[float]], iou_threshold: float) -> list[list[fl
 
 def soft_nms(proposals: list[list[float]], sigma: float) -> list[list[float]]:
     """Gaussian soft-NMS (Bodla et al., 2017): each pick decays the rest by exp(-iou^2/sigma)."""
-    remaining = [list(p) for p in proposals]
+    table = np.asarray(proposals, dtype=np.float64).reshape(-1, 3)  # [N, 3] score, start, end
+    scores, starts, ends = table[:, 0].copy(), table[:, 1], table[:, 2]
+    alive = np.ones(len(table), dtype=bool)
     kept: list[list[float]] = []
-    while remaining:
-        best = max(range(len(remaining)), key=lambda i: remaining[i][0])
-        pick = remaining.pop(best)
-        kept.append(pick)
-        for other in remaining:
-            iou = interval_iou(pick[1:], other[1:])
-            other[0] *= math.exp(-(iou * iou) / sigma)
+    for _ in range(len(table)):
+        pick = int(np.argmax(np.where(alive, scores, -np.inf)))  # first of equal maxima
+        alive[pick] = False
+        kept.append([float(scores[pick]), float(starts[pick]), float(ends[pick])])
+        inter = np.clip(np.minimum(ends, ends[pick]) - np.maximum(starts, starts[pick]), 0.0, None)  # [N]
+        union = (ends - starts) + (ends[pick] - starts[pick]) - inter  # [N]
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)  # [N]
+        scores = np.where(alive, scores * np.exp(-(iou * iou) / sigma), scores)
     return kept
 
 
