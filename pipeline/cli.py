@@ -57,7 +57,9 @@ def train_command(cache_paths, metadata, out_dir, config_path, overrides, epochs
     except (ValueError, FileNotFoundError, NonFiniteLossError) as err:
         logging.getLogger("rtdl.train").debug("training stopped", exc_info=True)
         raise click.ClickException(str(err)) from err
-    click.echo(f"best checkpoint: {best}")
+    import os
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
+        click.echo(f"best checkpoint: {best}")
 
 
 # ----------------------------------------------------------------------------- rtdl predict

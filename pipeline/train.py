@@ -278,7 +278,10 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
         val_records = [r for r in records if r.split == val_split]
         train_set = FeatureDataset(cache, train_records, max_len=cfg.max_len, seed=cfg.seed,
                                    in_memory=cfg.in_memory)
-        val_set = FeatureDataset(cache, val_records, max_len=None, in_memory=cfg.in_memory)
+        # the validation set is read through run_predictions when the evaluator exists, so
+        # it is held in memory only for the accuracy-only fallback
+        val_set = FeatureDataset(cache, val_records, max_len=None,
+                                 in_memory=cfg.in_memory and _evaluator() is None)
 
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every run
         model = build_model(run_config.model, cache.visual_dim, cache.audio_dim).to(device)
@@ -286,6 +289,9 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
         start_epoch, best = 0, {"name": None, "value": -math.inf, "epoch": 0}
         if resume:
             start_epoch, best = _restore(last_path, run_config, model, optimizer, cache, device)
+            if start_epoch >= cfg.epochs:
+                log.warning("%s already completed %d of %d epochs; nothing to do (raise --epochs "
+                            "to train longer)", last_path, start_epoch, cfg.epochs)
         if info.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / "run_config.yaml").write_text(yaml.safe_dump(to_dict(run_config), sort_keys=False))
@@ -295,10 +301,13 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
 
         wrapped = model
         if info.enabled:
-            # find_unused_parameters: ablations (use_fdn=False, ...) leave whole modules idle
+            # ablations (use_fdn=False, use_mtlr=False) leave whole modules without gradient,
+            # which DDP must be told about; the full model uses every parameter every step
+            ablated = not (getattr(run_config.model, "use_fdn", True)
+                           and getattr(run_config.model, "use_mtlr", True))
             wrapped = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None,
-                find_unused_parameters=True)
+                find_unused_parameters=ablated)
         sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank,
                                      shuffle=True, seed=cfg.seed, drop_last=False)
         loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler,
@@ -405,10 +414,20 @@ def _train_epoch(model, loader, optimizer, mask_generator, cfg: TrainConfig, dev
         bar.update(1)
         bar.set_postfix(loss=f"{float(losses['total'].detach()):.4f}")
     bar.close()
-    metrics = {f"train_{name}": total / max(samples, 1) for name, total in sums.items()}
-    metrics.update({"train_samples": samples, "train_steps": step,
-                    "train_samples_per_s": samples / step_time if step_time else 0.0,
-                    "data_wait_share": wait_time / step_time if step_time else 0.0,
+    names = sorted(sums)
+    totals = torch.tensor([sums[n] for n in names] + [samples, wait_time, step_time],
+                          dtype=torch.float64)
+    if info.enabled:  # sums over all ranks (gloo and NCCL both reduce CPU/GPU float64)
+        totals = totals.to(device)
+        dist.all_reduce(totals)
+        totals = totals.cpu()
+    *loss_sums, samples_all, wait_all, time_all = totals.tolist()
+    metrics = {f"train_{n}": total / max(samples_all, 1) for n, total in zip(names, loss_sums)}
+    # ranks step in lockstep, so all ranks' samples over the mean per-rank time is the rate
+    mean_time = time_all / info.world_size
+    metrics.update({"train_samples": int(samples_all), "train_steps": step,
+                    "train_samples_per_s": samples_all / mean_time if mean_time else 0.0,
+                    "data_wait_share": wait_all / time_all if time_all else 0.0,
                     "lr": optimizer.param_groups[0]["lr"]})
     return metrics
 

@@ -119,9 +119,7 @@ def ddp_worker(rank: int, world: int, port: int, cache: str, meta: str, out: str
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         outcome = train_run(cfg, cache, meta, Path(out) / "run")
-        rows = (Path(out) / "run" / "metrics.jsonl").read_text().splitlines() if rank == 0 else []
-        steps = json.loads(rows[0])["train_steps"] if rows else 2
-        torch.save({"weights": outcome.model.state_dict(), "initial": initial, "steps": steps},
+        torch.save({"weights": outcome.model.state_dict(), "initial": initial},
                    Path(out) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
