@@ -154,7 +154,8 @@ def _load_backbone_weights(model: torch.nn.Module, state: dict[str, torch.Tensor
             parts.append(f"shape mismatches: {list_keys(mismatched)}")
         raise ValueError(f"{source}: weights do not fit torchvision ResNet-50: "
                          + "; ".join(parts))
-    model.load_state_dict(state, strict=True)
+    # assign=True also materialises a model built on the meta device (no wasted random init)
+    model.load_state_dict(state, strict=True, assign=True)
 
 
 def _imagenet_state_dict() -> dict[str, torch.Tensor]:
@@ -176,9 +177,13 @@ def build_resnet50_backbone(weights: str, seed: int = 0) -> tuple[torch.nn.Modul
 
     Returns (model in eval mode on CPU, weight description for the settings).
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # random init is part of the identity for weights="random"
-        model = torchvision.models.resnet50(weights=None)
+    if weights == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # random init is part of the identity for "random"
+            model = torchvision.models.resnet50(weights=None)
+    else:
+        with torch.device("meta"):  # shapes only: every tensor comes from the weights
+            model = torchvision.models.resnet50(weights=None)
     model.fc = torch.nn.Identity()
     if weights == "random":
         info = {"weights": "random", "weights_id": f"random-init:seed={seed}",

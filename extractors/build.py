@@ -1,0 +1,186 @@
+"""Build feature extractors by name, or rebuild them from the settings a cache recorded.
+
+Visual names: `tsn` (ResNet-50, weights `imagenet|random|PATH`) and `lowlevel`
+(weight-free). Audio names: a Hugging Face id or local directory of a wav2vec 2.0 model
+(default `facebook/wav2vec2-base-960h`), `random` (random-initialised wav2vec 2.0), and
+`logmel` (weight-free). An explicit if/else, no registry.
+
+Every extractor's `.settings` is a plain-JSON dict with a `kind` (`tsn`, `lowlevel`,
+`wav2vec2`, `logmel`), its `dim`, a `pretrained` flag and every value that changes what the
+features are (weights identifier, preprocessing sizes, layer, windowing). `extractor_settings`
+combines the two into the dict a cache stores, and `build_extractors_from_settings` turns it
+back into extractors (how `rtdl localize` extracts a new clip exactly as the training cache
+was made). Execution choices (device, precision, batch size) are not part of the settings.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from extractors.weights import WeightsUnavailableError, sha256_prefix
+
+log = logging.getLogger(__name__)
+
+VISUAL_NAMES = ("tsn", "lowlevel")
+WEIGHT_FREE_AUDIO = ("logmel",)
+DEFAULT_VISUAL_WEIGHTS = "imagenet"
+# same as extractors.audio_wav2vec.DEFAULT_MODEL; repeated so importing this module stays light
+DEFAULT_AUDIO_MODEL = "facebook/wav2vec2-base-960h"
+
+__all__ = ["build_visual_extractor", "build_audio_extractor", "build_extractors_from_settings",
+           "extractor_settings", "WeightsUnavailableError", "DEFAULT_AUDIO_MODEL",
+           "VISUAL_NAMES", "describe_pretrained"]
+
+
+def build_visual_extractor(name: str = "tsn", weights: str = DEFAULT_VISUAL_WEIGHTS,
+                           device: str = "cpu", precision: str = "auto", batch_size: int = 32,
+                           **options):
+    """Visual extractor `name` (`tsn` or `lowlevel`).
+
+    `weights` (tsn only): `imagenet`, `random` or a path to a torchvision / mmaction2 file.
+    `options` go to the extractor: tsn `resize_short`, `crop_size`, `mean`, `std`,
+    `channels_last`, `seed`; lowlevel `size`, `grid`.
+    """
+    if name == "tsn":
+        from extractors.visual_tsn import IMAGENET_MEAN, IMAGENET_STD, TSNPreprocess, \
+            TSNVisualExtractor
+
+        preprocess = TSNPreprocess(
+            resize_short=int(options.pop("resize_short", 256)),
+            crop_size=int(options.pop("crop_size", 256)),
+            mean=tuple(options.pop("mean", IMAGENET_MEAN)),
+            std=tuple(options.pop("std", IMAGENET_STD)))
+        _reject_unknown(options, "tsn", ("resize_short", "crop_size", "mean", "std",
+                                         "channels_last", "seed"))
+        return TSNVisualExtractor(weights=weights, device=device, precision=precision,
+                                  batch_size=batch_size, preprocess=preprocess, **options)
+    if name == "lowlevel":
+        from extractors.lowlevel_visual import LowLevelVisualExtractor
+
+        _reject_unknown(options, "lowlevel", ("size", "grid"))
+        return LowLevelVisualExtractor(device=device, batch_size=batch_size, **options)
+    raise ValueError(f"visual extractor {name!r}: expected one of {list(VISUAL_NAMES)}")
+
+
+def build_audio_extractor(name: str = DEFAULT_AUDIO_MODEL, device: str = "cpu",
+                          precision: str = "auto", layer: int = -1, **options):
+    """Audio extractor: `logmel`, `random` (wav2vec 2.0), or a wav2vec 2.0 HF id / directory.
+
+    `options`: logmel `n_mels`, `win_ms`, `hop_ms`, `f_min`, `f_max`; wav2vec 2.0
+    `window_s`, `overlap_s`, `batch_size`, `random_config` (`base`/`tiny`), `seed`.
+    """
+    if name == "logmel":
+        from extractors.logmel import LogMelAudioExtractor
+
+        _reject_unknown(options, "logmel", ("n_mels", "win_ms", "hop_ms", "f_min", "f_max"))
+        return LogMelAudioExtractor(device=device, **options)
+    from extractors.audio_wav2vec import Wav2Vec2AudioExtractor
+
+    _reject_unknown(options, "wav2vec2", ("window_s", "overlap_s", "batch_size",
+                                          "random_config", "seed"))
+    return Wav2Vec2AudioExtractor(model=name, device=device, precision=precision, layer=layer,
+                                  **options)
+
+
+def extractor_settings(visual, audio) -> dict:
+    """The settings dict a cache records for this pair of extractors (plain JSON types)."""
+    return {"visual": dict(visual.settings), "audio": dict(audio.settings)}
+
+
+def build_extractors_from_settings(settings: dict, device: str = "cpu",
+                                   precision: str = "auto", visual_weights: str | None = None):
+    """Rebuild (visual, audio) extractors exactly as `settings` (a cache's `.settings`) describe.
+
+    `settings` holds `visual` and `audio` sub-dicts, each an extractor's `.settings`.
+    `visual_weights` overrides where a TSN weight file is found (the settings keep the
+    path it had at extraction time); its sha256 must still match the recorded one.
+    """
+    for part in ("visual", "audio"):
+        if not isinstance(settings.get(part), dict) or "kind" not in settings[part]:
+            raise ValueError(f"extractor settings: field {part!r} missing or has no 'kind' "
+                             f"(got keys {sorted(settings)}); was the cache written by rtdl?")
+    return (_visual_from_settings(settings["visual"], device, precision, visual_weights),
+            _audio_from_settings(settings["audio"], device, precision))
+
+
+def describe_pretrained(settings: dict) -> str:
+    """One line saying which backbones made the features and whether they were pretrained."""
+    parts = []
+    for part in ("visual", "audio"):
+        s = settings.get(part, {})
+        kind = s.get("kind", "?")
+        if kind in ("lowlevel", "logmel"):
+            parts.append(f"{part}: {kind} (weight-free)")
+        elif s.get("pretrained"):
+            parts.append(f"{part}: {kind} {s.get('weights_id') or s.get('name')} (pretrained)")
+        else:
+            parts.append(f"{part}: {kind} with RANDOM weights (not pretrained; features carry "
+                         "little signal)")
+    return "; ".join(parts)
+
+
+def _visual_from_settings(s: dict, device: str, precision: str, weights_override: str | None):
+    kind = s["kind"]
+    if kind == "lowlevel":
+        if s.get("version") != 1:
+            raise ValueError(f"extractor settings: visual lowlevel version {s.get('version')!r}"
+                             " is not the one this rtdl computes (1)")
+        extractor = build_visual_extractor("lowlevel", device=device, size=s["size"],
+                                           grid=s["grid"])
+    elif kind == "tsn":
+        weights = s["weights"]
+        if weights not in ("imagenet", "random"):
+            weights = weights_override or weights
+            if not Path(weights).is_file():
+                raise WeightsUnavailableError(
+                    f"the features were made with TSN weights {s.get('weights_id')} from "
+                    f"{s['weights']}, which is not there; pass the file's new location "
+                    "(visual_weights / --visual-weights PATH)")
+            digest = sha256_prefix(weights)  # before building: a wrong file fails fast
+            if digest != s.get("weights_sha256"):
+                raise ValueError(f"TSN weights {weights}: sha256 prefix {digest} differs from "
+                                 f"the {s.get('weights_sha256')} recorded with the features")
+        elif weights_override:
+            raise ValueError(f"visual_weights given, but the features were made with "
+                             f"{weights!r} weights, not a file")
+        extractor = build_visual_extractor(
+            "tsn", weights=weights, device=device, precision=precision,
+            resize_short=s["resize_short"], crop_size=s["crop_size"], mean=s["mean"],
+            std=s["std"], **({"seed": s["seed"]} if weights == "random" else {}))
+    else:
+        raise ValueError(f"extractor settings: unknown visual kind {kind!r}")
+    _check_dim("visual", extractor, s)
+    return extractor
+
+
+def _audio_from_settings(s: dict, device: str, precision: str):
+    kind = s["kind"]
+    if kind == "logmel":
+        extractor = build_audio_extractor(
+            "logmel", device=device, n_mels=s["dim"], win_ms=s["win_ms"], hop_ms=s["hop_ms"],
+            f_min=s["f_min"], f_max=s["f_max"])
+    elif kind == "wav2vec2":
+        extra = {"random_config": s["random_config"], "seed": s["seed"]} \
+            if s["name"] == "random" else {}
+        extractor = build_audio_extractor(
+            s["name"], device=device, precision=precision, layer=s["layer"],
+            window_s=s["window_s"], overlap_s=s["overlap_s"], **extra)
+        if s.get("revision") and extractor.settings.get("revision") != s["revision"]:
+            log.warning("wav2vec 2.0 %s: revision %s differs from the %s recorded with the "
+                        "features", s["name"], extractor.settings.get("revision"), s["revision"])
+    else:
+        raise ValueError(f"extractor settings: unknown audio kind {kind!r}")
+    _check_dim("audio", extractor, s)
+    return extractor
+
+
+def _check_dim(part: str, extractor, s: dict) -> None:
+    if extractor.dim != s.get("dim"):
+        raise ValueError(f"extractor settings: {part} dim {s.get('dim')} recorded, but the "
+                         f"rebuilt {s['kind']} extractor gives {extractor.dim}")
+
+
+def _reject_unknown(options: dict, kind: str, known: tuple[str, ...]) -> None:
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"{kind} extractor: unknown option(s) {unknown}; known: {list(known)}")
