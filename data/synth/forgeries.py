@@ -8,7 +8,8 @@ exactly those frames) the function touched.
 
 They differ in kind, as real forgeries do:
 - visual: `mouth_resync` (lips re-rendered following another utterance: lip-sync),
-  `face_swap` (skin colour, texture and eyes of another person on the same head pose),
+  `face_swap` (skin colour, texture and eyes blended 50-100 % towards another person's,
+  on the same head pose),
   `face_blur` (the face region blurred and blended back: a low-quality face replacement),
   `frozen_frames` (the picture stalls: every frame of the span repeats the span's first
   frame, sensor noise included). The first frame itself is left as rendered, so the
@@ -77,11 +78,18 @@ def mouth_resync(frames: np.ndarray, start: int, stop: int, ctx: VisualContext) 
 
 
 def face_swap(frames: np.ndarray, start: int, stop: int, ctx: VisualContext) -> None:
-    """Re-render the face with another person's skin colour, texture and eyes."""
-    swapped = dataclasses.replace(ctx.look, skin_rgb=ctx.donor_look.skin_rgb,
-                                  lip_rgb=ctx.donor_look.lip_rgb,
-                                  iris_rgb=ctx.donor_look.iris_rgb,
-                                  skin_texture=ctx.donor_look.skin_texture)
+    """Re-render the face with another person's skin colour, texture and eyes, blended
+    50-100 % towards the donor (swaps range from subtle to blatant)."""
+    mix = np.float32(ctx.rng.uniform(0.5, 1.0))
+    own, donor = ctx.look, ctx.donor_look
+
+    def blend(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a + (b - a) * mix).astype(np.float32)
+
+    swapped = dataclasses.replace(own, skin_rgb=blend(own.skin_rgb, donor.skin_rgb),
+                                  lip_rgb=blend(own.lip_rgb, donor.lip_rgb),
+                                  iris_rgb=blend(own.iris_rgb, donor.iris_rgb),
+                                  skin_texture=blend(own.skin_texture, donor.skin_texture))
     track = ctx.track.slice(start, stop)
     frames[start:stop] = render_frames(swapped, track, ctx.size) + ctx.noise[start:stop]
 

@@ -115,10 +115,14 @@ def render_frames(look: Look, track: Track, size: int) -> np.ndarray:
     skin = look.skin_rgb * shade[..., None]  # [T, H, W, 3]
     frames = frames + (skin - frames) * face[..., None]
 
-    # eyes: white ellipses whose height follows eye_open, dark irises, brows above
+    # eyes: white ellipses whose height follows eye_open, dark irises, brows above;
+    # drawn only on the band of rows they can reach in any frame (a fraction of the frame)
     eye_rx, eye_ry = 0.2 * rx, 0.1 * ry
     eye_y = -0.18 * ry
+    rows = _row_band(track, eye_y - 2.6 * eye_ry, eye_y + eye_ry, size)
     open_ry = (eye_ry * np.maximum(track.eye_open, 0.05))[:, None, None]
+    whole = frames
+    frames, dx, dy = whole[:, rows], dx[:, rows], dy[:, rows]
     for side in (-1.0, 1.0):
         ex = dx - side * look.eye_dx * rx
         ey = dy - eye_y
@@ -129,9 +133,13 @@ def render_frames(look: Look, track: Track, size: int) -> np.ndarray:
         brow = _soft_inside((ex / (1.2 * eye_rx)) ** 2 + ((ey + 2.2 * eye_ry) / (0.35 * eye_ry)) ** 2)
         frames = frames + (look.hair_rgb * 0.7 - frames) * brow[..., None]
 
+    whole[:, rows] = frames
+
     # mouth: lips (outer ellipse) around a dark opening whose height follows the speech
     mouth_rx = look.mouth_w * rx
     mouth_y = 0.45 * ry
+    rows = _row_band(track, mouth_y - 0.32 * ry, mouth_y + 0.32 * ry, size)
+    frames, dx, dy = whole[:, rows], (xx - cx)[:, rows], (yy - cy)[:, rows]
     opening = track.mouth_open[:, None, None]  # [T, 1, 1]
     lips_ry = 0.07 * ry + 0.22 * ry * opening
     my = dy - mouth_y
@@ -142,4 +150,12 @@ def render_frames(look: Look, track: Track, size: int) -> np.ndarray:
     frames = frames + (np.array([45, 15, 20], np.float32) - frames) * cavity[..., None]
     teeth = cavity * (my < -0.4 * inner_ry)
     frames = frames + (np.float32(220.0) - frames) * teeth[..., None]
-    return frames.astype(np.float32)
+    whole[:, rows] = frames
+    return whole.astype(np.float32)
+
+
+def _row_band(track: Track, top: float, bottom: float, size: int) -> slice:
+    """Rows covering face-relative heights [top, bottom] in every frame (1 px of margin)."""
+    first = int(np.floor(track.head_xy[:, 1].min() + top)) - 1
+    last = int(np.ceil(track.head_xy[:, 1].max() + bottom)) + 2
+    return slice(max(first, 0), max(min(last, size), max(first, 0)))

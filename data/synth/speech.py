@@ -119,15 +119,22 @@ def synth_voice(voice: Voice, plan: SyllablePlan, n_samples: int, sample_rate: i
     active = envelope > 0  # only synthesise where a syllable sounds
     if active.any():
         idx = np.flatnonzero(active)
-        n_harm = int(MAX_HARMONIC_HZ // (0.7 * voice.f0_hz))
-        k = np.arange(1, n_harm + 1, dtype=np.float32)[:, None]  # [K, 1]
-        freq = k * f0[idx][None, :]  # [K, A]
-        gain = np.zeros_like(freq)
-        for j in range(3):  # three formant resonances, each a Lorentzian bump
-            gain += 1 / (1 + ((freq - formants[idx, j][None, :]) / FORMANT_BANDWIDTH_HZ[j]) ** 2)
-        gain *= k ** -voice.tilt * (freq < min(MAX_HARMONIC_HZ, sample_rate / 2 - 200))
-        harmonics = np.sin((k.astype(np.float64) * phase[idx][None, :]) % (2 * np.pi))
-        voiced[idx] = (gain * harmonics.astype(np.float32)).sum(0)
+        f0_active = f0[idx]  # [A]
+        formants_active = formants[idx]  # [A, 3]
+        top = min(MAX_HARMONIC_HZ, sample_rate / 2 - 200)
+        # harmonic k is Im(z**k) with z = exp(i phase): one complex multiply per harmonic
+        # instead of a sine, and no [K, A] temporaries
+        z = np.exp(1j * phase[idx]).astype(np.complex64)  # [A]
+        z_k = np.ones_like(z)
+        total = np.zeros(len(idx), dtype=np.float32)
+        for k in range(1, int(top // (0.7 * voice.f0_hz)) + 1):
+            z_k *= z
+            freq = k * f0_active  # [A]
+            gain = np.zeros_like(freq)
+            for j in range(3):  # three formant resonances, each a Lorentzian bump
+                gain += 1 / (1 + ((freq - formants_active[:, j]) / FORMANT_BANDWIDTH_HZ[j]) ** 2)
+            total += gain * (freq < top) * np.float32(k ** -voice.tilt) * z_k.imag
+        voiced[idx] = total
         voiced /= max(float(np.abs(voiced).max()), 1e-6)
     white = rng.standard_normal(n_samples).astype(np.float32)
     aspiration = np.diff(white, prepend=0.0) * 0.5  # high-passed noise
