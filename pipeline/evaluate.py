@@ -37,7 +37,8 @@ Other choices:
 Algorithm: proposals and segments are packed into flat arrays with per-video offsets; the
 (segment, proposal) pairs of the same video are built chunk by chunk (IoU once per pair),
 the greedy matching loops only over a segment's rank within its video (a handful), and
-AP is computed from the pooled ranks of the true positives:
+AP is computed from the pooled ranks of the true positives (binary search among sorted
+score-and-index integer keys, several times faster than a stable argsort):
 AP = (1 / n_labels) * sum over true positives t at pooled rank p_t >= 2 of
 max_{s >= t} (s / p_s), which is the official curve's area without materialising it.
 """
@@ -273,8 +274,10 @@ def localization_metrics(proposals: PackedProposals, segments: PackedSegments, *
             tp_chunks[k].append(_greedy_true_positives(pairs, threshold))
         recalled += _recalled_counts(pairs, ar_n, ar_iou_arr)
 
-    order = _pooled_order(proposals.scores)
-    ap = [_average_precision(order, np.concatenate(chunks), n_labels) for chunks in tp_chunks]
+    keys = _pooled_sort_keys(proposals.scores)  # [P]
+    tp_keys = [keys[np.concatenate(chunks)] for chunks in tp_chunks]
+    keys.sort()  # the pooled order; a TP's 1-based rank is its key's position + 1
+    ap = [_average_precision(np.searchsorted(keys, k) + 1, n_labels) for k in tp_keys]
     ar = (recalled / n_labels).mean(axis=1).tolist()
     return ap, ar
 
@@ -365,19 +368,25 @@ def _recalled_counts(pairs: _Pairs, ar_n: Sequence[int], ar_iou: np.ndarray) -> 
     return counts
 
 
-def _pooled_order(scores: np.ndarray) -> np.ndarray:
-    """Stable descending sort of all proposals by score (ties keep video then list order)."""
-    return np.argsort(-scores, kind="stable")
+def _pooled_sort_keys(scores: np.ndarray) -> np.ndarray:
+    """uint64 [P] keys whose ascending order is the official pooled order: score descending,
+    ties by index (video, then list order), as a stable descending sort gives. The high 32
+    bits are the float32 score mapped to an order-reversing integer, the low 32 the index,
+    so a plain (fast, unstable) integer sort of the keys replaces a stable argsort."""
+    bits = (scores.astype(np.float32) + np.float32(0.0)).view(np.uint32)  # -0.0 -> +0.0
+    negative = (bits & np.uint32(0x80000000)) != 0
+    ascending = np.where(negative, ~bits, bits | np.uint32(0x80000000))  # order of the score
+    keys = (~ascending).astype(np.uint64) << np.uint64(32)  # [P] higher score, smaller key
+    keys |= np.arange(len(scores), dtype=np.uint64)
+    return keys
 
 
-def _average_precision(order: np.ndarray, tp_indices: np.ndarray, n_labels: int) -> float:
-    """The official curve's area from the pooled ranks of the true positives (see module
-    docstring): (1 / n_labels) * sum_{t: p_t >= 2} max_{s >= t} s / p_s, ranks 1-based."""
-    if len(tp_indices) == 0:
+def _average_precision(tp_ranks: np.ndarray, n_labels: int) -> float:
+    """The official curve's area from the pooled 1-based ranks of the true positives (see
+    module docstring): (1 / n_labels) * sum_{t: p_t >= 2} max_{s >= t} s / p_s."""
+    if len(tp_ranks) == 0:
         return 0.0
-    is_tp = np.zeros(len(order), dtype=bool)
-    is_tp[tp_indices] = True
-    ranks = np.flatnonzero(is_tp[order]) + 1  # [T] pooled ranks p_t of the TPs, ascending
+    ranks = np.sort(tp_ranks)  # [T] p_t ascending
     precision = np.arange(1, len(ranks) + 1) / ranks  # [T] precision at each TP
     best_after = np.maximum.accumulate(precision[::-1])[::-1]  # [T] max_{s >= t}
     counted = ranks >= 2  # no recall-0 point: the top-ranked proposal's step is not counted

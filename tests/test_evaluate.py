@@ -333,3 +333,12 @@ def test_cli_round_trip(tmp_path):
     bad_list = runner.invoke(main, ["evaluate", "--predictions", str(paths["preds"]),
                                     "--metadata", str(paths["meta"]), "--ap-iou", "0.5,x"])
     assert bad_list.exit_code == 2 and "--ap-iou" in bad_list.output
+
+
+def test_pooled_sort_keys_give_the_stable_descending_order():
+    scores = np.array([0.5, -1.0, 0.5, 0.0, -0.0, 2.0, -1.0, 0.5, 1e-30, -1e-30],
+                      dtype=np.float32)
+    keys = evaluate_module._pooled_sort_keys(scores)
+    # stable: equal scores (0.5 x3, -1 x2, and 0.0 == -0.0) keep their index order
+    assert np.argsort(keys).tolist() == [5, 0, 2, 7, 8, 3, 4, 9, 1, 6]
+    np.testing.assert_array_equal(np.argsort(keys), np.argsort(-scores, kind="stable"))
