@@ -11,12 +11,16 @@ from pathlib import Path
 from extractors.ffmpeg_bin import ffmpeg_exe
 
 
+_RAMP = "aevalsrc=0.3*t*sin(2*PI*440*t):s={rate}:d={seconds}"
+
+
 def make_clip(path: str | Path, seconds: float = 1.0, *, fps: int = 25, size: tuple[int, int] = (64, 48),
               audio: str | None = "sine", sample_rate: int = 16000, audio_seconds: float | None = None,
               codec: str = "libx264") -> Path:
     """Write an mp4 of `seconds` of testsrc at `fps`, `size` = (width, height).
 
-    audio: "sine" (440 Hz tone), "noise" (white noise), or None (no audio stream).
+    audio: "sine" (440 Hz tone), "noise" (white noise), "ramp" (440 Hz tone whose amplitude is
+    0.3 * t, so the RMS at time t is 0.3 t / sqrt(2): audio timing is visible), or None.
     audio_seconds: audio length when it should differ from the video's.
     """
     path = Path(path)
@@ -29,6 +33,8 @@ def make_clip(path: str | Path, seconds: float = 1.0, *, fps: int = 25, size: tu
         cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={sample_rate}:duration={a_seconds}"]
     elif audio == "noise":
         cmd += ["-f", "lavfi", "-i", f"anoisesrc=color=white:sample_rate={sample_rate}:duration={a_seconds}:seed=1"]
+    elif audio == "ramp":
+        cmd += ["-f", "lavfi", "-i", _RAMP.format(rate=sample_rate, seconds=a_seconds)]
     elif audio is not None:
         raise ValueError(f"audio must be 'sine', 'noise' or None, got {audio!r}")
     cmd += ["-c:v", codec, "-pix_fmt", "yuv420p"]
@@ -41,15 +47,22 @@ def make_clip(path: str | Path, seconds: float = 1.0, *, fps: int = 25, size: tu
     return path
 
 
-def make_vfr_clip(path: str | Path, *, slow_from: int = 10, n_frames: int = 20, size: tuple[int, int] = (64, 48)) -> Path:
-    """Variable frame rate clip: frames 0..slow_from-1 every 40 ms, the rest every 100 ms."""
+def make_vfr_clip(path: str | Path, *, slow_from: int = 10, n_frames: int = 20,
+                  size: tuple[int, int] = (64, 48), ramp_audio: bool = False) -> Path:
+    """Variable frame rate clip: frames 0..slow_from-1 every 40 ms, the rest every 100 ms.
+
+    ramp_audio: add the "ramp" tone of `make_clip` (2 s) to see audio timing per frame.
+    """
     path = Path(path)
     width, height = size
     pts = f"if(lt(N,{slow_from}),N*0.04,{slow_from}*0.04+(N-{slow_from})*0.1)/TB"
-    subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi",
-                    "-i", f"testsrc=size={width}x{height}:rate=25", "-frames:v", str(n_frames),
-                    "-vf", f"setpts='{pts}'", "-fps_mode", "passthrough", "-c:v", "libx264",
-                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)], check=True)
+    cmd = [ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi",
+           "-i", f"testsrc=size={width}x{height}:rate=25"]
+    if ramp_audio:
+        cmd += ["-f", "lavfi", "-i", _RAMP.format(rate=16000, seconds=2.0), "-c:a", "aac"]
+    cmd += ["-frames:v", str(n_frames), "-vf", f"setpts='{pts}'", "-fps_mode", "passthrough",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)]
+    subprocess.run(cmd, check=True)
     return path
 
 

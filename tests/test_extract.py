@@ -14,7 +14,7 @@ import pytest
 
 from data.cache import FeatureCache, merge_caches, parts_dir, shard_path
 from extractors.align import pool_to_frames
-from extractors.decode import decode_audio
+from extractors.decode import VideoStream, decode_audio
 from fake_extractors import MeanColourVisual, RmsAudio
 from media import make_clip, make_corrupt
 from pipeline.extract import (ExtractionOptions, collect_videos, extract_video_features,
@@ -233,3 +233,20 @@ def test_cli_extract_weight_free_with_failure_then_shards_and_merge(clips, tmp_p
 
     result = runner.invoke(main, ["extract", "--out", str(tmp_path / "x.h5")])
     assert result.exit_code == 2 and "--metadata" in result.output
+
+
+def test_variable_frame_rate_audio_follows_frame_timestamps(tmp_path):
+    from media import make_vfr_clip
+
+    clip = make_vfr_clip(tmp_path / "vfr.mp4", ramp_audio=True)
+    visual, audio, info = _extract(clip)
+    starts = VideoStream(clip).info.frame_starts
+    assert starts is not None and visual.shape[0] == audio.shape[0] == 20
+    ends = np.append(starts[1:], starts[-1] + 1 / info["fps"])
+    # ramp tone: RMS at time t is 0.3 t / sqrt(2), so each frame's pooled RMS tells its mid time
+    mid_times = audio[:, 0] * np.sqrt(2) / 0.3
+    # (the first frames see aac's start-up ramp, the last one the audio's end)
+    np.testing.assert_allclose(mid_times[2:-1], ((starts + ends) / 2)[2:-1], atol=0.03)
+    # a uniform grid at the average fps would misplace frames by more than 0.1 s
+    uniform_mids = (np.arange(20) + 0.5) / info["fps"]
+    assert np.abs(mid_times[2:-1] - uniform_mids[2:-1]).max() > 0.1
