@@ -30,7 +30,8 @@ Nothing is ever written into a file that a reader may open:
 3. Opening a writer deletes stale `*.tmp` / `*.merge-tmp` files (the only files a kill can
    leave half written), reads the keys of `<out>` and its parts, and `has(key)` reports
    those as done, so a rerun skips them. An advisory `flock` on `<out>.lock` (released by
-   the kernel when a process dies, even by kill -9) stops two writers sharing one output.
+   the kernel when a process dies, even by kill -9) stops two writers sharing one output;
+   the empty lock file stays (deleting it would open a race between two new writers).
 
 Readers (`FeatureCache`) accept the final file, shard files, unmerged parts, or a mix:
 a path whose `.parts` folder still holds parts includes them, and a path that does not exist

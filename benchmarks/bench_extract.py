@@ -1,0 +1,246 @@
+"""Extraction speed and memory, side by side in one run on the same generated clips.
+
+Stages, each in frames/s of video:
+  decode        frames (chunked decord) + 16 kHz audio (ffmpeg pipe), no model
+  visual        TSN ResNet-50 on pre-decoded frames (the extractor's own precision: auto)
+  audio         wav2vec 2.0 base on pre-decoded waves (precision auto)
+  full          `run_extraction` into an HDF5 cache: decoding overlapped with the models
+  plain fp32    decode the whole clip into memory, then ResNet-50 in fp32 without
+                channels-last, then wav2vec 2.0 in fp32: the straightforward loop
+Plus the cosine similarity between the full run's features (auto precision, stored as
+float32 for this check) and the plain fp32 ones, and peak RSS of a full extraction of a 10 s and a 120 s clip,
+each measured in a fresh subprocess.
+
+The backbones are random-initialised at real size (`--visual-weights random`, wav2vec 2.0
+base config): speed does not depend on weight values, and nothing can be downloaded here.
+Random-weight features are for timing only.
+
+    python benchmarks/bench_extract.py                 # a few minutes on 2 CPU cores
+    python benchmarks/bench_extract.py --rss-seconds 10 --clip-seconds 2   # quicker
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from extractors.decode import VideoStream, decode_audio  # noqa: E402
+
+
+def make_clips(folder: Path, n: int, seconds: float, size: int) -> list[Path]:
+    from media import make_clip
+
+    return [make_clip(folder / f"clip{i}.mp4", seconds, size=(size, size),
+                      audio="noise" if i % 2 else "sine") for i in range(n)]
+
+
+def build(precision: str, channels_last: bool, device: str = "cpu"):
+    from extractors.build import build_audio_extractor, build_visual_extractor
+
+    visual = build_visual_extractor("tsn", weights="random", device=device, precision=precision,
+                                    channels_last=channels_last)
+    audio = build_audio_extractor("random", device=device, precision=precision)
+    return visual, audio
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024.0  # kB -> MiB
+    return float("nan")
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS (Linux >= 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def decode_all(clips):
+    frames, waves = [], []
+    for clip in clips:
+        frames.append(np.concatenate(list(VideoStream(clip, 32))))
+        waves.append(decode_audio(clip)[0])
+    return frames, waves
+
+
+def stage_decode(clips) -> int:
+    n = 0
+    for clip in clips:
+        for chunk in VideoStream(clip, 32):
+            n += len(chunk)
+        decode_audio(clip)
+    return n
+
+
+def stage_visual(visual, frames) -> int:
+    for video in frames:
+        visual.start_video()
+        for start in range(0, len(video), 32):
+            visual(video[start:start + 32])
+    return sum(len(v) for v in frames)
+
+
+def stage_audio(audio, waves, n_frames) -> int:
+    for wave in waves:
+        audio.start_video()
+        audio(wave)
+    return n_frames
+
+
+def plain_fp32_loop(clips, visual, audio):
+    """Decode whole clip, then the fp32 models, one after another: what a first script does."""
+    from extractors.align import pool_to_frames
+
+    outputs = []
+    with torch.inference_mode():
+        for clip in clips:
+            stream = VideoStream(clip, 32)
+            frames = np.concatenate(list(stream))  # the whole clip in memory
+            wave, _ = decode_audio(clip)
+            feats = np.concatenate([visual(frames[s:s + 32]) for s in range(0, len(frames), 32)])
+            a, centres = audio(wave)
+            outputs.append((feats, pool_to_frames(a, centres, len(frames), stream.info.fps)))
+    return outputs
+
+
+def cosine_min(a: np.ndarray, b: np.ndarray) -> float:
+    num = (a * b).sum(axis=1)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12
+    return float((num / den).min())
+
+
+def rss_child(clip: str, precision: str) -> None:
+    """Fresh process: build extractors, extract one clip, print peak RSS as JSON."""
+    from pipeline.extract import extract_video_features
+
+    visual, audio = build(precision, channels_last=True)
+    rss_models = _status_mb("VmRSS")
+    # building the models has a transient peak of its own; measure extraction's peak only
+    reset = reset_peak_rss()
+    (vis, _, info), seconds = timed(lambda: extract_video_features(clip, visual, audio))
+    peak = _status_mb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"clip": clip, "n_frames": info["n_frames"], "seconds": seconds,
+                      "rss_after_build_mb": rss_models, "peak_rss_mb": peak,
+                      "peak_is_extraction_only": reset}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clips", type=int, default=2, help="clips for the stage comparison")
+    parser.add_argument("--clip-seconds", type=float, default=4.0)
+    parser.add_argument("--size", type=int, default=224, help="frame side in pixels (LAV-DF: 224)")
+    parser.add_argument("--precision", default="auto", help="precision of the optimised runs")
+    parser.add_argument("--rss-seconds", default="10,120", help="clip lengths for peak RSS ('' to skip)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--rss-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child:
+        rss_child(args.rss_child, args.precision)
+        return
+
+    from extractors.precision import resolve_precision
+    from pipeline.extract import ExtractionOptions, run_extraction
+
+    work = Path(tempfile.mkdtemp(prefix="rtdl-bench-extract-"))
+    clips = make_clips(work, args.clips, args.clip_seconds, args.size)
+    results: dict = {"machine": f"{platform.machine()} {os.cpu_count()} cores, torch "
+                                f"{torch.__version__}, {torch.get_num_threads()} threads",
+                     "precision": resolve_precision(args.precision, "cpu"),
+                     "clips": f"{args.clips} x {args.clip_seconds} s, {args.size}x{args.size}, 25 fps",
+                     "weights": "random (timing only)",
+                     "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+    print(results)
+
+    frames, waves = decode_all(clips)
+    n_frames = sum(len(f) for f in frames)
+    visual, audio = build(args.precision, channels_last=True)
+    stage_visual(visual, [frames[0][:8]])  # warm-up: first calls allocate and pick kernels
+    audio(waves[0][:16000])
+
+    rates = {}
+    n, s = timed(lambda: stage_decode(clips))
+    rates["decode"] = n / s
+    n, s = timed(lambda: stage_visual(visual, frames))
+    rates["visual"] = n / s
+    n, s = timed(lambda: stage_audio(audio, waves, n_frames))
+    rates["audio"] = n / s
+    out = work / "cache.h5"
+    summary, s = timed(lambda: run_extraction(out, clips, options=ExtractionOptions(cache_dtype="float32"),
+                                              visual_extractor=visual, audio_extractor=audio,
+                                              progress=False))
+    rates["full"] = summary.n_frames / s
+    del visual, audio
+
+    plain_visual, plain_audio = build("fp32", channels_last=False)
+    stage_visual(plain_visual, [frames[0][:8]])
+    outputs, s = timed(lambda: plain_fp32_loop(clips, plain_visual, plain_audio))
+    rates["plain_fp32"] = n_frames / s
+
+    from data.cache import FeatureCache
+
+    cache = FeatureCache(out)
+    keyed = sorted(zip([c.name for c in clips], outputs))
+    cos_visual = min(cosine_min(cache.read(k)[0], o[0]) for k, o in keyed)
+    cos_audio = min(cosine_min(cache.read(k)[1], o[1]) for k, o in keyed)
+
+    slowest = min(rates["decode"], rates["visual"], rates["audio"])
+    results.update({f"{k}_frames_per_s": round(v, 2) for k, v in rates.items()})
+    results["full_vs_slowest_stage"] = round(rates["full"] / slowest, 3)
+    results["full_vs_plain_fp32"] = round(rates["full"] / rates["plain_fp32"], 3)
+    results["min_cosine_visual_vs_fp32"] = round(cos_visual, 5)
+    results["min_cosine_audio_vs_fp32"] = round(cos_audio, 5)
+
+    rss = []
+    for seconds in [float(x) for x in args.rss_seconds.split(",") if x.strip()]:
+        clip = make_clips(work / f"rss{int(seconds)}", 1, seconds, args.size)[0]
+        proc = subprocess.run([sys.executable, __file__, "--rss-child", str(clip),
+                               "--precision", args.precision], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr[-2000:])
+        rss.append({"clip_seconds": seconds, **json.loads(proc.stdout.strip().splitlines()[-1])})
+        rss[-1].pop("clip")
+    results["peak_rss"] = rss
+    results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+
+    print(f"\n{'stage':<14}{'frames/s':>10}")
+    for name in ("decode", "visual", "audio", "full", "plain_fp32"):
+        print(f"{name:<14}{rates[name]:>10.2f}")
+    print(f"full / slowest stage: {results['full_vs_slowest_stage']:.2f}   "
+          f"full / plain fp32: {results['full_vs_plain_fp32']:.2f}   "
+          f"min cosine vs fp32: visual {cos_visual:.4f}, audio {cos_audio:.4f}")
+    for r in rss:
+        print(f"peak RSS {r['clip_seconds']:>5.0f} s clip ({r['n_frames']} frames, {r['seconds']:.0f} s): "
+              f"{r['peak_rss_mb']:.0f} MiB during extraction (RSS after building the models: "
+              f"{r['rss_after_build_mb']:.0f} MiB)")
+    print(f"load average (1, 5, 15 min) at start {results['load_average_at_start']}, "
+          f"at end {results['load_average_at_end']}: other jobs on the machine slow every stage")
+    print(json.dumps(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
