@@ -5,9 +5,11 @@
     F_m = [F_v, F_a, E_v, E_a]  [B,T,4d]
 
 Choices (the paper gives no details):
-- Embedding = LayerNorm over input channels (backbone features have arbitrary scales),
-  a 'same' 1-D conv to d_model, GELU, LayerNorm. The final LayerNorm fixes the scale of F_v /
-  F_a, which the MAE reconstructs and AICL measures distances in.
+- Embedding = a 'same' 1-D conv to d_model, GELU, LayerNorm. The final LayerNorm fixes the
+  scale of F_v / F_a, which the MAE reconstructs and AICL measures distances in. There is no
+  LayerNorm over the input channels: it would erase each frame's overall level (a shift of
+  all channels at once, which a forgery can cause); TSN and wav2vec 2.0 features come in
+  moderate ranges already.
 - Cross-modal attention adds sinusoidal positions to queries and keys so that a visual frame
   can prefer the audio around the same instant (lip-sync mismatches are local in time); values
   carry no positions. Padded keys are excluded with key padding masks. Each direction is a
@@ -30,12 +32,11 @@ class ConvEmbedding(nn.Module):
 
     def __init__(self, in_dim: int, d_model: int, kernel: int):
         super().__init__()
-        self.in_norm = nn.LayerNorm(in_dim)  # backbone features come in arbitrary scales
         self.conv = nn.Conv1d(in_dim, d_model, kernel, padding=kernel // 2)
         self.out_norm = nn.LayerNorm(d_model)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        h = masked_conv(self.conv, self.in_norm(x), mask)  # [B, T, d]
+        h = masked_conv(self.conv, x, mask)  # [B, T, d]
         h = self.out_norm(nn.functional.gelu(h))  # [B, T, d]
         return h * mask[..., None].to(h.dtype)
 

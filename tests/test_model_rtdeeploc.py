@@ -36,12 +36,14 @@ def make_batch(lengths, labels, seed=0, total=None):
     visual = torch.randn(b, total, CV, generator=g).cumsum(1) * 0.3
     audio = torch.randn(b, total, CA, generator=g).cumsum(1) * 0.3
     mask = torch.arange(total)[None, :] < torch.tensor(lengths)[:, None]
+    visual_shift = torch.randn(CV, generator=torch.Generator().manual_seed(99)) * 2.0
+    audio_shift = torch.randn(CA, generator=torch.Generator().manual_seed(98)) * 2.0
     for i, (n, label) in enumerate(zip(lengths, labels)):
         segment = slice(n // 3, n // 3 + max(2, n // 4))
         if label & 1:
-            visual[i, segment] += 4.0
+            visual[i, segment] += visual_shift
         if label & 2:
-            audio[i, segment] -= 4.0
+            audio[i, segment] += audio_shift
     visual, audio = visual * mask[..., None], audio * mask[..., None]
     return visual, audio, mask, torch.tensor(labels)
 
