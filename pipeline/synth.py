@@ -28,7 +28,13 @@ Choices where the issue leaves room:
   `duration = video_frames / fps` exactly; `audio_frames = round(duration * sample_rate)`.
 - Deterministic: the plan comes from `seed`, each clip from (seed, index); the encoder runs
   with one thread and bitexact flags; nothing time-dependent is written. Workers only
-  change the speed, not the files.
+  change the speed, not the files (checked: 1 and 2 workers give identical folders).
+- Writing into a folder that already holds a dataset overwrites its files and metadata;
+  clips of an earlier, larger run stay on disk but are not listed in the new metadata.
+
+Speed (defaults: 4-6 s clips, 96x96, 25 fps), measured with `resource.getrusage` over 100
+clips: about 0.22 s of Python CPU plus 0.11 s of ffmpeg CPU per clip, so 100 clips take
+about 35 s of one core (wall time grows when other jobs share the cores).
 """
 from __future__ import annotations
 
