@@ -132,3 +132,10 @@ def test_layer_norm_models_use_an_attention_mask_for_padding():
         alone = extractor._forward([short])[0]
     assert padded.shape == alone.shape == (n_frames_for(8000), 16)
     torch.testing.assert_close(padded, alone, rtol=1e-4, atol=1e-4)
+
+
+def test_bf16_autocast_stays_close_to_fp32():
+    wave = _speechlike(1.0)
+    fp32, _ = tiny()(wave)
+    bf16, _ = Wav2Vec2AudioExtractor("random", random_config="tiny", precision="bf16")(wave)
+    assert _cosine_rows(bf16, fp32).min() > 0.99

@@ -1,0 +1,78 @@
+"""ResNet-50 (TSN visual backbone) throughput at 256x256 on this machine, by execution mode.
+
+Measures, in one run on the same frames, frames/s of the 2048-d feature forward pass for:
+  fp32            contiguous (NCHW) tensors, plain fp32
+  fp32-cl         channels-last (NHWC) fp32
+  bf16-cl         channels-last + bf16 autocast (skipped where the CPU lacks native bf16,
+                  unless --force-bf16)
+and the cosine similarity of bf16 features to fp32 (per frame, after subtracting the batch
+mean, because random-weight ResNet features are nearly constant across frames).
+Uses random weights: speed does not depend on the weight values. Preprocessing is excluded
+(timed: the model call on already normalised 256x256 input).
+
+    python benchmarks/bench_visual_precision.py [--frames 48] [--batch-size 16] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+import torchvision
+
+from extractors.precision import autocast, cpu_has_native_bf16
+
+
+def run_mode(model: torch.nn.Module, frames: torch.Tensor, batch_size: int, channels_last: bool,
+             precision: str) -> tuple[float, np.ndarray]:
+    """(frames per second, features [N,2048]) for one mode; one warm-up batch first."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    batches = [frames[i:i + batch_size].contiguous(memory_format=fmt)
+               for i in range(0, frames.shape[0], batch_size)]
+    with torch.inference_mode(), autocast(precision, "cpu"):
+        model(batches[0])  # warm-up: oneDNN picks kernels on the first call
+        start = time.perf_counter()
+        features = [model(batch).float() for batch in batches]
+        elapsed = time.perf_counter() - start
+    return frames.shape[0] / elapsed, torch.cat(features).numpy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=48, help="frames timed per mode")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--force-bf16", action="store_true", help="run bf16 without native support")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    model = torchvision.models.resnet50(weights=None)
+    model.fc = torch.nn.Identity()
+    model.eval()
+    frames = torch.randn(args.frames, 3, 256, 256)
+    frames[::2] *= 0.3  # two kinds of frames, so the centred features are not all noise
+
+    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{args.threads} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+          f"native bf16: {cpu_has_native_bf16()}")
+    results = {}
+    modes = [("fp32", False, "fp32"), ("fp32-cl", True, "fp32")]
+    if cpu_has_native_bf16() or args.force_bf16:
+        modes.append(("bf16-cl", True, "bf16"))
+    for name, channels_last, precision in modes:
+        fps, feats = run_mode(model, frames, args.batch_size, channels_last, precision)
+        results[name] = feats
+        print(f"{name:8s} {fps:7.2f} frames/s")
+    if "bf16-cl" in results:
+        a, b = results["fp32"], results["bf16-cl"]
+        a, b = a - a.mean(0), b - b.mean(0)
+        cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        print(f"bf16 vs fp32 centred cosine similarity: min {cos.min():.5f}, mean {cos.mean():.5f}")
+
+
+if __name__ == "__main__":
+    main()
