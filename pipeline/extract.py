@@ -4,11 +4,13 @@ Flow per video: decode frames in chunks -> visual extractor per chunk; decode th
 audio extractor -> `pool_to_frames` onto the video's frame timeline -> `CacheWriter.write`.
 
 Choices:
-- Overlap: one prefetch thread decodes the next chunks (and the next videos) into a bounded
-  queue while the main thread runs the models. Decoding is a C library call (decord) or a
-  child ffmpeg process, and torch releases the GIL while it computes, so a thread overlaps
+- Overlap: prefetch threads decode the next chunks (and the next videos) into bounded
+  queues while the main thread runs the models. Decoding is a C library call (decord) or a
+  child ffmpeg process, and torch releases the GIL while it computes, so threads overlap
   them without the pickling cost of worker processes; the queue bound
-  (`prefetch_chunks`) keeps memory independent of video length.
+  (`prefetch_chunks`) keeps memory independent of video length. One decode worker on the
+  CPU (the models are the bottleneck there), four by default when the models run on a GPU
+  (`decode_workers`), each taking every n-th video so the output order stays fixed.
 - Keys: with `--metadata`, a video's key is its metadata `file` and its path is
   `root / file` (root defaults to the metadata file's folder). With plain video paths, the
   key is the path relative to `--root` when given, else the file name; duplicate keys are
@@ -59,8 +61,9 @@ class ExtractionOptions:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast of the backbones)
     chunk_frames: int = 32  # frames decoded and embedded at a time (bounds memory)
-    prefetch_chunks: int = 4  # decoded chunks waiting in the queue at most
-    decode_threads: int = 1  # decord decoder threads (the models want the cores)
+    prefetch_chunks: int = 4  # decoded chunks waiting per decode worker at most
+    decode_threads: int = 1  # decord decoder threads per video (the models want the cores)
+    decode_workers: int = 0  # videos decoded in parallel; 0 = auto (1 on CPU, 4 on a GPU)
     cache_dtype: str = "float16"  # storage dtype of the features
     flush_every: int = 16  # videos per sealed part file (work lost at most on a crash)
 
@@ -121,31 +124,38 @@ class _Failed:
 
 
 class _Prefetcher:
-    """Decode `items` [(key, path)] on a background thread into a bounded queue."""
+    """Decode `items` [(key, path)] on background threads into bounded queues.
 
-    _DONE = object()
+    Worker w decodes videos w, w + n, w + 2n, ... in order into its own queue; the consumer
+    reads video i whole from queue i % n, so videos come out in input order and each
+    video's chunks arrive consecutively. decord (a ctypes library) and the ffmpeg child
+    processes release the GIL, so several workers decode in parallel.
+    """
 
     def __init__(self, items: Sequence[tuple[str, Path]], *, chunk_frames: int,
-                 decode_threads: int, max_queued: int, sample_rate: int):
+                 decode_threads: int, max_queued: int, sample_rate: int, workers: int = 1):
         self._items = list(items)
         self._chunk_frames = chunk_frames
         self._decode_threads = decode_threads
         self._sample_rate = sample_rate
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, max_queued))
+        self._workers = max(1, min(int(workers), len(self._items) or 1))
+        self._queues = [queue.Queue(maxsize=max(1, max_queued)) for _ in range(self._workers)]
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rtdl-decode", daemon=True)
+        self._threads = [threading.Thread(target=self._run, args=(w,), name=f"rtdl-decode-{w}",
+                                          daemon=True) for w in range(self._workers)]
 
-    def _put(self, item) -> bool:
+    def _put(self, q: queue.Queue, item) -> bool:
         while not self._stop.is_set():
             try:
-                self._queue.put(item, timeout=0.1)
+                q.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def _run(self) -> None:
-        for key, path in self._items:
+    def _run(self, worker: int) -> None:
+        q = self._queues[worker]
+        for key, path in self._items[worker::self._workers]:
             if self._stop.is_set():
                 return
             try:
@@ -153,43 +163,47 @@ class _Prefetcher:
                 wave, has_audio = decode_audio(path, has_audio=stream.info.has_audio,
                                                duration=stream.info.duration,
                                                sample_rate=self._sample_rate)
-                if not self._put(_Start(key, Path(path), stream.info, wave, has_audio)):
+                if not self._put(q, _Start(key, Path(path), stream.info, wave, has_audio)):
                     return
                 del wave
                 for chunk in stream:
-                    if not self._put(_Frames(key, chunk)):
+                    if not self._put(q, _Frames(key, chunk)):
                         return
-                ok = self._put(_End(key, stream.info))
+                ok = self._put(q, _End(key, stream.info))
             except Exception as err:  # noqa: BLE001 - any decoding problem fails this file only
-                ok = self._put(_Failed(key, Path(path), str(err)))
+                ok = self._put(q, _Failed(key, Path(path), str(err)))
             if not ok:
                 return
-        self._put(self._DONE)
 
     def __iter__(self):
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         try:
-            while True:
-                item = self._queue.get()
-                if item is self._DONE:
-                    return
-                yield item
+            for i in range(len(self._items)):
+                q = self._queues[i % self._workers]
+                while True:
+                    item = q.get()
+                    yield item
+                    if isinstance(item, (_End, _Failed)):
+                        break
         finally:
             self._stop.set()
-            self._thread.join(timeout=5.0)
+            for thread in self._threads:
+                thread.join(timeout=5.0)
 
 
 # ----------------------------------------------------------------------------- core loop
 
 def _extract_stream(items: Sequence[tuple[str, Path]], visual_extractor, audio_extractor, *,
                     chunk_frames: int = 32, prefetch_chunks: int = 4, decode_threads: int = 1,
-                    on_frames=None) -> Iterator[tuple[str, Path, object]]:
+                    decode_workers: int = 1, on_frames=None) -> Iterator[tuple[str, Path, object]]:
     """Yield (key, path, (visual [T,Dv], audio [T,Da], info) or failure reason str) per video."""
     import torch
 
     sample_rate = int(getattr(audio_extractor, "sample_rate", 16000))
     prefetcher = _Prefetcher(items, chunk_frames=chunk_frames, decode_threads=decode_threads,
-                             max_queued=prefetch_chunks, sample_rate=sample_rate)
+                             max_queued=prefetch_chunks, sample_rate=sample_rate,
+                             workers=decode_workers)
     current: _Start | None = None
     visual_parts: list[np.ndarray] = []
     audio_result = None
@@ -401,6 +415,7 @@ def run_extraction(out: str | Path, videos: Sequence[str | Path] = (), *,
             for key, path, result in _extract_stream(
                     todo, visual_extractor, audio_extractor, chunk_frames=options.chunk_frames,
                     prefetch_chunks=options.prefetch_chunks, decode_threads=options.decode_threads,
+                    decode_workers=_decode_workers(options, visual_extractor),
                     on_frames=on_frames):
                 if isinstance(result, str):
                     _record_failure(summary, failures_path, key, path, result)
@@ -416,6 +431,15 @@ def run_extraction(out: str | Path, videos: Sequence[str | Path] = (), *,
     summary.seconds = time.perf_counter() - t0
     (log.warning if summary.failures else log.info)("%s", summary.describe())
     return summary
+
+
+def _decode_workers(options: ExtractionOptions, visual_extractor) -> int:
+    if options.decode_workers > 0:
+        return options.decode_workers
+    device = str(getattr(visual_extractor, "device", "cpu"))
+    # on the CPU the models take every core and decoding is ~5% of the work: one worker
+    # keeps up; a GPU embeds frames faster than one core decodes them
+    return 4 if device.startswith("cuda") else 1
 
 
 def _record_failure(summary: ExtractionSummary, report: Path, key: str, path: Path, reason: str) -> None:

@@ -1,6 +1,7 @@
 """Tests for pipeline/extract.py on generated clips with stand-in extractors."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -118,7 +119,9 @@ def test_batch_with_corrupt_file_reports_it_and_extracts_the_rest(clips, tmp_pat
 
 def test_shards_merged_equal_a_single_process_run(clips, tmp_path):
     single = tmp_path / "single.h5"
-    _run(single, _good(clips), root=clips["root"])
+    # three decode workers in the single run: their interleaving must not change anything
+    _run(single, _good(clips) + [clips["bad"]], root=clips["root"],
+         options=dataclasses.replace(OPTS, decode_workers=3))
     out = tmp_path / "sharded.h5"
     for index in range(3):
         summary = _run(out, _good(clips), root=clips["root"], num_shards=3, shard_index=index)
