@@ -295,11 +295,16 @@ def extract_command(videos, out, metadata, root, visual_model, visual_weights, a
                                 audio_model=audio_model, audio_layer=audio_layer, device=device,
                                 precision=precision, chunk_frames=chunk_frames,
                                 cache_dtype=cache_dtype, decode_workers=decode_workers)
+    from extractors.build import WeightsUnavailableError, describe_pretrained
+
     try:
         summary = run_extraction(out, videos, metadata=metadata, root=root, options=options,
                                  num_shards=num_shards, shard_index=shard_index, limit=limit)
     except (ValueError, FileNotFoundError) as err:
         raise click.UsageError(str(err)) from err
+    except WeightsUnavailableError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"features from {describe_pretrained(summary.settings)}")
     if summary.n_failed:
         raise click.ClickException(summary.describe())
     click.echo(summary.describe())

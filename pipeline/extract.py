@@ -78,6 +78,7 @@ class ExtractionSummary:
     seconds: float  # wall-clock time of the job
     failures: list[dict] = field(default_factory=list)  # {"file", "path", "reason"}
     failures_path: Path | None = None  # JSONL report, only written when something failed
+    settings: dict = field(default_factory=dict)  # extractor settings recorded in the cache
 
     @property
     def n_failed(self) -> int:
@@ -394,7 +395,12 @@ def run_extraction(out: str | Path, videos: Sequence[str | Path] = (), *,
     settings = cache_settings(visual_extractor, audio_extractor)
 
     summary = ExtractionSummary(out=target, n_videos=len(items), n_extracted=0, n_skipped=0,
-                                n_frames=0, seconds=0.0, failures_path=failures_path)
+                                n_frames=0, seconds=0.0, failures_path=failures_path,
+                                settings=settings)
+    for part in ("visual", "audio"):
+        if settings[part].get("pretrained") is False:
+            log.warning("%s features come from a RANDOM-initialised %s backbone: fine for tests "
+                        "and timing, meaningless for detection", part, settings[part].get("kind"))
     with CacheWriter(target, settings, dtype=options.cache_dtype,
                      flush_every=options.flush_every) as writer:
         todo = [(key, path) for key, path in items if not writer.has(key)]

@@ -219,6 +219,7 @@ def test_cli_extract_weight_free_with_failure_then_shards_and_merge(clips, tmp_p
     result = runner.invoke(main, ["extract", *videos, "--out", str(tmp_path / "c.h5"), *common])
     assert result.exit_code == 1, result.output
     assert "1 failed of 3 videos" in result.output and "failures.jsonl" in result.output
+    assert "visual: lowlevel (weight-free)" in result.output
     cache = FeatureCache(tmp_path / "c.h5")
     assert cache.keys() == ["a/tone.mp4", "b/silent.mp4"]
     assert cache.settings["visual"]["kind"] == "lowlevel" and cache.settings["audio"]["kind"] == "logmel"
