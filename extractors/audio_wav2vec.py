@@ -102,7 +102,7 @@ def _load_pretrained(name: str):
     except OSError as err:
         hf_home = os.environ.get("HF_HOME", "~/.cache/huggingface")
         raise WeightsUnavailableError(
-            f"cannot load wav2vec 2.0 model {name!r}: {err}. It is neither a local directory "
+            f"cannot load wav2vec 2.0 model {name!r}: {str(err).strip().rstrip('.')}. It is neither a local directory "
             f"nor in the Hugging Face cache (HF_HOME={hf_home}, HF_HUB_CACHE), and it could "
             "not be downloaded. On a machine with internet run `huggingface-cli download "
             f"{name} --local-dir DIR` (or snapshot_download), copy DIR here and pass "
@@ -124,6 +124,19 @@ def _load_pretrained(name: str):
     else:
         revision = getattr(model.config, "_commit_hash", None)
     return model, do_normalize, revision
+
+
+def available_locally(name: str) -> bool:
+    """True when model `name` (HF id or directory) loads without the network."""
+    local = Path(name).expanduser()
+    if local.is_dir():
+        return (local / "config.json").is_file()
+    from huggingface_hub import try_to_load_from_cache
+
+    def cached(filename: str) -> bool:
+        return isinstance(try_to_load_from_cache(name, filename), str)
+
+    return cached("config.json") and (cached("model.safetensors") or cached("pytorch_model.bin"))
 
 
 def _build_random(config_name: str, seed: int):

@@ -29,7 +29,7 @@ DEFAULT_AUDIO_MODEL = "facebook/wav2vec2-base-960h"
 
 __all__ = ["build_visual_extractor", "build_audio_extractor", "build_extractors_from_settings",
            "extractor_settings", "WeightsUnavailableError", "DEFAULT_AUDIO_MODEL",
-           "VISUAL_NAMES", "describe_pretrained"]
+           "VISUAL_NAMES", "describe_pretrained", "pretrained_weights_on_disk"]
 
 
 def build_visual_extractor(name: str = "tsn", weights: str = DEFAULT_VISUAL_WEIGHTS,
@@ -117,6 +117,31 @@ def describe_pretrained(settings: dict) -> str:
             parts.append(f"{part}: {kind} with RANDOM weights (not pretrained; features carry "
                          "little signal)")
     return "; ".join(parts)
+
+
+def pretrained_weights_on_disk(visual_weights: str = DEFAULT_VISUAL_WEIGHTS,
+                               audio_model: str = DEFAULT_AUDIO_MODEL) -> tuple[bool, bool]:
+    """(TSN weights, wav2vec 2.0 model) available without the network, checked quickly.
+
+    For callers such as `rtdl demo` that fall back to the weight-free extractors: a failed
+    download attempt costs tens of seconds of retries, this check costs none. `random`,
+    `lowlevel` and `logmel` count as not pretrained (False).
+    """
+    if visual_weights == "imagenet":
+        import torch
+        import torchvision
+
+        url = torchvision.models.ResNet50_Weights.IMAGENET1K_V1.url
+        visual = (Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name).is_file()
+    else:
+        visual = visual_weights != "random" and Path(visual_weights).expanduser().is_file()
+    if audio_model in ("random", *WEIGHT_FREE_AUDIO):
+        audio = False
+    else:
+        from extractors.audio_wav2vec import available_locally
+
+        audio = available_locally(audio_model)
+    return visual, audio
 
 
 def _visual_from_settings(s: dict, device: str, precision: str, weights_override: str | None):

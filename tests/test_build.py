@@ -10,7 +10,8 @@ import torchvision
 from extractors import audio_wav2vec
 from extractors.build import (DEFAULT_AUDIO_MODEL, WeightsUnavailableError, build_audio_extractor,
                               build_extractors_from_settings, build_visual_extractor,
-                              describe_pretrained, extractor_settings)
+                              describe_pretrained, extractor_settings,
+                              pretrained_weights_on_disk)
 
 FRAMES = np.random.default_rng(0).integers(0, 256, (3, 48, 64, 3), dtype=np.uint8)
 WAVE = np.random.default_rng(1).standard_normal(12000).astype(np.float32)
@@ -103,3 +104,19 @@ def test_malformed_settings_are_named():
     with pytest.raises(ValueError, match="dim 999"):
         build_extractors_from_settings({"visual": tampered,
                                         "audio": build_audio_extractor("logmel").settings})
+
+
+def test_pretrained_weights_on_disk_checks_without_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # honour TORCH_HOME set above
+    assert pretrained_weights_on_disk("imagenet", "logmel") == (False, False)
+    target = tmp_path / "torch" / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"placeholder")
+    assert pretrained_weights_on_disk("imagenet", "random") == (True, False)
+    assert pretrained_weights_on_disk("random", "rtdl-test/not-cached")[1] is False
+    model_dir = tmp_path / "w2v"
+    model_dir.mkdir()
+    assert pretrained_weights_on_disk(str(target), str(model_dir)) == (True, False)
+    (model_dir / "config.json").write_text("{}")
+    assert pretrained_weights_on_disk("random", str(model_dir)) == (False, True)
