@@ -265,6 +265,9 @@ def localization_metrics(proposals: PackedProposals, segments: PackedSegments, *
     ar_iou_arr = np.asarray([float(t) for t in ar_iou], dtype=np.float32)
     if any(n < 1 for n in ar_n):
         raise ValueError(f"AR@N needs N >= 1, got {ar_n}")
+    if any(not 0.0 <= t < 1.0 for t in list(ap_iou) + list(ar_iou_arr)):
+        raise ValueError(f"IoU thresholds must lie in [0, 1), got AP {[float(t) for t in ap_iou]}"
+                         f" and AR {ar_iou_arr.tolist()}")
 
     tp_chunks: list[list[np.ndarray]] = [[] for _ in ap_iou]  # TP proposal indices
     recalled = np.zeros((len(ar_n), len(ar_iou_arr)), dtype=np.int64)

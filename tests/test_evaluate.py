@@ -342,3 +342,11 @@ def test_pooled_sort_keys_give_the_stable_descending_order():
     # stable: equal scores (0.5 x3, -1 x2, and 0.0 == -0.0) keep their index order
     assert np.argsort(keys).tolist() == [5, 0, 2, 7, 8, 3, 4, 9, 1, 6]
     np.testing.assert_array_equal(np.argsort(keys), np.argsort(-scores, kind="stable"))
+
+
+def test_invalid_thresholds():
+    records, predictions = [rec("a.mp4", [[0, 2]])], {"a.mp4": [[0.9, 0, 2]]}
+    with pytest.raises(ValueError, match="N >= 1"):
+        metrics(predictions, records, ar_n=(0,))
+    with pytest.raises(ValueError, match="IoU thresholds must lie in"):
+        metrics(predictions, records, ap_iou=(1.5,))
