@@ -98,7 +98,10 @@ def _load_pretrained(name: str):
 
     local = Path(name).expanduser()
     try:
-        model = Wav2Vec2Model.from_pretrained(str(local) if local.is_dir() else name)
+        # fp32 master weights whatever the file stores (transformers 5 defaults to the file's
+        # dtype); lower precision comes from autocast, so `--precision fp32` means fp32
+        model = Wav2Vec2Model.from_pretrained(str(local) if local.is_dir() else name,
+                                              dtype=torch.float32)
     except OSError as err:
         hf_home = os.environ.get("HF_HOME", "~/.cache/huggingface")
         raise WeightsUnavailableError(

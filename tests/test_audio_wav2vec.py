@@ -113,6 +113,13 @@ def test_local_directory_loads_with_its_feature_extractor_settings(tmp_path):
     np.testing.assert_allclose(extractor(wave)[0], expected, atol=1e-5)
 
 
+def test_half_precision_checkpoint_is_loaded_as_fp32(tmp_path):
+    Wav2Vec2Model(Wav2Vec2Config(**TINY_CONFIG)).half().save_pretrained(tmp_path)
+    extractor = Wav2Vec2AudioExtractor(str(tmp_path), precision="fp32")
+    assert {p.dtype for p in extractor.model.parameters()} == {torch.float32}
+    assert extractor(_speechlike(0.2))[0].dtype == np.float32
+
+
 def test_unavailable_model_says_how_to_supply_it():
     with pytest.raises(WeightsUnavailableError) as err:
         Wav2Vec2AudioExtractor("rtdl-test/no-such-wav2vec2-model")
