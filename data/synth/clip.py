@@ -9,9 +9,9 @@ another part, and a clip is the same whichever process makes it.
 
 Span placement: forged spans of one modality never overlap and keep a gap of at least
 `SPAN_GAP_FRAMES`, so each labelled interval is one forgery; the first and last frames stay
-genuine (a frozen-frame span needs a frame before it). In a "both" clip the audio spans
-reuse the visual spans half of the time (a word replaced and lip-synced, as in LAV-DF) and
-are placed independently otherwise.
+genuine, so every span starts and ends next to a genuine frame. In a "both" clip the audio
+spans reuse the visual spans half of the time (a word replaced and lip-synced, as in
+LAV-DF) and are placed independently otherwise.
 """
 from __future__ import annotations
 
