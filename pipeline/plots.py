@@ -79,7 +79,7 @@ def plot_evidence(times: Sequence[float], curves: Mapping[str, Sequence[float]],
     if shaded or truth:
         axes[0, 0].legend(loc="upper right", fontsize=7)
     if times.size:
-        axes[-1, 0].set_xlim(0.0, max(float(times[-1]), *(end for _, end, _ in shaded), *(b for _, b in truth)))
+        axes[-1, 0].set_xlim(0.0, max([float(times[-1]), *(end for _, end, _ in shaded), *(b for _, b in truth)]))
     axes[-1, 0].set_xlabel("time (s)")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()

@@ -30,6 +30,13 @@ def test_plot_evidence_writes_png(tmp_path):
         plot_evidence(times, {"audio": np.ones(3)}, [], path=tmp_path / "bad.png")
 
 
+def test_plot_evidence_without_any_segments(tmp_path):
+    # a real video predicted real: nothing to shade, the plot must still be written
+    path = plot_evidence(np.arange(10) / 5.0, {"joint frame score": np.zeros(10)}, [],
+                         ground_truth=None, path=tmp_path / "empty.png")
+    assert path.read_bytes()[:8] == PNG_MAGIC
+
+
 class StandInExtractor:
     def __init__(self, name, dim, pretrained):
         self.name, self.dim = name, dim
