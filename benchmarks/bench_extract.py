@@ -7,6 +7,9 @@ Stages, each in frames/s of video:
   full          `run_extraction` into an HDF5 cache: decoding overlapped with the models
   plain fp32    decode the whole clip into memory, then ResNet-50 in fp32 without
                 channels-last, then wav2vec 2.0 in fp32: the straightforward loop
+The 10 s clip runs wav2vec 2.0 in one pass, longer clips in 20 s windows, so peak memory rises
+up to clips of one window and is flat beyond; the RSS sampled in the first and second half of
+the 120 s run shows whether anything grows with length.
 Plus the cosine similarity between the full run's features (auto precision, stored as
 float32 for this check) and the plain fp32 ones, and peak RSS of a full extraction of a 10 s and a 120 s clip,
 each measured in a fresh subprocess.
@@ -28,6 +31,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -48,11 +52,14 @@ def make_clips(folder: Path, n: int, seconds: float, size: int) -> list[Path]:
 
 
 def build(precision: str, channels_last: bool, device: str = "cpu"):
-    from extractors.build import build_audio_extractor, build_visual_extractor
+    """Extractors as `rtdl extract --visual-weights random --audio-model random` builds them."""
+    from extractors.build import build_visual_extractor
+    from pipeline.extract import ExtractionOptions, build_extractors
 
+    _, audio = build_extractors(ExtractionOptions(visual_model="lowlevel", audio_model="random",
+                                                  precision=precision), device)
     visual = build_visual_extractor("tsn", weights="random", device=device, precision=precision,
                                     channels_last=channels_last)
-    audio = build_audio_extractor("random", device=device, precision=precision)
     return visual, audio
 
 
@@ -140,11 +147,30 @@ def rss_child(clip: str, precision: str) -> None:
     rss_models = _status_mb("VmRSS")
     # building the models has a transient peak of its own; measure extraction's peak only
     reset = reset_peak_rss()
+    # sample RSS while extracting: memory that grows with clip length shows up as a higher
+    # maximum in the second half of the run than in the first
+    samples: list[tuple[float, float]] = []
+    running = threading.Event()
+    running.set()
+
+    def monitor() -> None:
+        while running.is_set():
+            samples.append((time.perf_counter(), _status_mb("VmRSS")))
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=monitor, daemon=True)
+    watcher.start()
     (vis, _, info), seconds = timed(lambda: extract_video_features(clip, visual, audio))
+    running.clear()
+    watcher.join()
     peak = _status_mb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    middle = (samples[0][0] + samples[-1][0]) / 2
+    first = max((rss for t, rss in samples if t <= middle), default=float("nan"))
+    second = max((rss for t, rss in samples if t > middle), default=float("nan"))
     print(json.dumps({"clip": clip, "n_frames": info["n_frames"], "seconds": seconds,
                       "rss_after_build_mb": rss_models, "peak_rss_mb": peak,
-                      "peak_is_extraction_only": reset}))
+                      "peak_is_extraction_only": reset, "max_rss_first_half_mb": first,
+                      "max_rss_second_half_mb": second}))
 
 
 def main() -> None:
@@ -172,7 +198,7 @@ def main() -> None:
                      "clips": f"{args.clips} x {args.clip_seconds} s, {args.size}x{args.size}, 25 fps",
                      "weights": "random (timing only)",
                      "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
-    print(results)
+    print(results, flush=True)
 
     frames, waves = decode_all(clips)
     n_frames = sum(len(f) for f in frames)
@@ -181,23 +207,28 @@ def main() -> None:
     audio(waves[0][:16000])
 
     rates = {}
+
+    def record(name: str, frames_done: int, seconds: float) -> None:
+        rates[name] = frames_done / seconds
+        print(f"{name:<14}{rates[name]:>10.2f} frames/s", flush=True)
+
     n, s = timed(lambda: stage_decode(clips))
-    rates["decode"] = n / s
+    record("decode", n, s)
     n, s = timed(lambda: stage_visual(visual, frames))
-    rates["visual"] = n / s
+    record("visual", n, s)
     n, s = timed(lambda: stage_audio(audio, waves, n_frames))
-    rates["audio"] = n / s
+    record("audio", n, s)
     out = work / "cache.h5"
     summary, s = timed(lambda: run_extraction(out, clips, options=ExtractionOptions(cache_dtype="float32"),
                                               visual_extractor=visual, audio_extractor=audio,
                                               progress=False))
-    rates["full"] = summary.n_frames / s
+    record("full", summary.n_frames, s)
     del visual, audio
 
     plain_visual, plain_audio = build("fp32", channels_last=False)
     stage_visual(plain_visual, [frames[0][:8]])
     outputs, s = timed(lambda: plain_fp32_loop(clips, plain_visual, plain_audio))
-    rates["plain_fp32"] = n_frames / s
+    record("plain_fp32", n_frames, s)
 
     from data.cache import FeatureCache
 
@@ -222,6 +253,7 @@ def main() -> None:
             raise RuntimeError(proc.stderr[-2000:])
         rss.append({"clip_seconds": seconds, **json.loads(proc.stdout.strip().splitlines()[-1])})
         rss[-1].pop("clip")
+        print(f"peak RSS, {seconds:.0f} s clip: {rss[-1]['peak_rss_mb']:.0f} MiB", flush=True)
     results["peak_rss"] = rss
     results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
 
@@ -234,7 +266,8 @@ def main() -> None:
     for r in rss:
         print(f"peak RSS {r['clip_seconds']:>5.0f} s clip ({r['n_frames']} frames, {r['seconds']:.0f} s): "
               f"{r['peak_rss_mb']:.0f} MiB during extraction (RSS after building the models: "
-              f"{r['rss_after_build_mb']:.0f} MiB)")
+              f"{r['rss_after_build_mb']:.0f} MiB; max RSS sampled in the first / second half of "
+              f"the run: {r['max_rss_first_half_mb']:.0f} / {r['max_rss_second_half_mb']:.0f} MiB)")
     print(f"load average (1, 5, 15 min) at start {results['load_average_at_start']}, "
           f"at end {results['load_average_at_end']}: other jobs on the machine slow every stage")
     print(json.dumps(results))
