@@ -33,6 +33,7 @@ class ModelConfig:
     # --- multimodal encoding and fusion (Sec. 3.1) ---
     d_model: int = 128  # width of F_v and F_a (output of each conv embedding)
     embed_kernel: int = 3  # temporal kernel of the per-modality 1-D conv embedding (odd)
+    input_contrast: str = "none"  # none | append | replace: clip-median contrast of the inputs (model/normalize.py)
     fusion_heads: int = 4  # heads of the bidirectional cross-modal attention
     # --- Forgery Discovery Network, a 1-D MAE per modality (Sec. 3.2) ---
     mae_encoder_layers: int = 2  # Transformer layers over visible frames only
@@ -78,6 +79,8 @@ class ModelConfig:
             raise bad("d_model", f"must be divisible by mae_heads={self.mae_heads}")
         if self.mae_decoder_dim % self.mae_heads:
             raise bad("mae_decoder_dim", f"must be divisible by mae_heads={self.mae_heads}")
+        if self.input_contrast not in ("none", "append", "replace"):
+            raise bad("input_contrast", "must be one of 'none', 'append', 'replace'")
         if not 0.0 <= self.mask_ratio < 1.0:
             raise bad("mask_ratio", "must be in [0, 1): at least one frame stays visible")
         if self.n_inference_masks < 0 or self.n_inference_masks == 1:

@@ -1,5 +1,8 @@
 """RT-DeepLoc composed (paper Sec. 3, Figure 2): fusion encoder -> FDN -> heads -> losses.
 
+Inputs are first standardised per dimension with training-split statistics held as buffers
+(`model/normalize.py`; the trainer sets them, checkpoints carry them).
+
 `forward` always returns an `RTDeepLocOutput` (train and eval alike); `losses(out, labels)`
 turns it into named loss terms (Eq. 4); `predict(...)` gives what localization needs
 (`Prediction`), under no_grad, in eval mode and with fixed inference masks, so its result
@@ -39,6 +42,7 @@ from model.fdn import ForgeryDiscoveryNetwork, Reconstruction, reconstruction_lo
 from model.fusion import FusionEncoder
 from model.layers import check_inputs
 from model.mil import topk_mil_pool
+from model.normalize import InputStandardizer, clip_contrast
 from model.mtlr import (AUX_HEADS, AuxiliaryHeads, FrameClassifier, auxiliary_cls_losses,
                         kl_consistency, modality_targets)
 
@@ -89,7 +93,12 @@ class RTDeepLoc(nn.Module):
         self.visual_dim = visual_dim
         self.audio_dim = audio_dim
         self.labels = LABELS
-        self.fusion = FusionEncoder(cfg, visual_dim, audio_dim)
+        # per-dimension standardisation of the raw inputs (model/normalize.py); identity
+        # until the trainer sets training-split statistics
+        self.visual_input_norm = InputStandardizer(visual_dim)
+        self.audio_input_norm = InputStandardizer(audio_dim)
+        widen = 2 if cfg.input_contrast == "append" else 1
+        self.fusion = FusionEncoder(cfg, widen * visual_dim, widen * audio_dim)
         self.main_head = FrameClassifier(cfg.fused_dim, cfg.head_hidden, len(LABELS),
                                          cfg.head_kernel, cfg.dropout)
         # only what is switched on is built, so every parameter gets a gradient (DDP)
@@ -100,6 +109,11 @@ class RTDeepLoc(nn.Module):
             self.aux_heads = AuxiliaryHeads(cfg.d_model, cfg.head_hidden, cfg.head_kernel,
                                             cfg.dropout)
 
+    def set_input_statistics(self, visual_mean, visual_std, audio_mean, audio_std) -> None:
+        """Standardise inputs with these per-dimension statistics ([Cv], [Cv], [Ca], [Ca])."""
+        self.visual_input_norm.set_statistics(visual_mean, visual_std)
+        self.audio_input_norm.set_statistics(audio_mean, audio_std)
+
     def forward(self, visual: Tensor, audio: Tensor, mask: Tensor,
                 generator: torch.Generator | None = None, *,
                 deterministic: bool | None = None) -> RTDeepLocOutput:
@@ -107,6 +121,13 @@ class RTDeepLoc(nn.Module):
         check_inputs(visual, audio, mask, self.visual_dim, self.audio_dim)
         cfg = self.config
         fixed_masks = (not self.training) if deterministic is None else deterministic
+        visual = self.visual_input_norm(visual, mask)  # [B, T, Cv] standardised
+        audio = self.audio_input_norm(audio, mask)  # [B, T, Ca]
+        if cfg.input_contrast == "replace":
+            visual, audio = clip_contrast(visual, mask), clip_contrast(audio, mask)
+        elif cfg.input_contrast == "append":
+            visual = torch.cat([visual, clip_contrast(visual, mask)], dim=-1)  # [B, T, 2Cv]
+            audio = torch.cat([audio, clip_contrast(audio, mask)], dim=-1)  # [B, T, 2Ca]
         enc = self.fusion(visual, audio, mask)  # F_v, F_a [B, T, d]; F_m [B, T, 4d]
         main_frame = self.main_head(enc.fused, mask)  # [B, T, 4]
         out = RTDeepLocOutput(mask=mask, visual_features=enc.visual, audio_features=enc.audio,

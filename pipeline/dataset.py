@@ -89,6 +89,12 @@ class FeatureDataset(Dataset):
             raise ValueError(f"{cache_name(self.cache)}: key {key!r} has zero frames")
         return visual, audio
 
+    def video_arrays(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Whole (uncropped) visual [T, Dv] and audio [T, Da] of item `index`."""
+        if self._memory is not None:
+            return self._memory[index]
+        return self._read(self.records[index].file)
+
     def crop_start(self, index: int, length: int) -> int:
         """First frame of item `index`'s training crop this epoch (0 when no crop)."""
         if self.max_len is None or length <= self.max_len:

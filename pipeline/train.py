@@ -25,6 +25,13 @@ Choices where the paper and issue 4 leave room:
   LOCAL_RANK; we use NCCL on CUDA and gloo on CPU. `batch_size` is per process.
   Rank 0 alone logs, writes metrics and checkpoints (weights of the unwrapped model).
 - bf16 autocast on CUDA when `train.amp`; no GradScaler, bf16 has float32's range.
+- Input standardisation (`train.standardize_inputs`, on by default): before the first
+  step the model's input standardiser gets the per-dimension mean / std of every frame of
+  the training split (model/normalize.py). Without it, the weight-free demo features
+  (raw colour means, log energies, DCT terms, log-mel in log units) left every
+  classification loss at chance on `rtdl synth` data. The paper does not mention it; for
+  TSN / wav2vec features it is a harmless fixed affine map. Every rank computes the same
+  statistics from the same split, so DDP replicas start identical.
 - Data-wait share: the time spent in `next(loader)` over the whole step time, per epoch,
   logged in metrics.jsonl as `data_wait_share` (what benchmarks/bench_train.py reports).
 """
@@ -181,6 +188,17 @@ def _evaluator():
     return run_predictions, evaluate_predictions, kwargs
 
 
+def input_statistics(dataset: FeatureDataset) -> tuple[np.ndarray, ...]:
+    """(visual mean [Dv], visual std [Dv], audio mean [Da], audio std [Da]) over every frame
+    of the dataset's videos (whole videos, not crops; see model/normalize.py)."""
+    from model.normalize import frame_statistics
+
+    videos = [dataset.video_arrays(i) for i in range(len(dataset))]
+    visual_mean, visual_std = frame_statistics(v for v, _ in videos)
+    audio_mean, audio_std = frame_statistics(a for _, a in videos)
+    return visual_mean, visual_std, audio_mean, audio_std
+
+
 # ----------------------------------------------------------------------------- validation
 
 @torch.no_grad()
@@ -284,7 +302,10 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
                                  in_memory=cfg.in_memory and _evaluator() is None)
 
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every run
-        model = build_model(run_config.model, cache.visual_dim, cache.audio_dim).to(device)
+        model = build_model(run_config.model, cache.visual_dim, cache.audio_dim)
+        if cfg.standardize_inputs and not resume:  # a resumed model has them in its buffers
+            model.set_input_statistics(*input_statistics(train_set))
+        model = model.to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         start_epoch, best = 0, {"name": None, "value": -math.inf, "epoch": 0}
         if resume:

@@ -35,6 +35,7 @@ class TrainConfig:
     max_len: int = 512  # training sequences longer than this are randomly cropped (frames)
     eval_window: int = 0  # validation frames per window for the accuracy pass; 0 = whole videos
     eval_batch_size: int = 8  # videos per validation batch
+    standardize_inputs: bool = True  # per-dimension mean/std of training frames, see model/normalize.py
     seed: int = 0  # model init, data order, crops, masking: all derived from it
     num_workers: int = 0  # DataLoader worker processes per training process
     in_memory: bool = False  # read the whole cache into RAM before training
