@@ -404,9 +404,12 @@ def run_extraction(out: str | Path, videos: Sequence[str | Path] = (), *,
                                 n_frames=0, seconds=0.0, failures_path=failures_path,
                                 settings=settings)
     for part in ("visual", "audio"):
-        if settings[part].get("pretrained") is False:
+        kind = settings[part].get("kind")
+        if kind in ("lowlevel", "logmel"):
+            log.info("%s features come from the weight-free %s extractor", part, kind)
+        elif settings[part].get("pretrained") is False:
             log.warning("%s features come from a RANDOM-initialised %s backbone: fine for tests "
-                        "and timing, meaningless for detection", part, settings[part].get("kind"))
+                        "and timing, meaningless for detection", part, kind)
     with CacheWriter(target, settings, dtype=options.cache_dtype,
                      flush_every=options.flush_every) as writer:
         todo = [(key, path) for key, path in items if not writer.has(key)]

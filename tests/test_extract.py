@@ -254,3 +254,27 @@ def test_variable_frame_rate_audio_follows_frame_timestamps(tmp_path):
     # a uniform grid at the average fps would misplace frames by more than 0.1 s
     uniform_mids = (np.arange(20) + 0.5) / info["fps"]
     assert np.abs(mid_times[2:-1] - uniform_mids[2:-1]).max() > 0.1
+
+
+def test_random_backbones_are_flagged_but_weight_free_ones_are_not(tmp_path, caplog):
+    # a random-initialised backbone must be named as such; the weight-free extractors are
+    # not random and must not be described as if they were
+    import logging
+
+    from extractors.build import build_audio_extractor, build_visual_extractor
+    from pipeline.extract import run_extraction
+    from media import make_clip
+
+    clip = make_clip(tmp_path / "a.mp4", seconds=0.4)
+    weight_free = (build_visual_extractor("lowlevel"), build_audio_extractor("logmel"))
+    random_audio = (build_visual_extractor("lowlevel"), build_audio_extractor("random", random_config="tiny"))
+    for name, (visual, audio) in (("free", weight_free), ("random", random_audio)):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="pipeline.extract"):
+            run_extraction(tmp_path / f"{name}.h5", [clip], visual_extractor=visual,
+                           audio_extractor=audio, progress=False)
+        warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        if name == "free":
+            assert not any("RANDOM" in m for m in warned)
+        else:
+            assert any("audio features come from a RANDOM-initialised" in m for m in warned)
