@@ -17,6 +17,13 @@ Choices where the paper is silent (documented here once, used by the modules):
 - `n_inference_masks` = 0 means ceil(1 / (1 - rho)) fixed complementary masks (4 at rho 0.75),
   so every frame is reconstructed while hidden; see `model/fdn.py`.
 
+Inputs (not in the paper, see model/normalize.py): features are always standardised per
+dimension with training-split statistics (buffers set by the trainer). `input_contrast`
+"none" (default, the paper) feeds them as they are; "replace" feeds each frame minus its
+clip's median frame, so only deviations within a clip reach the network (what the
+weight-free demo features need: their absolute values mostly say who is speaking);
+"append" feeds both (twice the input width).
+
 Ablation switches (paper Table 3): `use_fdn=False` removes the FDN and with it AICL and MTLR
 (the paper's baseline: encoders + cross-modal attention + main head); `use_aicl=False`;
 `use_mtlr=False` (no auxiliary heads, no KL). Use the derived `aicl_active` / `mtlr_active`

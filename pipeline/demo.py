@@ -9,8 +9,18 @@ Choices:
   extractors, and the output says so. Random-initialised backbones are never used here:
   their features carry no signal (issue 6), so a demo on them would show nothing.
 - Training: the paper's lr of 1e-5 over tens of thousands of videos does not move a model
-  in a few hundred steps on 100 clips, so the demo trains with lr 1e-3, batch 16 and a
+  in a few hundred steps on 150 clips, so the demo trains with lr 3e-4, batch 16 and a
   smaller model; every value is in `DemoConfig` and printed with the run.
+- Why the demo departs from the paper's model defaults (measured on a 320-clip `rtdl synth`
+  set, lowlevel + logmel features, 12 epochs; video AUC / avg AP / avg AR on test):
+  raw inputs 0.31 / 9.9 % / 0 % (every classification loss stayed at chance);
+  training-split standardisation (now always on) 0.52 / 12.5 % / 11 %, but the model
+  memorised the training speakers; `input_contrast="replace"` (each frame minus its
+  clip's median frame, model/normalize.py) 0.70 / 9.8 % / 12 %, with its best dev AUC
+  after one epoch; adding dropout 0.3, weight decay 0.05 and lr 3e-4 0.70 / 16 % / 19 %.
+  The weight-free descriptors are dominated by who is speaking; the planted forgeries are
+  visible only relative to the rest of the same clip, so the demo feeds the model that
+  contrast. More clips (240) give it more speakers to generalise from.
 - Proposal settings are chosen on the dev split (never on test), saved next to the run,
   and used for both test splits.
 - Metrics printed are those `rtdl evaluate` computes on the written predictions: the demo
@@ -31,15 +41,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DemoConfig:
-    num_videos: int = 160  # synthetic clips over train/dev/test/test_unseen
+    num_videos: int = 240  # synthetic clips over train/dev/test/test_unseen
     seed: int = 0  # synth, training and masking all derive from it
     size: int = 96  # frame height = width of the synthetic clips
     fps: float = 25.0  # frame rate of the synthetic clips
     duration_s: tuple[float, float] = (4.0, 6.0)  # clip length range, seconds
     epochs: int = 12  # training passes over the train split
     batch_size: int = 16  # videos per step
-    lr: float = 1e-3  # AdamW learning rate (see the module docstring)
+    lr: float = 3e-4  # AdamW learning rate (see the module docstring)
+    weight_decay: float = 0.05  # AdamW weight decay (the small set is easily memorised)
     d_model: int = 64  # model width (ModelConfig.d_model)
+    dropout: float = 0.3  # ModelConfig.dropout
+    input_contrast: str = "replace"  # ModelConfig.input_contrast: frames minus the clip's median
     workers: int = 2  # processes rendering synthetic clips
     device: str = "auto"  # auto | cpu | cuda
 
@@ -100,13 +113,17 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
                            f"see {summary.failures_path}")
 
     run_config = RunConfig(
-        model=ModelConfig(d_model=cfg.d_model),
+        model=ModelConfig(d_model=cfg.d_model, dropout=cfg.dropout,
+                          input_contrast=cfg.input_contrast),
         train=TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                          weight_decay=cfg.weight_decay,
                           seed=cfg.seed, device=cfg.device, in_memory=True))
     if run_dir.exists() and any(run_dir.iterdir()):
         raise FileExistsError(f"{run_dir} already holds a run; remove it or pick another --workdir")
     step(f"3/6 training RT-DeepLoc for {cfg.epochs} epochs into {run_dir} "
-         f"(video-level labels only; lr {cfg.lr}, batch {cfg.batch_size}, d_model {cfg.d_model})")
+         f"(video-level labels only; lr {cfg.lr}, weight decay {cfg.weight_decay}, batch "
+         f"{cfg.batch_size}, d_model {cfg.d_model}, dropout {cfg.dropout}, input contrast "
+         f"{cfg.input_contrast!r}, inputs standardised with training-split statistics)")
     best = train(run_config, cache_path, metadata, run_dir)
 
     step("4/6 choosing proposal settings on the dev split")
