@@ -25,9 +25,19 @@ Choices:
   almost no signal (issue 6); settings say `"pretrained": false` so every output can say so.
 - Precision and batch size are execution choices and stay out of `.settings`
   (see `extractors/precision.py`).
+- Inference folds every batch norm into the convolution before it (`fold_batchnorm`,
+  `fold_bn=True`): BN in eval mode is a per-channel affine map, so the folded network
+  computes the same function with one op fewer per conv (measured ~15% faster on the 2-core
+  AVX512-BF16 CPU with bf16 autocast; fp32 features equal to ~1e-6). `.model` keeps the
+  network as loaded (its state dict has the torchvision names); `.inference_model` is the
+  folded copy that runs (~100 MB more fp32 weights, a constant). bf16 weights
+  (`model.to(bfloat16)`) instead of bf16 autocast, and `torch.jit.freeze` +
+  `optimize_for_inference`, were measured too and gave nothing on top (within 3%, noise
+  on a shared machine), so the simpler autocast path stays, the same on CPU and CUDA.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from dataclasses import dataclass
@@ -90,6 +100,44 @@ def preprocess_frames(frames: torch.Tensor, cfg: TSNPreprocess) -> torch.Tensor:
     mean = torch.tensor(cfg.mean, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(cfg.std, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
+
+
+def _fold_conv_bn(conv: torch.nn.Conv2d, bn: torch.nn.BatchNorm2d) -> torch.nn.Conv2d:
+    """A conv with bias computing bn(conv(x)) for a batch norm in eval mode."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # [C_out]
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    fused = torch.nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
+                            stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
+                            groups=conv.groups, bias=True, padding_mode=conv.padding_mode,
+                            device=conv.weight.device)
+    fused.weight = torch.nn.Parameter(conv.weight * scale.view(-1, 1, 1, 1), requires_grad=False)
+    fused.bias = torch.nn.Parameter((bias - bn.running_mean) * scale + bn.bias,
+                                    requires_grad=False)
+    return fused
+
+
+@torch.no_grad()
+def fold_batchnorm(model: torchvision.models.ResNet) -> torchvision.models.ResNet:
+    """Copy of a torchvision ResNet (eval mode) with each BN folded into its conv.
+
+    Every BN in torchvision's ResNet directly follows a conv: `conv1`/`bn1` at the stem,
+    `convK`/`bnK` in each bottleneck block, `downsample[0]`/`downsample[1]` on the shortcut.
+    The folded BN becomes `Identity`, so module names and the forward code stay torchvision's.
+    """
+    folded = copy.deepcopy(model).eval()
+    blocks = [block for layer in (folded.layer1, folded.layer2, folded.layer3, folded.layer4)
+              for block in layer]  # Bottleneck blocks
+    pairs = [(folded, "conv1", "bn1")] + [(block, f"conv{i}", f"bn{i}")
+                                          for block in blocks for i in (1, 2, 3)]
+    for parent, conv_name, bn_name in pairs:
+        setattr(parent, conv_name, _fold_conv_bn(getattr(parent, conv_name),
+                                                 getattr(parent, bn_name)))
+        setattr(parent, bn_name, torch.nn.Identity())
+    for block in blocks:
+        if block.downsample is not None:
+            conv, bn = block.downsample
+            block.downsample = torch.nn.Sequential(_fold_conv_bn(conv, bn), torch.nn.Identity())
+    return folded
 
 
 def mmaction2_to_torchvision_key(key: str) -> str:
@@ -214,7 +262,7 @@ class TSNVisualExtractor:
     def __init__(self, weights: str = "imagenet", device: str | torch.device = "cpu",
                  precision: str = "auto", batch_size: int = 32,
                  preprocess: TSNPreprocess = TSNPreprocess(), channels_last: bool = True,
-                 seed: int = 0):
+                 seed: int = 0, fold_bn: bool = True):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = torch.device(device)
@@ -223,9 +271,11 @@ class TSNVisualExtractor:
         self.preprocess = preprocess
         self.channels_last = channels_last  # NHWC convolutions: ~1.5x faster on CPU
         model, weight_info = build_resnet50_backbone(weights, seed=seed)
-        self.model = model.to(self.device)
+        self.model = model.to(self.device)  # the network as loaded (torchvision names)
+        self.fold_bn = fold_bn  # run a BN-folded copy: same function, fewer ops
+        self.inference_model = fold_batchnorm(self.model) if fold_bn else self.model
         if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            self.inference_model = self.inference_model.to(memory_format=torch.channels_last)
         self.settings = {
             "kind": "tsn", "name": self.name, "stream": "rgb", "arch": "resnet50",
             "dim": self.dim, **weight_info,
@@ -253,7 +303,7 @@ class TSNVisualExtractor:
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(self.precision, self.device):
-                feats = self.model(x)  # [b,2048]
+                feats = self.inference_model(x)  # [b,2048]
             outputs.append(feats.float().cpu())
         if not outputs:
             return np.zeros((0, self.dim), dtype=np.float32)

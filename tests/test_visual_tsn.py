@@ -183,3 +183,26 @@ def test_bf16_features_match_fp32():
     assert np.linalg.norm(a_c, axis=1).min() > 1e-3 * np.linalg.norm(a, axis=1).max()
     cos = (a_c * b_c).sum(1) / np.linalg.norm(a_c, axis=1) / np.linalg.norm(b_c, axis=1)
     assert cos.min() > 0.99
+
+
+def test_folded_batchnorm_computes_the_same_features():
+    """The BN-folded inference copy equals the network as loaded, with non-trivial BN stats."""
+    torch.manual_seed(3)
+    model = torchvision.models.resnet50(weights=None)
+    model.fc = torch.nn.Identity()
+    with torch.no_grad():  # random BN statistics and affine terms, so folding has work to do
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    model.eval()
+    folded = visual_tsn.fold_batchnorm(model)
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert n_bn == 0 and sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 53
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        np.testing.assert_allclose(folded(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-5)
+    # the loaded network is untouched: its state dict still has every BN buffer
+    assert "layer1.0.bn1.running_var" in model.state_dict()
