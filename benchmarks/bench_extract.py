@@ -2,17 +2,34 @@
 
 Stages, each in frames/s of video:
   decode        frames (chunked decord) + 16 kHz audio (ffmpeg pipe), no model
-  visual        TSN ResNet-50 on pre-decoded frames (the extractor's own precision: auto)
+  visual        TSN ResNet-50 on pre-decoded frames as `rtdl extract` runs it: precision
+                auto (bf16 autocast on AVX512-BF16 CPUs), channels-last, BN folded
   audio         wav2vec 2.0 base on pre-decoded waves (precision auto)
   full          `run_extraction` into an HDF5 cache: decoding overlapped with the models
-  plain fp32    decode the whole clip into memory, then ResNet-50 in fp32 without
-                channels-last, then wav2vec 2.0 in fp32: the straightforward loop
-The 10 s clip runs wav2vec 2.0 in one pass, longer clips in 20 s windows, so peak memory rises
-up to clips of one window and is flat beyond; the RSS sampled in the first and second half of
-the 120 s run shows whether anything grows with length.
+  plain fp32    decode the whole clip into memory, then torchvision ResNet-50 in fp32 on
+                contiguous NCHW tensors (what torchvision transforms hand a model; no
+                channels-last, no BN folding), then wav2vec 2.0 in fp32: the
+                straightforward loop the issue's 2.5x target is measured against
 Plus the cosine similarity between the full run's features (auto precision, stored as
-float32 for this check) and the plain fp32 ones, and peak RSS of a full extraction of a 10 s and a 120 s clip,
-each measured in a fresh subprocess.
+float32 for this check) and the plain fp32 ones, and peak RSS of a full extraction of one
+clip per `--rss-seconds` length, each in a fresh subprocess.
+
+Why earlier runs of the plain loop gave ~9.5-12 frames/s while bench_visual_precision.py
+gave 6.5 for "plain fp32": the extractor preprocesses by permuting NHWC uint8 frames to
+NCHW, which leaves channels-last *strides*, and PyTorch picks channels-last conv kernels for
+such an input even when the model's weights are contiguous. The "plain" loop was therefore
+secretly channels-last (10.0 frames/s in bench_visual_precision). `channels_last=False` now
+makes the input truly contiguous, so this plain loop is the issue's 6.7 frames/s baseline.
+Same threads (torch's default: one per core), batch 32 and 256x256 input in both loops.
+
+Memory: what bounds it. Decoded frames wait in bounded queues (`prefetch_chunks` chunks of
+32 frames), ResNet-50 runs 32 frames at a time, wav2vec 2.0 runs 20 s windows (a clip up to
+one window long in one pass), and freed heap memory is handed back to the OS after each
+audio window, after the audio pass and after each video (`extractors/memory.py`; without it
+glibc's heap kept the holes of wav2vec windows and the peak grew with clip length). So peak
+RSS rises with clip length only up to one 20 s audio window; beyond that it grows only with
+the features held until the video is written (~0.5 MB per second of video). The RSS
+sampled in the first and second half of each run shows whether anything else grows.
 
 The backbones are random-initialised at real size (`--visual-weights random`, wav2vec 2.0
 base config): speed does not depend on weight values, and nothing can be downloaded here.
@@ -51,7 +68,7 @@ def make_clips(folder: Path, n: int, seconds: float, size: int) -> list[Path]:
                       audio="noise" if i % 2 else "sine") for i in range(n)]
 
 
-def build(precision: str, channels_last: bool, device: str = "cpu"):
+def build(precision: str, channels_last: bool, fold_bn: bool = True, device: str = "cpu"):
     """Extractors as `rtdl extract --visual-weights random --audio-model random` builds them."""
     from extractors.build import build_visual_extractor
     from pipeline.extract import ExtractionOptions, build_extractors
@@ -59,7 +76,7 @@ def build(precision: str, channels_last: bool, device: str = "cpu"):
     _, audio = build_extractors(ExtractionOptions(visual_model="lowlevel", audio_model="random",
                                                   precision=precision), device)
     visual = build_visual_extractor("tsn", weights="random", device=device, precision=precision,
-                                    channels_last=channels_last)
+                                    channels_last=channels_last, fold_bn=fold_bn)
     return visual, audio
 
 
@@ -179,7 +196,7 @@ def main() -> None:
     parser.add_argument("--clip-seconds", type=float, default=4.0)
     parser.add_argument("--size", type=int, default=224, help="frame side in pixels (LAV-DF: 224)")
     parser.add_argument("--precision", default="auto", help="precision of the optimised runs")
-    parser.add_argument("--rss-seconds", default="10,120", help="clip lengths for peak RSS ('' to skip)")
+    parser.add_argument("--rss-seconds", default="10,30,120", help="clip lengths for peak RSS ('' to skip)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -225,7 +242,7 @@ def main() -> None:
     record("full", summary.n_frames, s)
     del visual, audio
 
-    plain_visual, plain_audio = build("fp32", channels_last=False)
+    plain_visual, plain_audio = build("fp32", channels_last=False, fold_bn=False)
     stage_visual(plain_visual, [frames[0][:8]])
     outputs, s = timed(lambda: plain_fp32_loop(clips, plain_visual, plain_audio))
     record("plain_fp32", n_frames, s)

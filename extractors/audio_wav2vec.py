@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from extractors.memory import release_freed_memory
 from extractors.precision import autocast, resolve_precision
 from extractors.weights import WeightsUnavailableError, sha256_prefix
 
@@ -240,6 +241,9 @@ class Wav2Vec2AudioExtractor:
             chunk = plan[b:b + self.batch_size]
             waves = [wave[start * HOP:start * HOP + window_samples] for start, _, _ in chunk]
             for (start, keep_start, keep_end), feats in zip(chunk, self._forward(waves)):
-                pieces.append(feats[keep_start - start:keep_end - start])  # [kept,dim]
+                # a copy, so the window's whole hidden state is not kept alive by a view
+                pieces.append(feats[keep_start - start:keep_end - start].clone())  # [kept,dim]
+            if len(plan) > 1:
+                release_freed_memory()  # keeps peak memory at one window's, see extractors/memory.py
         features = torch.cat(pieces).cpu().numpy()  # [M,dim]
         return features, frame_centre_times(0, total)

@@ -39,7 +39,7 @@ def build_visual_extractor(name: str = "tsn", weights: str = DEFAULT_VISUAL_WEIG
 
     `weights` (tsn only): `imagenet`, `random` or a path to a torchvision / mmaction2 file.
     `options` go to the extractor: tsn `resize_short`, `crop_size`, `mean`, `std`,
-    `channels_last`, `seed`; lowlevel `size`, `grid`.
+    `channels_last`, `fold_bn`, `seed`; lowlevel `size`, `grid`.
     """
     if name == "tsn":
         from extractors.visual_tsn import IMAGENET_MEAN, IMAGENET_STD, TSNPreprocess, \
@@ -51,7 +51,7 @@ def build_visual_extractor(name: str = "tsn", weights: str = DEFAULT_VISUAL_WEIG
             mean=tuple(options.pop("mean", IMAGENET_MEAN)),
             std=tuple(options.pop("std", IMAGENET_STD)))
         _reject_unknown(options, "tsn", ("resize_short", "crop_size", "mean", "std",
-                                         "channels_last", "seed"))
+                                         "channels_last", "fold_bn", "seed"))
         return TSNVisualExtractor(weights=weights, device=device, precision=precision,
                                   batch_size=batch_size, preprocess=preprocess, **options)
     if name == "lowlevel":

@@ -300,8 +300,11 @@ class TSNVisualExtractor:
             # move uint8 (4x smaller than float) to the device, preprocess there
             batch = frames[start:start + self.batch_size].to(self.device, non_blocking=True)
             x = preprocess_frames(batch, self.preprocess)  # [b,3,crop,crop]
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            # preprocessing permutes NHWC frames, so x already has channels-last strides;
+            # without channels_last the model gets a truly contiguous NCHW tensor, else
+            # PyTorch would silently pick channels-last kernels anyway
+            x = x.contiguous(memory_format=torch.channels_last if self.channels_last
+                             else torch.contiguous_format)
             with autocast(self.precision, self.device):
                 feats = self.inference_model(x)  # [b,2048]
             outputs.append(feats.float().cpu())

@@ -25,6 +25,13 @@ Choices:
   so it always describes the latest one: a rerun retries earlier failures) and skipped.
 - Resume: videos already complete in the cache (see `data/cache.py`) are skipped before any
   decoding; at most the videos of one unsealed part file are redone after a crash.
+- Memory: decoded frames wait in bounded queues, the waveform is freed once the audio
+  model has run, wav2vec 2.0 runs in fixed windows, and freed heap memory is returned to
+  the OS after the audio pass and after each video (`extractors/memory.py`), so the peak is
+  one audio window or one visual batch, whichever is larger. What still grows with clip
+  length is the output itself (the video's features until they are written: ~0.5 MB per
+  second of 25 fps video: 2048 + 768 float32 per frame, the 50 Hz audio features and the
+  16 kHz wave).
 - The extractors' precision (bf16/fp16 autocast where the hardware supports it) and
   channels-last are their own options; this module wraps all model calls in
   `torch.inference_mode()`.
@@ -46,6 +53,7 @@ import numpy as np
 from data.cache import CacheWriter, shard_path
 from extractors.align import pool_to_frames
 from extractors.decode import VideoStream, decode_audio
+from extractors.memory import release_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +233,9 @@ def _extract_stream(items: Sequence[tuple[str, Path]], visual_extractor, audio_e
                 except Exception as err:  # noqa: BLE001
                     broken = f"audio feature extraction failed: {err}"
                 item.wave = None  # free the waveform while the frames stream in
+                # hand the audio pass's buffers back before the visual batches allocate theirs,
+                # so the peak is the larger of the two passes, not their sum (extractors/memory.py)
+                release_freed_memory()
                 continue
             if current is None or item.key != current.key:
                 continue  # leftovers of a video that already failed
@@ -248,6 +259,7 @@ def _extract_stream(items: Sequence[tuple[str, Path]], visual_extractor, audio_e
             except Exception as err:  # noqa: BLE001
                 yield start.key, start.path, f"alignment failed: {err}"
             visual_parts, audio_result = [], None
+            release_freed_memory()  # between videos: RSS stays at one video's peak
 
 
 def _assemble(visual_parts: list[np.ndarray], audio_result, info, has_audio: bool):
