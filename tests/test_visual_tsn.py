@@ -206,3 +206,17 @@ def test_folded_batchnorm_computes_the_same_features():
         np.testing.assert_allclose(folded(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-5)
     # the loaded network is untouched: its state dict still has every BN buffer
     assert "layer1.0.bn1.running_var" in model.state_dict()
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_model_input_memory_format_follows_channels_last(channels_last):
+    """channels_last=False must feed truly contiguous NCHW input: preprocessing permutes NHWC
+    frames, and channels-last strides would make PyTorch pick channels-last kernels anyway."""
+    extractor = TSNVisualExtractor("random", precision="fp32", channels_last=channels_last,
+                                   preprocess=TSNPreprocess(resize_short=32, crop_size=32))
+    seen = []
+    extractor.inference_model.conv1.register_forward_pre_hook(
+        lambda module, args: seen.append((args[0].is_contiguous(),
+                                          args[0].is_contiguous(memory_format=torch.channels_last))))
+    extractor(np.zeros((2, 40, 48, 3), dtype=np.uint8))
+    assert seen == [(not channels_last, channels_last)]
