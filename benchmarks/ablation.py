@@ -17,7 +17,6 @@ run. Every step is resumable: finished runs are read back from `results.jsonl`.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import sys
@@ -58,19 +57,17 @@ def run_one(name: str, overrides: dict, seed: int, args, metadata: Path, cache_p
     """Train one configuration, tune proposals on dev, evaluate test and test_unseen."""
     from data.cache import FeatureCache
     from data.metadata import load_metadata, records_for_split
-    from model.config import ModelConfig
     from pipeline.checkpoint import load_checkpoint
+    from pipeline.demo import DemoConfig, demo_run_config
     from pipeline.evaluate import PROTOCOLS, evaluate_predictions
     from pipeline.predict import run_predictions, tune_proposals
     from pipeline.train import train
-    from pipeline.train_config import RunConfig, TrainConfig
 
     slug = name.split()[0].replace("=", "")  # "K=5" -> "K5", "no_fdn (baseline)" -> "no_fdn"
     run_dir = args.workdir / "runs" / f"{slug}-s{seed}"
-    model_cfg = dataclasses.replace(ModelConfig(d_model=args.d_model), **overrides)
-    run_cfg = RunConfig(model=model_cfg, train=TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, device="cpu",
-        in_memory=True))
+    demo = DemoConfig(seed=seed, device="cpu", **{k: getattr(args, k) for k in
+                                                  ("epochs", "batch_size", "lr", "d_model")})
+    run_cfg = demo_run_config(demo, **overrides)
     t0 = time.perf_counter()
     best = run_dir / "best.pt"
     if not best.exists():
@@ -165,10 +162,13 @@ def main() -> None:
     parser.add_argument("--k-values", default="5,10,15,20")
     parser.add_argument("--rho-values", default="0.5,0.6,0.7,0.75,0.8")
     parser.add_argument("--no-sweeps", action="store_true")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--d-model", type=int, default=64)
+    from pipeline.demo import DemoConfig  # the demo's training settings are the defaults
+
+    demo = DemoConfig()
+    parser.add_argument("--epochs", type=int, default=demo.epochs)
+    parser.add_argument("--batch-size", type=int, default=demo.batch_size)
+    parser.add_argument("--lr", type=float, default=demo.lr)
+    parser.add_argument("--d-model", type=int, default=demo.d_model)
     parser.add_argument("--figures", type=Path, default=REPO / "benchmarks" / "figures")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)

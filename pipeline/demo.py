@@ -57,6 +57,20 @@ class DemoConfig:
     device: str = "auto"  # auto | cpu | cuda
 
 
+def demo_run_config(cfg: DemoConfig, **model_overrides):
+    """The RunConfig the demo (and benchmarks/ablation.py) trains with; `model_overrides`
+    are ModelConfig fields (the ablation switches)."""
+    from model.config import ModelConfig
+    from pipeline.train_config import RunConfig, TrainConfig
+
+    model = ModelConfig(d_model=cfg.d_model, dropout=cfg.dropout, input_contrast=cfg.input_contrast)
+    return RunConfig(
+        model=dataclasses.replace(model, **model_overrides),
+        train=TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                          weight_decay=cfg.weight_decay, seed=cfg.seed, device=cfg.device,
+                          in_memory=True))
+
+
 def choose_extractors() -> tuple[dict, str]:
     """Extraction options for the demo and a sentence saying what was chosen and why."""
     from extractors.build import pretrained_weights_on_disk
@@ -80,7 +94,6 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
     from data.cache import FeatureCache
     from data.config import to_dict
     from data.metadata import load_metadata, records_for_split
-    from model.config import ModelConfig
     from pipeline.checkpoint import load_checkpoint
     from pipeline.evaluate import evaluate_files, format_table
     from pipeline.extract import ExtractionOptions, run_extraction
@@ -89,7 +102,6 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
     from pipeline.proposals import save_proposal_config
     from pipeline.synth import synth_dataset
     from pipeline.train import train
-    from pipeline.train_config import RunConfig, TrainConfig
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -112,12 +124,7 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
         raise RuntimeError(f"feature extraction failed for {summary.n_failed} clip(s); "
                            f"see {summary.failures_path}")
 
-    run_config = RunConfig(
-        model=ModelConfig(d_model=cfg.d_model, dropout=cfg.dropout,
-                          input_contrast=cfg.input_contrast),
-        train=TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                          weight_decay=cfg.weight_decay,
-                          seed=cfg.seed, device=cfg.device, in_memory=True))
+    run_config = demo_run_config(cfg)
     if run_dir.exists() and any(run_dir.iterdir()):
         raise FileExistsError(f"{run_dir} already holds a run; remove it or pick another --workdir")
     step(f"3/6 training RT-DeepLoc for {cfg.epochs} epochs into {run_dir} "
