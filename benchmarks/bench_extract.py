@@ -20,10 +20,11 @@ NCHW, which leaves channels-last *strides*, and PyTorch picks channels-last conv
 such an input even when the model's weights are contiguous. The "plain" loop was therefore
 secretly channels-last (10.0 frames/s in bench_visual_precision). `channels_last=False` now
 makes the input truly contiguous, so this plain loop is the issue's 6.7 frames/s baseline.
-Same threads (torch's default: one per core), batch 32 and 256x256 input in both loops.
+Same threads (torch's default: one per core), batch (`BATCH`: the extraction's default
+64-frame chunks) and 256x256 input in both loops.
 
 Memory: what bounds it. Decoded frames wait in bounded queues (`prefetch_chunks` chunks of
-32 frames), ResNet-50 runs 32 frames at a time, wav2vec 2.0 runs 20 s windows (a clip up to
+64 frames), ResNet-50 runs 64 frames at a time, wav2vec 2.0 runs 20 s windows (a clip up to
 one window long in one pass), and freed heap memory is handed back to the OS after each
 audio window, after the audio pass and after each video (`extractors/memory.py`; without it
 glibc's heap kept the holes of wav2vec windows and the peak grew with clip length). So peak
@@ -59,6 +60,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from extractors.decode import VideoStream, decode_audio  # noqa: E402
+from pipeline.extract import ExtractionOptions  # noqa: E402
+
+BATCH = ExtractionOptions().chunk_frames  # frames per chunk and per model call, every loop
 
 
 def make_clips(folder: Path, n: int, seconds: float, size: int) -> list[Path]:
@@ -76,7 +80,7 @@ def build(precision: str, channels_last: bool, fold_bn: bool = True, device: str
     _, audio = build_extractors(ExtractionOptions(visual_model="lowlevel", audio_model="random",
                                                   precision=precision), device)
     visual = build_visual_extractor("tsn", weights="random", device=device, precision=precision,
-                                    channels_last=channels_last, fold_bn=fold_bn)
+                                    channels_last=channels_last, fold_bn=fold_bn, batch_size=BATCH)
     return visual, audio
 
 
@@ -105,7 +109,7 @@ def timed(fn):
 def decode_all(clips):
     frames, waves = [], []
     for clip in clips:
-        frames.append(np.concatenate(list(VideoStream(clip, 32))))
+        frames.append(np.concatenate(list(VideoStream(clip, BATCH))))
         waves.append(decode_audio(clip)[0])
     return frames, waves
 
@@ -113,7 +117,7 @@ def decode_all(clips):
 def stage_decode(clips) -> int:
     n = 0
     for clip in clips:
-        for chunk in VideoStream(clip, 32):
+        for chunk in VideoStream(clip, BATCH):
             n += len(chunk)
         decode_audio(clip)
     return n
@@ -122,8 +126,8 @@ def stage_decode(clips) -> int:
 def stage_visual(visual, frames) -> int:
     for video in frames:
         visual.start_video()
-        for start in range(0, len(video), 32):
-            visual(video[start:start + 32])
+        for start in range(0, len(video), BATCH):
+            visual(video[start:start + BATCH])
     return sum(len(v) for v in frames)
 
 
@@ -141,10 +145,11 @@ def plain_fp32_loop(clips, visual, audio):
     outputs = []
     with torch.inference_mode():
         for clip in clips:
-            stream = VideoStream(clip, 32)
+            stream = VideoStream(clip, BATCH)
             frames = np.concatenate(list(stream))  # the whole clip in memory
             wave, _ = decode_audio(clip)
-            feats = np.concatenate([visual(frames[s:s + 32]) for s in range(0, len(frames), 32)])
+            feats = np.concatenate([visual(frames[s:s + BATCH])
+                                    for s in range(0, len(frames), BATCH)])
             a, centres = audio(wave)
             outputs.append((feats, pool_to_frames(a, centres, len(frames), stream.info.fps)))
     return outputs
@@ -207,7 +212,7 @@ def main() -> None:
         return
 
     from extractors.precision import resolve_precision
-    from pipeline.extract import ExtractionOptions, run_extraction
+    from pipeline.extract import run_extraction
 
     work = Path(tempfile.mkdtemp(prefix="rtdl-bench-extract-"))
     clips = make_clips(work, args.clips, args.clip_seconds, args.size)

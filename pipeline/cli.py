@@ -277,7 +277,7 @@ def synth(out_dir: str, num_videos: int, seed: int, duration: str, fps: float, s
 @click.option("--num-shards", type=click.IntRange(min=1), help="Default: $WORLD_SIZE or 1.")
 @click.option("--shard-index", type=click.IntRange(min=0), help="Default: $RANK or 0.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N videos (by key).")
-@click.option("--chunk-frames", default=32, show_default=True, type=click.IntRange(min=1),
+@click.option("--chunk-frames", default=64, show_default=True, type=click.IntRange(min=1),
               help="Frames decoded and embedded at a time (bounds memory).")
 @click.option("--cache-dtype", default="float16", show_default=True,
               type=click.Choice(["float16", "float32"]), help="Storage dtype of the features.")

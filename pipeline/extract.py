@@ -68,7 +68,7 @@ class ExtractionOptions:
     audio_layer: int = -1  # wav2vec 2.0 hidden layer (-1 = last)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast of the backbones)
-    chunk_frames: int = 32  # frames decoded and embedded at a time (bounds memory)
+    chunk_frames: int = 64  # frames decoded and embedded per model call (bounds memory)
     prefetch_chunks: int = 4  # decoded chunks waiting per decode worker at most
     decode_threads: int = 1  # decord decoder threads per video (the models want the cores)
     decode_workers: int = 0  # videos decoded in parallel; 0 = auto (1 on CPU, 4 on a GPU)
@@ -204,7 +204,7 @@ class _Prefetcher:
 # ----------------------------------------------------------------------------- core loop
 
 def _extract_stream(items: Sequence[tuple[str, Path]], visual_extractor, audio_extractor, *,
-                    chunk_frames: int = 32, prefetch_chunks: int = 4, decode_threads: int = 1,
+                    chunk_frames: int = 64, prefetch_chunks: int = 4, decode_threads: int = 1,
                     decode_workers: int = 1, on_frames=None) -> Iterator[tuple[str, Path, object]]:
     """Yield (key, path, (visual [T,Dv], audio [T,Da], info) or failure reason str) per video."""
     import torch
@@ -283,7 +283,7 @@ def _assemble(visual_parts: list[np.ndarray], audio_result, info, has_audio: boo
 
 
 def extract_video_features(path: str | Path, visual_extractor, audio_extractor, *,
-                           chunk_frames: int = 32, prefetch_chunks: int = 4,
+                           chunk_frames: int = 64, prefetch_chunks: int = 4,
                            decode_threads: int = 1) -> tuple[np.ndarray, np.ndarray, dict]:
     """Features of one video in memory: (visual [T, Dv], audio [T, Da], info).
 
@@ -363,8 +363,12 @@ def resolve_device(device: str) -> str:
 def build_extractors(options: ExtractionOptions, device: str):
     from extractors.build import build_audio_extractor, build_visual_extractor
 
+    # the visual model embeds each decoded chunk in one batch: ResNet-50 ran 10.3 frames/s at
+    # batch 64 vs 8.8 at 32 and 6.2 at 16 on 2 busy CPU cores (bf16, BN folded; the fixed
+    # per-op thread synchronisation weighs less in bigger batches); +~450 MiB of activations
     visual = build_visual_extractor(options.visual_model, weights=options.visual_weights,
-                                    device=device, precision=options.precision)
+                                    device=device, precision=options.precision,
+                                    batch_size=options.chunk_frames)
     audio_options = {}
     if options.audio_model != "logmel" and not device.startswith("cuda"):
         # wav2vec 2.0 on the CPU: one 20 s window per forward pass. Batching 4 windows gains
