@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from extractors.memory import release_freed_memory
-from extractors.precision import autocast, resolve_precision
+from extractors.precision import autocast, resolve_precision, store_weights_for_autocast
 from extractors.weights import WeightsUnavailableError, sha256_prefix
 
 log = logging.getLogger(__name__)
@@ -177,6 +177,7 @@ class Wav2Vec2AudioExtractor:
         else:
             net, do_normalize, revision = _load_pretrained(model)
         self.model = net.eval().to(self.device)
+        store_weights_for_autocast(self.model, self.precision, self.device)  # no per-call casts
         config = self.model.config
         n_layers = config.num_hidden_layers
         if not -(n_layers + 1) <= layer <= n_layers:

@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from extractors.precision import autocast, resolve_precision
+from extractors.precision import autocast, resolve_precision, store_weights_for_autocast
 from extractors.weights import WeightsUnavailableError, list_keys, sha256_prefix
 
 log = logging.getLogger(__name__)
@@ -276,6 +276,8 @@ class TSNVisualExtractor:
         self.inference_model = fold_batchnorm(self.model) if fold_bn else self.model
         if channels_last:
             self.inference_model = self.inference_model.to(memory_format=torch.channels_last)
+        if fold_bn:  # the folded copy is ours: bf16 conv weights once instead of per call
+            store_weights_for_autocast(self.inference_model, self.precision, self.device)
         self.settings = {
             "kind": "tsn", "name": self.name, "stream": "rgb", "arch": "resnet50",
             "dim": self.dim, **weight_info,

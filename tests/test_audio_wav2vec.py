@@ -146,3 +146,20 @@ def test_bf16_autocast_stays_close_to_fp32():
     fp32, _ = tiny()(wave)
     bf16, _ = Wav2Vec2AudioExtractor("random", random_config="tiny", precision="bf16")(wave)
     assert _cosine_rows(bf16, fp32).min() > 0.99
+
+
+def test_weights_stored_in_bf16_give_the_same_features_as_autocast():
+    """store_weights_for_autocast only saves autocast's per-call weight casts: same numbers."""
+    from extractors.precision import store_weights_for_autocast
+
+    stored = Wav2Vec2AudioExtractor("random", random_config="tiny", precision="bf16")
+    plain = Wav2Vec2AudioExtractor("random", random_config="tiny", precision="fp32")
+    plain.precision = "bf16"  # autocast on fp32 weights, as before the weights were stored
+    linear_dtypes = {m.weight.dtype for m in stored.model.modules() if isinstance(m, torch.nn.Linear)}
+    assert linear_dtypes == {torch.bfloat16}
+    assert {p.dtype for p in plain.model.parameters()} == {torch.float32}
+    wave = _speechlike(0.5)
+    np.testing.assert_array_equal(stored(wave)[0], plain(wave)[0])
+    # fp32 and CUDA keep fp32 weights
+    fp32 = store_weights_for_autocast(torch.nn.Linear(2, 2), "fp32", "cpu")
+    assert fp32.weight.dtype == torch.float32
