@@ -30,10 +30,12 @@ Choices:
   computes the same function with one op fewer per conv (measured ~15% faster on the 2-core
   AVX512-BF16 CPU with bf16 autocast; fp32 features equal to ~1e-6). `.model` keeps the
   network as loaded (its state dict has the torchvision names); `.inference_model` is the
-  folded copy that runs (~100 MB more fp32 weights, a constant). bf16 weights
-  (`model.to(bfloat16)`) instead of bf16 autocast, and `torch.jit.freeze` +
-  `optimize_for_inference`, were measured too and gave nothing on top (within 3%, noise
-  on a shared machine), so the simpler autocast path stays, the same on CPU and CUDA.
+  folded copy that runs (a constant ~50-100 MB of extra weights). Running the whole model
+  in bf16 (`model.to(bfloat16)`, no autocast) and `torch.jit.freeze` +
+  `optimize_for_inference` were measured too and gave nothing on top of folding (within
+  3%, noise on a shared machine), so autocast stays, the same on CPU and CUDA; on the CPU
+  the folded copy's conv weights are stored in bf16 once (`store_weights_for_autocast`),
+  which gives autocast's numbers without its per-call weight casts.
 """
 from __future__ import annotations
 
