@@ -27,10 +27,15 @@ Memory: what bounds it. Decoded frames wait in bounded queues (`prefetch_chunks`
 64 frames), ResNet-50 runs 64 frames at a time, wav2vec 2.0 runs 20 s windows (a clip up to
 one window long in one pass), and freed heap memory is handed back to the OS after each
 audio window, after the audio pass and after each video (`extractors/memory.py`; without it
-glibc's heap kept the holes of wav2vec windows and the peak grew with clip length). So peak
-RSS rises with clip length only up to one 20 s audio window; beyond that it grows only with
-the features held until the video is written (~0.5 MB per second of video). The RSS
-sampled in the first and second half of each run shows whether anything else grows.
+glibc's heap kept the holes of wav2vec windows and the peak grew with clip length). By
+design, peak RSS rises with clip length only up to one 20 s audio window, plus the features
+held until the video is written (~0.5 MB per second of video). The RSS sampled in the first
+and second half of each run shows whether anything grows during a run.
+Measured (2 busy cores, load ~4): 1891 / 1897 / 2255 MiB at 10 / 30 / 120 s, and within the
+120 s run 2240 / 2251 MiB in the first / second half: flat during the run and from 10 to
+30 s, but the 120 s clip still peaks ~360 MiB higher, early in its run; the cause is not
+isolated yet (candidates: decord's per-video state, heap growth during the longer audio
+pass that malloc_trim cannot return).
 
 The backbones are random-initialised at real size (`--visual-weights random`, wav2vec 2.0
 base config): speed does not depend on weight values, and nothing can be downloaded here.
