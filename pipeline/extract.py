@@ -54,6 +54,7 @@ from data.cache import CacheWriter, shard_path
 from extractors.align import pool_to_frames
 from extractors.decode import VideoStream, decode_audio
 from extractors.memory import release_freed_memory
+from pipeline.devices import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -347,19 +348,6 @@ def resolve_shard(num_shards: int | None, shard_index: int | None) -> tuple[int,
     return num_shards, shard_index
 
 
-def resolve_device(device: str) -> str:
-    """`auto` -> cuda when available; a bare `cuda` picks `cuda:LOCAL_RANK` under torchrun."""
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine")
-    return device
-
-
 def build_extractors(options: ExtractionOptions, device: str):
     from extractors.build import build_audio_extractor, build_visual_extractor
 
@@ -412,7 +400,7 @@ def run_extraction(out: str | Path, videos: Sequence[str | Path] = (), *,
     failures_path.unlink(missing_ok=True)  # the report describes this run only
 
     if visual_extractor is None or audio_extractor is None:
-        device = resolve_device(options.device)
+        device = str(resolve_device(options.device))  # extractors take a device string
         visual_extractor, audio_extractor = build_extractors(options, device)
     settings = cache_settings(visual_extractor, audio_extractor)
 

@@ -32,7 +32,8 @@ import numpy as np
 
 from data.records import LABELS
 from pipeline import __version__
-from pipeline.predict import DEFAULT_MAX_FRAMES, predict_arrays, resolve_device, to_video_scores
+from pipeline.devices import resolve_device
+from pipeline.predict import DEFAULT_MAX_FRAMES, predict_arrays, to_video_scores
 from pipeline.proposals import ProposalConfig, predicted_label, route, scores_to_proposals
 
 log = logging.getLogger(__name__)

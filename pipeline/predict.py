@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from data.records import LABELS, VideoRecord
 from pipeline.dataset import cache_name, iter_windows
+from pipeline.devices import resolve_device
 from pipeline.proposals import ProposalConfig, VideoScores, all_proposals
 
 log = logging.getLogger(__name__)
@@ -47,15 +48,6 @@ DEFAULT_MAX_FRAMES = 4096
 DEVICES = ("auto", "cpu", "cuda")
 # the per-frame arrays of the model's Prediction, in the order they are stored
 FRAME_FIELDS = ("visual_scores", "audio_scores", "joint_scores", "visual_recon_error", "audio_recon_error")
-
-
-def resolve_device(device: str) -> torch.device:
-    """"auto" -> cuda when available else cpu; anything else is passed to torch."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
-    return torch.device(device)
 
 
 # ---------------------------------------------------------------- inference on arrays

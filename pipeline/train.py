@@ -59,6 +59,7 @@ from data.config import to_dict
 from data.records import VideoRecord
 from pipeline.checkpoint import read_checkpoint_payload, save_checkpoint, unwrap_model
 from pipeline.dataset import Batch, FeatureDataset, iter_windows, pad_collate
+from pipeline.devices import resolve_device
 from pipeline.train_config import RunConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -108,18 +109,6 @@ def init_distributed(device_kind: str) -> DistInfo:
     dist.init_process_group(backend=backend)
     return DistInfo(dist.get_rank(), dist.get_world_size(),
                     int(os.environ.get("LOCAL_RANK", "0")), True)
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """auto -> cuda:<local_rank> when CUDA is available, else cpu."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("train.device: 'cuda' requested but no CUDA device is available")
-        torch.cuda.set_device(local_rank)
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
 
 
 def resolve_splits(records: Sequence[VideoRecord], cfg: TrainConfig,
@@ -280,6 +269,8 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
     info = init_distributed(requested)
     try:
         device = resolve_device(cfg.device, info.local_rank)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # NCCL and default allocations follow this process's GPU
         last_path, best_path, metrics_path = out_dir / LAST, out_dir / BEST, out_dir / METRICS
         if resume and not last_path.is_file():
             raise ValueError(f"{last_path}: --resume needs the last.pt of an earlier run in --out")
