@@ -27,10 +27,10 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 BIN = Path(sys.executable).parent  # the environment's rtdl and torchrun
 
 
-def walkthrough_blocks() -> list[list[str]]:
-    """The bash blocks of README's 'Real data' section, one command per entry."""
+def bash_blocks(heading: str) -> list[list[str]]:
+    """The bash blocks of README's section `heading`, one command per entry."""
     text = README.read_text()
-    section = text.split("## Real data", 1)[1].split("\n## ", 1)[0]
+    section = text.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
     blocks = []
     for block in re.findall(r"```bash\n(.*?)```", section, re.S):
         commands = []
@@ -71,14 +71,16 @@ def run(words: list[str], cwd: Path, extra_env: dict | None = None) -> str:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
+    """README's own `rtdl synth` command, made smaller (16 short clips)."""
     root = tmp_path_factory.mktemp("lavdf")
-    run(["rtdl", "synth", "--out", str(root), "--num-videos", "16", "--seed", "3",
-         "--duration", "2,3"], root)
+    [[command]] = bash_blocks("Synthetic benchmark")
+    command = re.sub(r"--num-videos \d+", "--num-videos 16", command).replace("--out synth", f"--out {root}")
+    run(shlex.split(command) + ["--duration", "2,3", "--seed", "3"], root)
     return root
 
 
 def test_walkthrough_commands_run(dataset, tmp_path):
-    blocks = walkthrough_blocks()
+    blocks = bash_blocks("Real data")
     assert len(blocks) == 6, "the walkthrough's blocks changed: update this test"
     clip = next(dataset.glob("test/*.mp4"))
     single, torchrun_dir, array_dir = tmp_path / "single", tmp_path / "torchrun", tmp_path / "array"
