@@ -34,6 +34,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from extractors.frame_batches import map_frame_batches
+
 STATS_PER_REGION = 16
 _DCT_SIZE = 8
 _DCT_COEFFS = ((0, 1), (1, 0), (1, 1), (0, 2), (2, 0))
@@ -125,21 +127,16 @@ class LowLevelVisualExtractor:
         logs = torch.log(torch.cat([edge, lap, fine], -1) + 1e-6)  # [N,R,3]
         return torch.cat([mean, std, logs, motion, colour_change, dct], -1)  # [N,R,16]
 
+    def _batch_features(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 RGB frames [b,H,W,3] (CPU) -> [b,dim] on the extractor's device."""
+        rgb = batch.to(self.device).permute(0, 3, 1, 2).float().div_(255.0)  # [b,3,H,W]
+        if rgb.shape[-2:] != (self.size, self.size):
+            rgb = F.interpolate(rgb, size=(self.size, self.size), mode="bilinear",
+                                align_corners=False, antialias=True)  # [b,3,S,S]
+        return self._frame_stats(rgb).flatten(1)  # [b,dim]
+
     @torch.inference_mode()
     def __call__(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
         """uint8 RGB frames [N,H,W,3] (consecutive, one video) -> float32 [N, dim] (numpy)."""
-        frames = torch.as_tensor(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != torch.uint8:
-            raise ValueError(f"lowlevel expects uint8 frames [N,H,W,3], got {frames.dtype} "
-                             f"{tuple(frames.shape)}")
-        outputs = []
-        for start in range(0, frames.shape[0], self.batch_size):
-            batch = frames[start:start + self.batch_size].to(self.device)
-            rgb = batch.permute(0, 3, 1, 2).float().div_(255.0)  # [b,3,H,W]
-            if rgb.shape[-2:] != (self.size, self.size):
-                rgb = F.interpolate(rgb, size=(self.size, self.size), mode="bilinear",
-                                    align_corners=False, antialias=True)  # [b,3,S,S]
-            outputs.append(self._frame_stats(rgb).flatten(1).cpu())  # [b,dim]
-        if not outputs:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return torch.cat(outputs).numpy().astype(np.float32)
+        return map_frame_batches(frames, self.batch_size, self.dim, "lowlevel",
+                                 self._batch_features)

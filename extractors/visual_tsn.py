@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from extractors.frame_batches import map_frame_batches
 from extractors.precision import autocast, resolve_precision, store_weights_for_autocast
 from extractors.weights import WeightsUnavailableError, list_keys, sha256_prefix
 
@@ -292,26 +293,20 @@ class TSNVisualExtractor:
     def start_video(self) -> None:
         """TSN features are per frame: no state to reset (kept for the extractor interface)."""
 
+    def _batch_features(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 RGB frames [b,H,W,3] (CPU) -> features [b,2048] on the extractor's device."""
+        # move uint8 (4x smaller than float) to the device, preprocess there
+        batch = batch.to(self.device, non_blocking=True)
+        x = preprocess_frames(batch, self.preprocess)  # [b,3,crop,crop]
+        # preprocessing permutes NHWC frames, so x already has channels-last strides;
+        # without channels_last the model gets a truly contiguous NCHW tensor, else
+        # PyTorch would silently pick channels-last kernels anyway
+        x = x.contiguous(memory_format=torch.channels_last if self.channels_last
+                         else torch.contiguous_format)
+        with autocast(self.precision, self.device):
+            return self.inference_model(x)  # [b,2048]
+
     @torch.inference_mode()
     def __call__(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
         """uint8 RGB frames [N,H,W,3] -> float32 features [N,2048] (numpy)."""
-        frames = torch.as_tensor(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != torch.uint8:
-            raise ValueError(f"TSN expects uint8 frames [N,H,W,3], got {frames.dtype} "
-                             f"{tuple(frames.shape)}")
-        outputs = []
-        for start in range(0, frames.shape[0], self.batch_size):
-            # move uint8 (4x smaller than float) to the device, preprocess there
-            batch = frames[start:start + self.batch_size].to(self.device, non_blocking=True)
-            x = preprocess_frames(batch, self.preprocess)  # [b,3,crop,crop]
-            # preprocessing permutes NHWC frames, so x already has channels-last strides;
-            # without channels_last the model gets a truly contiguous NCHW tensor, else
-            # PyTorch would silently pick channels-last kernels anyway
-            x = x.contiguous(memory_format=torch.channels_last if self.channels_last
-                             else torch.contiguous_format)
-            with autocast(self.precision, self.device):
-                feats = self.inference_model(x)  # [b,2048]
-            outputs.append(feats.float().cpu())
-        if not outputs:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return torch.cat(outputs).numpy()  # [N,2048]
+        return map_frame_batches(frames, self.batch_size, self.dim, "TSN", self._batch_features)
