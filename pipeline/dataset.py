@@ -42,6 +42,15 @@ def cache_name(cache) -> str:
     return repr(cache)
 
 
+def missing_keys_error(cache, missing: Sequence[str], remedy: str) -> ValueError:
+    """The error for metadata videos absent from `cache`: names the cache, the first 5 keys
+    and how many more, then `remedy` (what the user can do)."""
+    shown = ", ".join(repr(m) for m in missing[:5])
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    return ValueError(f"{cache_name(cache)}: {len(missing)} video(s) of the metadata are not in the "
+                      f"feature cache: key {shown}{more}; {remedy}")
+
+
 class FeatureDataset(Dataset):
     """Videos of `records` read from `cache`; random crops of `max_len` when training."""
 
@@ -54,11 +63,8 @@ class FeatureDataset(Dataset):
         self.epoch = 0  # set by the trainer before each epoch
         missing = [r.file for r in self.records if r.file not in cache]
         if missing:
-            shown = ", ".join(repr(m) for m in missing[:5])
-            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-            raise ValueError(f"{cache_name(cache)}: {len(missing)} video(s) of the metadata are not "
-                             f"in the feature cache: key {shown}{more}; run `rtdl extract` for them "
-                             f"or pass the cache shards that hold them")
+            raise missing_keys_error(cache, missing, "run `rtdl extract` for them or pass the cache "
+                                                     "shards that hold them")
         for r in self.records:
             if not 0 <= r.label < len(LABELS):
                 raise ValueError(f"metadata record {r.file!r}: field 'label' is {r.label}, "
@@ -104,10 +110,7 @@ class FeatureDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         record = self.records[index]
-        if self._memory is not None:
-            visual, audio = self._memory[index]
-        else:
-            visual, audio = self._read(record.file)
+        visual, audio = self.video_arrays(index)  # [T, Dv], [T, Da]
         start = self.crop_start(index, visual.shape[0])
         stop = visual.shape[0] if self.max_len is None else start + self.max_len
         return {

@@ -37,7 +37,7 @@ import torch
 from tqdm import tqdm
 
 from data.records import LABELS, VideoRecord
-from pipeline.dataset import cache_name, iter_windows
+from pipeline.dataset import cache_name, iter_windows, missing_keys_error
 from pipeline.devices import resolve_device
 from pipeline.proposals import ProposalConfig, VideoScores, all_proposals
 
@@ -153,11 +153,8 @@ def _requested_keys(cache, records: Sequence[VideoRecord] | None, allow_missing:
     keys = [r.file for r in records]
     missing = [k for k in keys if k not in cache]
     if missing and not allow_missing:
-        shown = ", ".join(repr(m) for m in missing[:5])
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise ValueError(f"{cache_name(cache)}: {len(missing)} video(s) of the metadata are not in the "
-                         f"feature cache: key {shown}{more}; run `rtdl extract` for them, pass the "
-                         f"cache shards that hold them, or allow missing videos (--allow-missing)")
+        raise missing_keys_error(cache, missing, "run `rtdl extract` for them, pass the cache shards "
+                                                 "that hold them, or allow missing videos (--allow-missing)")
     if missing:
         log.warning("%d video(s) are not in the feature cache; they get empty proposal lists", len(missing))
     return [k for k in keys if k in cache], missing
