@@ -368,13 +368,6 @@ def build_extractors(options: ExtractionOptions, device: str):
     return visual, audio
 
 
-def cache_settings(visual_extractor, audio_extractor) -> dict:
-    """The settings dict recorded in the cache: {"visual": ..., "audio": ...}."""
-    from extractors.build import extractor_settings
-
-    return extractor_settings(visual_extractor, audio_extractor)
-
-
 def run_extraction(out: str | Path, videos: Sequence[str | Path] = (), *,
                    metadata: str | Path | None = None, root: str | Path | None = None,
                    options: ExtractionOptions = ExtractionOptions(),
@@ -389,6 +382,8 @@ def run_extraction(out: str | Path, videos: Sequence[str | Path] = (), *,
     """
     from tqdm import tqdm
 
+    from extractors.build import extractor_settings
+
     t0 = time.perf_counter()
     items = collect_videos(videos, metadata=metadata, root=root)
     if limit is not None:
@@ -402,7 +397,7 @@ def run_extraction(out: str | Path, videos: Sequence[str | Path] = (), *,
     if visual_extractor is None or audio_extractor is None:
         device = str(resolve_device(options.device))  # extractors take a device string
         visual_extractor, audio_extractor = build_extractors(options, device)
-    settings = cache_settings(visual_extractor, audio_extractor)
+    settings = extractor_settings(visual_extractor, audio_extractor)  # what the cache records
 
     summary = ExtractionSummary(out=target, n_videos=len(items), n_extracted=0, n_skipped=0,
                                 n_frames=0, seconds=0.0, failures_path=failures_path,
