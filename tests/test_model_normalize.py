@@ -3,26 +3,13 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import ModelConfig
 from model.normalize import (InputStandardizer, clip_contrast, clip_median, frame_statistics)
 from model.rtdeeploc import build_model
+from model_fixtures import one_thread, tiny_config  # noqa: F401 (one_thread: fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CV, CA = 5, 3
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def tiny(**changes):
-    base = dict(d_model=8, mae_decoder_dim=8, mae_heads=2, fusion_heads=2, head_hidden=8,
-                mae_encoder_layers=1, aicl_k=3, dropout=0.0)
-    base.update(changes)
-    return ModelConfig(**base)
 
 
 def test_frame_statistics_by_hand_over_all_frames_of_all_videos():
@@ -51,8 +38,8 @@ def test_model_with_statistics_sees_affinely_rescaled_features_as_standard_ones(
     """Features with huge offsets and scales (as the weight-free extractors give) reach the
     network exactly as unit-scale features do once the statistics are set."""
     torch.manual_seed(0)
-    plain = build_model(tiny(), CV, CA).eval()
-    scaled = build_model(tiny(), CV, CA).eval()
+    plain = build_model(tiny_config(), CV, CA).eval()
+    scaled = build_model(tiny_config(), CV, CA).eval()
     scaled.load_state_dict(plain.state_dict())
     g = torch.Generator().manual_seed(1)
     visual, audio = torch.randn(2, 9, CV, generator=g), torch.randn(2, 9, CA, generator=g)
@@ -71,15 +58,15 @@ def test_model_with_statistics_sees_affinely_rescaled_features_as_standard_ones(
 
 def test_statistics_travel_in_the_state_dict_and_old_state_dicts_load_as_identity():
     torch.manual_seed(0)
-    model = build_model(tiny(), CV, CA)
+    model = build_model(tiny_config(), CV, CA)
     model.set_input_statistics(np.full(CV, 2.0), np.full(CV, 3.0), np.full(CA, -1.0),
                                np.full(CA, 0.5))
-    clone = build_model(tiny(), CV, CA)
+    clone = build_model(tiny_config(), CV, CA)
     clone.load_state_dict(model.state_dict())
     assert torch.equal(clone.visual_input_norm.std, torch.full((CV,), 3.0))
     assert torch.equal(clone.audio_input_norm.mean, torch.full((CA,), -1.0))
     old = {k: v for k, v in model.state_dict().items() if "input_norm" not in k}
-    legacy = build_model(tiny(), CV, CA)
+    legacy = build_model(tiny_config(), CV, CA)
     legacy.load_state_dict(old)  # strict load of a checkpoint from before standardisation
     assert torch.equal(legacy.visual_input_norm.mean, torch.zeros(CV))
     assert torch.equal(legacy.visual_input_norm.std, torch.ones(CV))
@@ -98,7 +85,7 @@ def test_clip_median_and_contrast_by_hand_ignore_padding():
 @pytest.mark.parametrize("mode", ["replace", "append"])
 def test_clip_contrast_modes_build_and_replace_ignores_a_per_clip_offset(mode):
     torch.manual_seed(0)
-    model = build_model(tiny(input_contrast=mode), CV, CA).eval()
+    model = build_model(tiny_config(input_contrast=mode), CV, CA).eval()
     g = torch.Generator().manual_seed(2)
     visual, audio = torch.randn(2, 10, CV, generator=g), torch.randn(2, 10, CA, generator=g)
     mask = torch.arange(10)[None] < torch.tensor([[10], [7]])
@@ -110,4 +97,4 @@ def test_clip_contrast_modes_build_and_replace_ignores_a_per_clip_offset(mode):
     # appearance (a per-clip offset) cannot matter; append still sees the absolute values
     assert same == (mode == "replace")
     with pytest.raises(ValueError, match="input_contrast"):
-        tiny(input_contrast="median")
+        tiny_config(input_contrast="median")

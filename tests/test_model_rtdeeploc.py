@@ -8,24 +8,11 @@ from data.config import from_dict, to_dict
 from model.config import ModelConfig
 from model.mtlr import AUX_HEADS
 from model.rtdeeploc import Prediction, RTDeepLocOutput, build_model
+from model_fixtures import one_thread, tiny_config  # noqa: F401 (one_thread: fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CV, CA = 12, 6
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run far faster on one thread than on oversubscribed shared cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def tiny_config(**overrides):
-    base = dict(d_model=8, mae_decoder_dim=8, mae_heads=2, fusion_heads=2, head_hidden=8,
-                mae_encoder_layers=1, aicl_k=3, dropout=0.0)
-    base.update(overrides)
-    return ModelConfig(**base)
 
 
 def make_batch(lengths, labels, seed=0, total=None):
