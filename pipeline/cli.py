@@ -18,6 +18,22 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
+def inference_options(command):
+    """Options shared by the commands that run a trained model (predict, localize)."""
+    options = [
+        click.option("--proposals", "proposals_path", type=click.Path(exists=True, dir_okay=False),
+                     help="YAML of ProposalConfig fields (thresholds, nms, ...), e.g. tuned on dev."),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                     help="Override a proposal setting, e.g. --set nms=hard --set min_frames=3."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--max-frames", default=4096, show_default=True, type=click.IntRange(min=0),
+                     help="Longer videos are processed in windows of this many frames (0: whole)."),
+    ]
+    for option in reversed(options):  # click applies decorators bottom-up
+        command = option(command)
+    return command
+
+
 # Commands are added below, one block each, in pipeline order.
 
 
@@ -74,15 +90,9 @@ def train_command(cache_paths, metadata, out_dir, config_path, overrides, epochs
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Predictions JSON {file: [[score, start, end], ...]}; probabilities go to "
                    "<stem>_probs.json beside it.")
-@click.option("--proposals", "proposals_path", type=click.Path(exists=True, dir_okay=False),
-              help="YAML of ProposalConfig fields (thresholds, nms, ...), e.g. tuned on dev.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a proposal setting, e.g. --set nms=hard --set min_frames=3.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@inference_options
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1),
               help="Videos (or windows) per forward pass.")
-@click.option("--max-frames", default=4096, show_default=True, type=click.IntRange(min=0),
-              help="Longer videos are processed in windows of this many frames (0: whole).")
 @click.option("--allow-missing", is_flag=True,
               help="Write empty lists for metadata videos missing from the cache instead of failing.")
 def predict_command(cache_paths, checkpoint, metadata, split, out_path, proposals_path, overrides,
@@ -116,13 +126,7 @@ def predict_command(cache_paths, checkpoint, metadata, split, out_path, proposal
               help="Segments JSON: per video its label, class probabilities and scored segments.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False),
               help="Folder for one PNG per video: frame scores and reconstruction errors.")
-@click.option("--proposals", "proposals_path", type=click.Path(exists=True, dir_okay=False),
-              help="YAML of ProposalConfig fields (thresholds, nms, ...).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a proposal setting, e.g. --set nms=hard.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--max-frames", default=4096, show_default=True, type=click.IntRange(min=0),
-              help="Longer videos are processed in windows of this many frames (0: whole).")
+@inference_options
 @click.option("--visual-weights", type=click.Path(exists=True, dir_okay=False),
               help="The TSN weight file the checkpoint's features used, if it moved since extraction.")
 def localize_command(videos, checkpoint, out_path, plot_dir, proposals_path, overrides, device,
