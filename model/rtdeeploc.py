@@ -38,6 +38,7 @@ from torch.nn import functional as F
 from data.records import LABELS
 from model.aicl import aicl_loss
 from model.config import ModelConfig
+from model.evidence import ErrorCalibration
 from model.fdn import ForgeryDiscoveryNetwork, Reconstruction, reconstruction_loss
 from model.fusion import FusionEncoder
 from model.layers import check_inputs
@@ -60,6 +61,11 @@ class RTDeepLocOutput:
     aux_video_logits: dict[str, Tensor] = field(default_factory=dict)  # {head: [B]}, MTLR
 
 
+# the per-frame arrays of a Prediction, in the order predict / localize store them
+FRAME_FIELDS = ("visual_scores", "audio_scores", "joint_scores", "visual_recon_error",
+                "audio_recon_error", "visual_error_evidence", "audio_error_evidence")
+
+
 @dataclass
 class Prediction:
     class_probs: Tensor  # [B, 4] video-level probabilities, LABELS order
@@ -69,6 +75,10 @@ class Prediction:
     visual_recon_error: Tensor  # [B, T] deterministic FDN error (zeros without FDN)
     audio_recon_error: Tensor  # [B, T]
     mask: Tensor  # [B, T] bool
+    # [B, T] error percentile among authentic training frames, in [0, 1] (model/evidence.py);
+    # zeros without the FDN or before the trainer set the reference
+    visual_error_evidence: Tensor | None = None
+    audio_error_evidence: Tensor | None = None
 
     def video(self, index: int) -> dict[str, np.ndarray]:
         """One video's outputs as float32 numpy arrays, frame arrays cut to its valid frames.
@@ -76,9 +86,7 @@ class Prediction:
         Assumes the valid frames are a prefix (how batches are padded in rtdl).
         """
         n = int(self.mask[index].sum())
-        frames = ("visual_scores", "audio_scores", "joint_scores", "visual_recon_error",
-                  "audio_recon_error")
-        out = {name: getattr(self, name)[index, :n].float().cpu().numpy() for name in frames}
+        out = {name: getattr(self, name)[index, :n].float().cpu().numpy() for name in FRAME_FIELDS}
         out["class_probs"] = self.class_probs[index].float().cpu().numpy()
         return out
 
@@ -108,6 +116,9 @@ class RTDeepLoc(nn.Module):
         if cfg.mtlr_active:
             self.aux_heads = AuxiliaryHeads(cfg.d_model, cfg.head_hidden, cfg.head_kernel,
                                             cfg.dropout)
+        # reconstruction error -> percentile among authentic training frames (set by the trainer)
+        self.visual_error_calibration = ErrorCalibration()
+        self.audio_error_calibration = ErrorCalibration()
 
     def set_input_statistics(self, visual_mean, visual_std, audio_mean, audio_std) -> None:
         """Standardise inputs with these per-dimension statistics ([Cv], [Cv], [Ca], [Ca])."""
@@ -220,6 +231,8 @@ class RTDeepLoc(nn.Module):
             visual_recon_error=visual_error * valid,
             audio_recon_error=audio_error * valid,
             mask=mask,
+            visual_error_evidence=self.visual_error_calibration(visual_error) * valid,
+            audio_error_evidence=self.audio_error_calibration(audio_error) * valid,
         )
 
 

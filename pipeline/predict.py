@@ -39,6 +39,7 @@ from tqdm import tqdm
 from data.records import LABELS, VideoRecord
 from pipeline.dataset import cache_name, iter_windows, missing_keys_error
 from pipeline.devices import resolve_device
+from model.rtdeeploc import FRAME_FIELDS
 from pipeline.proposals import ProposalConfig, VideoScores, all_proposals
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,6 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_MAX_FRAMES = 4096
 DEVICES = ("auto", "cpu", "cuda")
-# the per-frame arrays of the model's Prediction, in the order they are stored
-FRAME_FIELDS = ("visual_scores", "audio_scores", "joint_scores", "visual_recon_error", "audio_recon_error")
 
 
 # ---------------------------------------------------------------- inference on arrays
@@ -140,7 +139,8 @@ def to_video_scores(outputs: dict, fps: float, duration: float) -> VideoScores:
     """VideoScores (what proposals need) from one video's `predict_arrays` outputs."""
     return VideoScores(class_probs=outputs["class_probs"], visual_scores=outputs["visual_scores"],
                        audio_scores=outputs["audio_scores"], joint_scores=outputs["joint_scores"],
-                       fps=fps, duration=duration)
+                       fps=fps, duration=duration, visual_evidence=outputs.get("visual_error_evidence"),
+                       audio_evidence=outputs.get("audio_error_evidence"))
 
 
 # ---------------------------------------------------------------- over a cache

@@ -57,6 +57,7 @@ from data.records import LABELS
 log = logging.getLogger(__name__)
 
 NMS_MODES = ("hard", "soft", "none")
+ROUTING_MODES = ("argmax", "soft")
 # which frame-score curve localizes each predicted class (Sec. 3.1); real -> joint, see above
 ROUTE_BY_LABEL: dict[str, str] = {
     "real": "joint",
@@ -88,6 +89,14 @@ class ProposalConfig:
     soft_sigma: float = 0.5
     # at most this many proposals per video
     max_proposals: int = 100
+    # weight of the calibrated reconstruction-error evidence in every branch's frame curve:
+    # curve = (1 - w) * head score + w * error percentile (0: heads only, as the paper reads)
+    error_weight: float = 0.0
+    # centred moving average over this many frames before thresholding (1: none)
+    smooth_frames: int = 1
+    # "argmax": one branch chosen by the predicted class (the paper); "soft": the visual and
+    # audio curves both give proposals, each scored by its modality's probability
+    routing: str = "argmax"
 
     def __post_init__(self) -> None:
         if self.nms not in NMS_MODES:
@@ -102,6 +111,12 @@ class ProposalConfig:
             raise ValueError(f"ProposalConfig.outer_ratio: must be >= 0, got {self.outer_ratio}")
         if self.soft_sigma <= 0:
             raise ValueError(f"ProposalConfig.soft_sigma: must be > 0, got {self.soft_sigma}")
+        if not 0.0 <= self.error_weight <= 1.0:
+            raise ValueError(f"ProposalConfig.error_weight: must be in [0, 1], got {self.error_weight}")
+        if self.smooth_frames < 1:
+            raise ValueError(f"ProposalConfig.smooth_frames: must be >= 1, got {self.smooth_frames}")
+        if self.routing not in ROUTING_MODES:
+            raise ValueError(f"ProposalConfig.routing: expected one of {ROUTING_MODES}, got {self.routing!r}")
 
 
 @dataclass(frozen=True)
@@ -113,6 +128,10 @@ class VideoScores:
     joint_scores: np.ndarray  # [T] joint (fused) branch
     fps: float
     duration: float  # seconds
+    # [T] reconstruction-error percentiles among authentic training frames (model/evidence.py);
+    # None: no evidence (treated as zeros)
+    visual_evidence: np.ndarray | None = None
+    audio_evidence: np.ndarray | None = None
 
 
 def load_proposal_config(path: str | None = None, overrides: Sequence[str] = ()) -> ProposalConfig:
@@ -285,24 +304,81 @@ def score_curve_proposals(scores: np.ndarray, fps: float, duration: float, p_fak
     return [[float(s), float(a), float(b)] for s, a, b in proposals[:cfg.max_proposals]]
 
 
-def video_proposals(class_probs: Sequence[float], visual_scores: np.ndarray, audio_scores: np.ndarray,
-                    joint_scores: np.ndarray, fps: float, duration: float,
-                    cfg: ProposalConfig | None = None) -> list[list[float]]:
-    """Route by the predicted class, then build proposals [[score, start, end], ...] by score.
+def modality_probabilities(class_probs: Sequence[float]) -> dict[str, float]:
+    """P(visual modified) = p(visual_only) + p(both); P(audio modified) = p(audio_only) + p(both)."""
+    probs = np.asarray(class_probs, dtype=np.float64).reshape(-1)
+    return {"visual": float(probs[1] + probs[3]), "audio": float(probs[2] + probs[3])}
 
-    class_probs [4] (order of LABELS); visual/audio/joint_scores [T] in [0, 1].
+
+def smooth(scores: np.ndarray, frames: int) -> np.ndarray:
+    """Centred moving average over `frames` frames (edges average over what exists)."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if frames <= 1 or scores.size == 0:
+        return scores
+    kernel = np.ones(frames)
+    total = np.convolve(scores, kernel, mode="same")
+    count = np.convolve(np.ones_like(scores), kernel, mode="same")
+    return total / count
+
+
+def branch_curve(scores: VideoScores, branch: str, cfg: ProposalConfig) -> np.ndarray:
+    """One branch's frame curve: head score mixed with error evidence, then smoothed.
+
+    branch: "visual", "audio" or "joint" (whose evidence is the larger of the two modalities').
     """
+    head = np.asarray(getattr(scores, f"{branch}_scores"), dtype=np.float64).reshape(-1)  # [T]
+    w = cfg.error_weight
+    if w > 0:
+        def evidence(values):
+            return np.zeros_like(head) if values is None else np.asarray(values, np.float64)[:len(head)]
+
+        visual_ev, audio_ev = evidence(scores.visual_evidence), evidence(scores.audio_evidence)
+        ev = {"visual": visual_ev, "audio": audio_ev, "joint": np.maximum(visual_ev, audio_ev)}[branch]
+        head = (1 - w) * head + w * ev
+    return smooth(head, cfg.smooth_frames)
+
+
+def routed_curve(scores: VideoScores, cfg: ProposalConfig | None = None) -> np.ndarray:
+    """The curve argmax routing localizes this video with (for diagnostics)."""
     cfg = cfg or ProposalConfig()
-    label = predicted_label(class_probs)
-    curves = {"visual": visual_scores, "audio": audio_scores, "joint": joint_scores}
-    return score_curve_proposals(curves[ROUTE_BY_LABEL[label]], fps, duration,
-                                 fake_probability(class_probs), label == "real", cfg)
+    return branch_curve(scores, route(scores.class_probs), cfg)
 
 
 def scores_to_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -> list[list[float]]:
-    """`video_proposals` on a VideoScores bundle."""
-    return video_proposals(scores.class_probs, scores.visual_scores, scores.audio_scores,
-                           scores.joint_scores, scores.fps, scores.duration, cfg)
+    """Proposals [[score, start, end], ...] of one video, highest score first.
+
+    argmax routing: the branch of the predicted class (Sec. 3.1). Soft routing: the visual
+    and the audio curve each propose, scored as if the video were predicted real with fake
+    probability P(modality modified), so a modality the model thinks untouched ranks low
+    instead of being dropped; the two lists are then suppressed together.
+    """
+    cfg = cfg or ProposalConfig()
+    label = predicted_label(scores.class_probs)
+    if cfg.routing == "argmax":
+        return score_curve_proposals(branch_curve(scores, ROUTE_BY_LABEL[label], cfg), scores.fps, scores.duration,
+                                     fake_probability(scores.class_probs), label == "real", cfg)
+    unsuppressed = dataclasses.replace(cfg, nms="none", max_proposals=10 ** 9)
+    pooled: list[list[float]] = []
+    for modality, p_modified in modality_probabilities(scores.class_probs).items():
+        pooled += score_curve_proposals(branch_curve(scores, modality, cfg), scores.fps, scores.duration, p_modified,
+                                        True, unsuppressed)
+    if cfg.nms == "hard":
+        pooled = hard_nms(pooled, cfg.nms_iou)
+    elif cfg.nms == "soft" and pooled:
+        pooled = soft_nms(pooled, cfg.soft_sigma)
+    pooled.sort(key=lambda p: (-p[0], p[1], p[2]))
+    return [[float(s), float(a), float(b)] for s, a, b in pooled[:cfg.max_proposals]]
+
+
+def video_proposals(class_probs: Sequence[float], visual_scores: np.ndarray, audio_scores: np.ndarray,
+                    joint_scores: np.ndarray, fps: float, duration: float,
+                    cfg: ProposalConfig | None = None) -> list[list[float]]:
+    """`scores_to_proposals` from loose arrays (no error evidence).
+
+    class_probs [4] (order of LABELS); visual/audio/joint_scores [T] in [0, 1].
+    """
+    return scores_to_proposals(VideoScores(np.asarray(class_probs), visual_scores, audio_scores,
+                                           joint_scores, fps, duration), cfg)
 
 
 def all_proposals(videos: Mapping[str, VideoScores],

@@ -216,10 +216,43 @@ def video_accuracy(model, dataset: FeatureDataset, *, window: int, batch_size: i
     return {"val_accuracy": correct / max(len(dataset), 1)}
 
 
+# authentic training videos whose reconstruction errors calibrate the error evidence; a
+# subset bounds the cost of the extra inference pass per epoch
+CALIBRATION_VIDEOS = 256
+
+
+def calibrate_error_evidence(model, cache, train_records: Sequence[VideoRecord],
+                             device: torch.device) -> None:
+    """Set the model's error percentiles from real training videos (model/evidence.py).
+
+    The first CALIBRATION_VIDEOS real videos in record order, so the reference does not
+    depend on the epoch; nothing happens without the FDN or without a real video.
+    """
+    from pipeline.predict import predict_arrays
+
+    if not model.config.use_fdn:
+        return
+    reals = [r.file for r in train_records if r.label == 0][:CALIBRATION_VIDEOS]
+    if not reals:
+        log.warning("no real video in the training split: reconstruction-error evidence stays unset")
+        return
+    outputs = predict_arrays(model, ((key, *cache.read(key)) for key in reals), device=device)
+    model.visual_error_calibration.set_reference(
+        np.concatenate([outputs[k]["visual_recon_error"] for k in reals]))
+    model.audio_error_calibration.set_reference(
+        np.concatenate([outputs[k]["audio_recon_error"] for k in reals]))
+
+
 def validate(model, cache, val_records: list[VideoRecord], val_set: FeatureDataset,
-             cfg: TrainConfig, device: torch.device) -> tuple[dict[str, float], str]:
-    """Validation metrics and the name of the one that selects the best checkpoint."""
+             cfg: TrainConfig, device: torch.device,
+             train_records: Sequence[VideoRecord] = ()) -> tuple[dict[str, float], str]:
+    """Validation metrics and the name of the one that selects the best checkpoint.
+
+    Calibrates the reconstruction-error evidence on `train_records` first, so that the
+    checkpoint saved after validation carries the reference its errors were judged by.
+    """
     model.eval()
+    calibrate_error_evidence(model, cache, train_records, device)
     evaluator = _evaluator()
     if evaluator is None:
         metrics = video_accuracy(model, val_set, window=cfg.eval_window,
@@ -337,7 +370,8 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
             train_metrics = _train_epoch(wrapped, loader, optimizer, mask_generator, cfg, device,
                                          use_amp, epoch, epoch * steps_per_epoch, info, out_dir)
             if info.is_main:
-                val_metrics, key = validate(model, cache, val_records, val_set, cfg, device)
+                val_metrics, key = validate(model, cache, val_records, val_set, cfg, device,
+                                            train_records)
                 row = {"epoch": epoch + 1, **train_metrics, **val_metrics}
                 value = val_metrics[key]
                 improved = value > best["value"] or best["name"] is None
@@ -355,6 +389,10 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
                                                       for k, v in row.items()})
             if info.enabled:
                 dist.barrier()
+                # rank 0 calibrated the error evidence during validation: share it
+                for name, buffer in model.named_buffers():
+                    if "_error_calibration." in name:
+                        dist.broadcast(buffer, src=0)
         return TrainOutcome(best_path, last_path, model, cfg.epochs)
     finally:
         if info.created_group:

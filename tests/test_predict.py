@@ -29,6 +29,8 @@ class StandInPrediction:
     visual_recon_error: torch.Tensor
     audio_recon_error: torch.Tensor
     mask: torch.Tensor
+    visual_error_evidence: torch.Tensor
+    audio_error_evidence: torch.Tensor
 
 
 class StandInModel(torch.nn.Module):
@@ -40,7 +42,7 @@ class StandInModel(torch.nn.Module):
         mean = (visual[..., 1:5] * valid).sum(1) / valid.sum(1)  # [B, 4]
         v, a = visual[..., 0] * mask, audio[..., 0] * mask  # [B, T]
         return StandInPrediction(torch.softmax(10 * mean, dim=-1), v, a, torch.maximum(v, a),
-                                 2 * v, 3 * a, mask)
+                                 2 * v, 3 * a, mask, (v > 0.5).float(), (a > 0.5).float())
 
 
 def make_video(label: int, visual_curve, audio_curve=None):

@@ -1,4 +1,5 @@
 """Proposal generation on hand-made score curves; every expectation computed by hand."""
+import dataclasses
 import math
 
 import numpy as np
@@ -182,3 +183,48 @@ def test_grid_search_picks_best_and_reports_all():
     assert results == [({"merge_gap_frames": 1}, -2.0), ({"merge_gap_frames": 2}, -1.0)]
     with pytest.raises(ValueError, match="unknown"):
         grid_search(videos, fewer_is_better, {"nope": [1]})
+
+
+def test_error_evidence_mixes_into_the_routed_curve():
+    from pipeline.proposals import branch_curve, scores_to_proposals
+
+    heads = np.zeros(12)
+    evidence = np.zeros(12)
+    evidence[4:8] = 1.0
+    scores = VideoScores(np.array(VISUAL_ONLY), heads, FLAT, FLAT, FPS, 3.0, visual_evidence=evidence)
+    assert branch_curve(scores, "visual", PLAIN).max() == 0.0  # heads only: no evidence
+    mixed = dataclasses.replace(PLAIN, error_weight=0.75)
+    assert branch_curve(scores, "visual", mixed)[4:8].tolist() == [0.75] * 4
+    # frames 4..7 at 0.75 >= 0.5: one run [1.0 s, 2.0 s); contrast 0.75 - 0 (outer frames at 0)
+    assert_proposals(scores_to_proposals(scores, mixed), [[0.75, 1.0, 2.0]])
+
+
+def test_smoothing_is_a_centred_moving_average():
+    from pipeline.proposals import smooth
+
+    assert smooth(np.array([0.0, 3.0, 0.0, 0.0]), 3).tolist() == [1.5, 1.0, 1.0, 0.0]
+    assert smooth(np.array([1.0, 2.0]), 1).tolist() == [1.0, 2.0]
+
+
+def test_soft_routing_keeps_the_modality_the_class_prediction_missed():
+    from pipeline.proposals import scores_to_proposals
+
+    audio = np.zeros(12)
+    audio[2:6] = 0.9
+    # predicted visual_only (p_visual = 0.6), but the audio curve has the forged span:
+    # argmax routing reads the flat visual curve and finds nothing
+    probs = np.array([0.0, 0.6, 0.4, 0.0])
+    scores = VideoScores(probs, FLAT, audio, FLAT, FPS, 3.0)
+    assert scores_to_proposals(scores, PLAIN) == []
+    soft = dataclasses.replace(PLAIN, routing="soft")
+    # audio run frames 2..5 -> [0.5, 1.5) s, contrast 0.9, scored p_audio * contrast = 0.36
+    assert_proposals(scores_to_proposals(scores, soft), [[0.36, 0.5, 1.5]])
+
+
+def test_new_settings_are_validated():
+    with pytest.raises(ValueError, match="error_weight"):
+        ProposalConfig(error_weight=1.5)
+    with pytest.raises(ValueError, match="routing"):
+        ProposalConfig(routing="vote")
+    with pytest.raises(ValueError, match="smooth_frames"):
+        ProposalConfig(smooth_frames=0)

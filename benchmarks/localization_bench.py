@@ -1,0 +1,193 @@
+"""Where does localization come from? Frame-level AUCs, localizer variants and references.
+
+For each trained run (a folder with best.pt) on one rtdl synth (or LAV-DF-style) set:
+1. per-frame ROC AUC of every signal (head scores, reconstruction errors, the routed curve,
+   untrained references), per modality and forgery type, on test and test_unseen
+   (`pipeline/diagnostics.py`), plus routing accuracy;
+2. localizer variants, each tuned on dev only, evaluated once on test and test_unseen:
+   - "heads (paper)": argmax routing over the heads' frame scores;
+   - "heads + error": the reconstruction-error evidence mixed in, soft routing and
+     smoothing allowed (what `rtdl train` now tunes);
+   - "recon error only": every video called fake, the larger error percentile of the two
+     modalities as the curve (no learned localizer);
+3. the untrained reference "median deviation": every video called fake, per-frame distance of
+   the standardised input from the clip's median frame, max over modalities.
+
+    python benchmarks/localization_bench.py --metadata W/media/metadata.json \
+        --cache W/features.h5 --runs W/runs/full-s0 W/runs/full-s1 --out W/localization.json
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+SPLITS = ("dev", "test", "test_unseen")
+
+
+def machine() -> str:
+    import platform
+
+    import torch
+
+    flags = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    wanted = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return f"{platform.processor() or platform.machine()} flags={','.join(wanted)} torch threads={torch.get_num_threads()}"
+
+
+def evaluate(predictions, records):
+    from pipeline.evaluate import PROTOCOLS, evaluate_predictions
+
+    p = PROTOCOLS["rtdeeploc"]
+    m = evaluate_predictions(predictions, records, ap_iou=p.ap_iou, ar_n=p.ar_n, ar_iou=p.ar_iou)
+    return {"ap_avg": float(m["ap_avg"]), "ar_avg": float(m["ar_avg"])}
+
+
+def fixed_scores(curves: dict, records, probs=(0.0, 0.0, 0.0, 1.0)):
+    """VideoScores with every video called fake and `curves[file]` as the joint curve."""
+    from pipeline.proposals import VideoScores
+
+    out = {}
+    for r in records:
+        if r.file in curves:
+            c = np.asarray(curves[r.file], np.float64)
+            out[r.file] = VideoScores(np.asarray(probs), c, c, c, r.fps, r.duration)
+    return out
+
+
+def tune_and_test(scores_by_split: dict, records_by_split: dict, signal_grid: dict | None) -> dict:
+    """Choose localizer settings on dev, evaluate test and test_unseen once."""
+    from pipeline.predict import DEFAULT_TUNING_GRID
+    from pipeline.proposals import ProposalConfig, all_proposals, grid_search
+
+    dev_scores, dev_records = scores_by_split["dev"], records_by_split["dev"]
+
+    def objective(predictions):
+        m = evaluate(predictions, dev_records)
+        return 0.5 * m["ap_avg"] + 0.5 * m["ar_avg"]
+
+    base = ProposalConfig()
+    if signal_grid:  # stage 1: which signal; stage 2: the proposal settings for it
+        base, _ = grid_search(dev_scores, objective, signal_grid, base)
+    best, _ = grid_search(dev_scores, objective, DEFAULT_TUNING_GRID, base)
+    result = {"config": {k: v for k, v in dataclasses.asdict(best).items()
+                         if k in ("error_weight", "routing", "smooth_frames", *DEFAULT_TUNING_GRID)}}
+    for split in ("test", "test_unseen"):
+        result[split] = evaluate(all_proposals(scores_by_split[split], best), records_by_split[split])
+    return result
+
+
+def run_report(run_dir: Path, cache, records_by_split, forgery_types) -> dict:
+    from pipeline.checkpoint import load_checkpoint
+    from pipeline.diagnostics import frame_auc_table, model_signals, routing_report
+    from pipeline.predict import predict_arrays, to_video_scores
+    from pipeline.proposals import routed_curve
+
+    model = load_checkpoint(run_dir / "best.pt").model
+    outputs, scores = {}, {}
+    for split, records in records_by_split.items():
+        outputs[split] = predict_arrays(model, ((r.file, *cache.read(r.file)) for r in records))
+        scores[split] = {r.file: to_video_scores(outputs[split][r.file], r.fps, r.duration) for r in records}
+    report = {"run": str(run_dir), "frame_auc": {}, "routing": {}, "localizers": {}}
+    heads = tune_and_test(scores, records_by_split, None)
+    report["localizers"]["heads (paper)"] = heads
+    signal_grid = {"error_weight": (0.0, 0.5, 0.75, 1.0), "routing": ("argmax", "soft"),
+                   "smooth_frames": (1, 5)}
+    report["localizers"]["heads + error"] = tune_and_test(scores, records_by_split, signal_grid)
+    evidence = {split: {f: np.maximum(o["visual_error_evidence"], o["audio_error_evidence"])
+                        for f, o in outs.items()} for split, outs in outputs.items()}
+    report["localizers"]["recon error only"] = tune_and_test(
+        {s: fixed_scores(evidence[s], records_by_split[s]) for s in SPLITS}, records_by_split,
+        {"smooth_frames": (1, 5)})
+    from pipeline.proposals import ProposalConfig
+
+    chosen = ProposalConfig(**report["localizers"]["heads + error"]["config"])
+    for split in ("test", "test_unseen"):
+        routed = {f: routed_curve(s, chosen) for f, s in scores[split].items()}
+        paper_routed = {f: routed_curve(s, ProposalConfig()) for f, s in scores[split].items()}
+        signals = model_signals(outputs[split], routed)
+        for f in signals:
+            signals[f]["routed (paper)"] = paper_routed[f]
+            signals[f]["visual error evidence"] = outputs[split][f]["visual_error_evidence"]
+            signals[f]["audio error evidence"] = outputs[split][f]["audio_error_evidence"]
+        report["frame_auc"][split] = frame_auc_table(signals, records_by_split[split], forgery_types)
+        report["routing"][split] = routing_report(
+            {f: o["class_probs"] for f, o in outputs[split].items()}, records_by_split[split])
+    return report
+
+
+def reference_report(cache, records_by_split, forgery_types, stats) -> dict:
+    from pipeline.diagnostics import frame_auc_table, median_deviation_signals
+
+    signals = {s: median_deviation_signals(cache, records_by_split[s], *stats) for s in SPLITS}
+    curves = {s: {f: sig["median deviation max"] for f, sig in signals[s].items()} for s in SPLITS}
+    # per-video min-max, the reference has no calibration of its own
+    curves = {s: {f: (c - c.min()) / max(c.max() - c.min(), 1e-9) for f, c in cs.items()}
+              for s, cs in curves.items()}
+    result = tune_and_test({s: fixed_scores(curves[s], records_by_split[s]) for s in SPLITS},
+                           records_by_split, {"smooth_frames": (1, 5)})
+    result["frame_auc"] = {s: frame_auc_table(signals[s], records_by_split[s], forgery_types)
+                           for s in ("test", "test_unseen")}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--metadata", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--runs", type=Path, nargs="*", default=[])
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+
+    import torch
+
+    from data.cache import FeatureCache
+    from data.metadata import load_metadata, records_for_split
+    from model.normalize import frame_statistics
+    from pipeline.diagnostics import format_auc_table, load_forgery_types
+
+    torch.set_num_threads(2)
+    cache = FeatureCache(args.cache)
+    records = load_metadata(args.metadata)
+    by_split = {s: records_for_split(records, s) for s in SPLITS}
+    types = load_forgery_types(args.metadata)
+    train = [r for r in records if r.split == "train"]
+    arrays = [cache.read(r.file) for r in train]
+    stats = (frame_statistics(v for v, _ in arrays), frame_statistics(a for _, a in arrays))
+    out = {"machine": machine(), "reference": reference_report(cache, by_split, types, stats), "runs": []}
+    print(f"machine: {out['machine']}")
+    ref = out["reference"]
+    print(f"median deviation reference: test AP {100 * ref['test']['ap_avg']:.1f} AR "
+          f"{100 * ref['test']['ar_avg']:.1f} | unseen AP {100 * ref['test_unseen']['ap_avg']:.1f} "
+          f"AR {100 * ref['test_unseen']['ar_avg']:.1f}")
+    for run in args.runs:
+        report = run_report(run, cache, by_split, types)
+        out["runs"].append(report)
+        for name, loc in report["localizers"].items():
+            print(f"{run.name} {name}: test AP {100 * loc['test']['ap_avg']:.1f} AR "
+                  f"{100 * loc['test']['ar_avg']:.1f} | unseen AP {100 * loc['test_unseen']['ap_avg']:.1f} "
+                  f"AR {100 * loc['test_unseen']['ar_avg']:.1f}  {loc['config']}", flush=True)
+        for split in ("test", "test_unseen"):
+            print(format_auc_table(report["frame_auc"][split], f"\n{run.name} frame AUC, {split} "
+                                   f"(routing accuracy {report['routing'][split]['accuracy']:.2f})"))
+    for split in ("test", "test_unseen"):
+        print(format_auc_table(ref["frame_auc"][split], f"\nreference frame AUC, {split}"))
+    args.out.write_text(json.dumps(out, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
