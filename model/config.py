@@ -24,6 +24,14 @@ clip's median frame, so only deviations within a clip reach the network (what th
 weight-free demo features need: their absolute values mostly say who is speaking);
 "append" feeds both (twice the input width).
 
+Authentic-frame term (`frame_negative_weight`, 0 = the paper): Top-K MIL trains a head
+through its K highest frames only, so nothing ties the score of the other frames to forgery,
+and a head can rank authentic frames above forged ones and still fit every video label. The
+video-level label does say more: every frame of a real video, and every frame of a modality
+the label says was not modified, is authentic. This term is the mean per-frame loss of those
+frames against "not forged" (the main head's "real" class, the auxiliary heads' 0), added to
+L_CLS with this weight (`model/mil.py: authentic_frame_loss`).
+
 Ablation switches (paper Table 3): `use_fdn=False` removes the FDN and with it AICL and MTLR
 (the paper's baseline: encoders + cross-modal attention + main head); `use_aicl=False`;
 `use_mtlr=False` (no auxiliary heads, no KL). Use the derived `aicl_active` / `mtlr_active`
@@ -57,6 +65,9 @@ class ModelConfig:
     head_hidden: int = 128  # hidden width of every frame classifier
     head_kernel: int = 3  # temporal kernel of the first frame-classifier conv (odd)
     mil_topk_ratio: float = 0.125  # Top-K MIL: K = max(1, floor(ratio * valid_len))
+    # weight of the authentic-frame term (not in the paper): every frame of a stream the
+    # video-level label says is authentic is pushed towards "not forged", not only the top-K
+    frame_negative_weight: float = 0.0
     dropout: float = 0.1  # dropout in attention, Transformer layers and heads
     # --- loss weights (Eq. 4) ---
     cls_main_weight: float = 0.8  # fused main 4-class head
@@ -96,7 +107,7 @@ class ModelConfig:
             raise bad("mil_topk_ratio", "must be in (0, 1]")
         if not 0.0 <= self.dropout < 1.0:
             raise bad("dropout", "must be in [0, 1)")
-        for name in ("aicl_margin", "cls_main_weight", "cls_aux_weight", "recon_weight",
+        for name in ("aicl_margin", "frame_negative_weight", "cls_main_weight", "cls_aux_weight", "recon_weight",
                      "kl_weight", "aicl_weight"):
             if getattr(self, name) < 0:
                 raise bad(name, "must be >= 0")

@@ -30,3 +30,15 @@ def topk_mil_pool(frame_scores: Tensor, mask: Tensor, ratio: float) -> Tensor:
     # zero the untaken entries before summing: -inf * 0 would be NaN
     ordered = ordered.masked_fill(~take[..., None], 0.0)
     return ordered.sum(dim=1) / k[:, None].to(ordered.dtype)  # [B, C]
+
+
+def authentic_frame_loss(frame_logits: Tensor, mask: Tensor, authentic: Tensor) -> Tensor:
+    """Mean BCE against 0 over every valid frame of the videos marked authentic.
+
+    frame_logits [B, T] (one binary head), mask [B, T] bool, authentic [B] bool -> scalar;
+    zero (attached) when no video is authentic.
+    """
+    weight = (mask & authentic[:, None]).to(frame_logits.dtype)  # [B, T]
+    losses = torch.nn.functional.binary_cross_entropy_with_logits(
+        frame_logits, torch.zeros_like(frame_logits), reduction="none")  # [B, T]
+    return (losses * weight).sum() / weight.sum().clamp_min(1.0)

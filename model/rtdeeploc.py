@@ -42,7 +42,7 @@ from model.evidence import ErrorCalibration
 from model.fdn import ForgeryDiscoveryNetwork, Reconstruction, reconstruction_loss
 from model.fusion import FusionEncoder
 from model.layers import check_inputs
-from model.mil import topk_mil_pool
+from model.mil import authentic_frame_loss, topk_mil_pool
 from model.normalize import InputStandardizer, clip_contrast
 from model.mtlr import (AUX_HEADS, AuxiliaryHeads, FrameClassifier, auxiliary_cls_losses,
                         kl_consistency, modality_targets)
@@ -175,6 +175,8 @@ class RTDeepLoc(nn.Module):
             terms[f"cls_{name}"] = aux.get(name, zero)
         terms["cls"] = (cfg.cls_main_weight * terms["cls_main"]
                         + cfg.cls_aux_weight * sum(aux.values(), zero))
+        terms["frame_negative"] = self._authentic_frame_term(out, labels) if cfg.frame_negative_weight else zero
+        terms["cls"] = terms["cls"] + cfg.frame_negative_weight * terms["frame_negative"]
 
         recons = {"visual": out.visual_reconstruction, "audio": out.audio_reconstruction}
         features = {"visual": out.visual_features, "audio": out.audio_features}
@@ -200,6 +202,20 @@ class RTDeepLoc(nn.Module):
         terms["total"] = (terms["cls"] + cfg.recon_weight * terms["recon"]
                           + cfg.kl_weight * terms["kl"] + cfg.aicl_weight * terms["aicl"])
         return terms
+
+    def _authentic_frame_term(self, out: RTDeepLocOutput, labels: Tensor) -> Tensor:
+        """Authentic frames against "not forged": the main head's real class on real videos,
+        each auxiliary head on videos whose modality is unmodified (see ModelConfig)."""
+        cfg = self.config
+        main = out.main_frame_logits.float()  # [B, T, 4]
+        # binary view of the main head: log p(real) vs log p(any fake) per frame
+        real_vs_fake = torch.logsumexp(main[..., 1:], dim=-1) - main[..., 0]  # [B, T]
+        term = cfg.cls_main_weight * authentic_frame_loss(real_vs_fake, out.mask, labels == 0)
+        modified = modality_targets(labels)
+        for name, logits in out.aux_frame_logits.items():
+            term = term + cfg.cls_aux_weight * authentic_frame_loss(
+                logits.float(), out.mask, ~modified[name.split("_")[0]])
+        return term
 
     @torch.no_grad()
     def predict(self, visual: Tensor, audio: Tensor, mask: Tensor) -> Prediction:

@@ -130,10 +130,11 @@ AUX_KEYS = [f"cls_{n}" for n in AUX_HEADS]
 
 
 @pytest.mark.parametrize("switches, zero_keys", [
-    (dict(), []),
-    (dict(use_fdn=False), ["recon", "kl", "aicl", *AUX_KEYS]),
-    (dict(use_aicl=False), ["aicl"]),
-    (dict(use_mtlr=False), ["kl", *AUX_KEYS]),
+    (dict(), ["frame_negative"]),
+    (dict(use_fdn=False), ["recon", "kl", "aicl", "frame_negative", *AUX_KEYS]),
+    (dict(use_aicl=False), ["aicl", "frame_negative"]),
+    (dict(use_mtlr=False), ["kl", "frame_negative", *AUX_KEYS]),
+    (dict(frame_negative_weight=0.5), []),
 ])
 def test_ablation_switches_decide_which_terms_are_non_zero(switches, zero_keys):
     torch.manual_seed(0)
@@ -198,3 +199,22 @@ def test_bad_inputs_raise_errors_naming_the_problem():
         model(visual, audio, torch.zeros_like(mask))
     with pytest.raises(ValueError, match="labels"):
         model.losses(model(visual, audio, mask), torch.tensor([0, 4]))
+
+
+def test_authentic_frame_term_reaches_every_frame_of_real_videos():
+    """Top-K MIL gives gradient to the K highest frames only; the authentic-frame term gives
+    one to every valid frame of a real video, and none to padding."""
+    torch.manual_seed(0)
+    model = build_model(tiny_config(frame_negative_weight=1.0, use_fdn=False, dropout=0.0), CV, CA)
+    visual, audio, mask, labels = make_batch([16, 12], [0, 0])
+    out = model(visual, audio, mask)
+    out.main_frame_logits.retain_grad()
+    model.losses(out, labels)["cls_main"].backward(retain_graph=True)
+    topk_touched = out.main_frame_logits.grad.abs().sum(dim=-1) > 0  # [B, T]
+    # each of the 4 classes ranks on its own: at most 4 x K frames, K = floor(16/8), floor(12/8)
+    assert int(topk_touched.sum()) <= 4 * (2 + 1) < int(mask.sum())
+    out.main_frame_logits.grad = None
+    model.losses(out, labels)["frame_negative"].backward()
+    touched = out.main_frame_logits.grad.abs().sum(dim=-1) > 0
+    assert bool(touched[mask].all())
+    assert not bool(touched[~mask].any())
