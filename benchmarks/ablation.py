@@ -27,16 +27,19 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-VARIANTS = {  # name -> ModelConfig overrides (Table 3)
+VARIANTS = {  # name -> ModelConfig overrides (Table 3, plus rtdl's authentic-frame term)
     "full": {},
     "no_aicl": {"use_aicl": False},
     "no_mtlr": {"use_mtlr": False},
     "no_fdn (baseline)": {"use_fdn": False},
+    "full + authentic frames": {"frame_negative_weight": 1.0},
 }
 
 
-def prepare_data(workdir: Path, num_videos: int, data_seed: int) -> tuple[Path, Path, str]:
+def prepare_data(workdir: Path, num_videos: int, data_seed: int,
+                 split_sizes: tuple[int, ...] | None = None) -> tuple[Path, Path, str]:
     from pipeline.demo import choose_extractors
     from pipeline.extract import ExtractionOptions, run_extraction
     from pipeline.synth import synth_dataset
@@ -44,7 +47,11 @@ def prepare_data(workdir: Path, num_videos: int, data_seed: int) -> tuple[Path, 
     media, cache = workdir / "media", workdir / "features.h5"
     metadata = media / "metadata.json"
     if not metadata.exists():
-        synth_dataset(media, num_videos, data_seed, workers=2)
+        extra = {}
+        if split_sizes:  # exact clips per split: train, dev, test, test_unseen
+            num_videos = sum(split_sizes)
+            extra["split_fractions"] = tuple(n / num_videos for n in split_sizes)
+        synth_dataset(media, num_videos, data_seed, workers=2, **extra)
     options, why = choose_extractors()
     summary = run_extraction(cache, metadata=metadata, root=media,
                              options=ExtractionOptions(device="cpu", **options))
@@ -53,41 +60,87 @@ def prepare_data(workdir: Path, num_videos: int, data_seed: int) -> tuple[Path, 
     return metadata, cache, why
 
 
+def machine() -> str:
+    from localization_bench import machine as describe
+
+    return describe()
+
+
 def run_one(name: str, overrides: dict, seed: int, args, metadata: Path, cache_path: Path) -> dict:
     """Train one configuration, tune proposals on dev, evaluate test and test_unseen."""
     from data.cache import FeatureCache
     from data.metadata import load_metadata, records_for_split
-    from pipeline.checkpoint import load_checkpoint
+    from localization_bench import SPLITS, run_report
     from pipeline.demo import DemoConfig, demo_run_config
-    from pipeline.evaluate import PROTOCOLS, evaluate_predictions
-    from pipeline.predict import run_predictions, tune_proposals
+    from pipeline.diagnostics import load_forgery_types
     from pipeline.train import train
 
     slug = name.split()[0].replace("=", "")  # "K=5" -> "K5", "no_fdn (baseline)" -> "no_fdn"
+    slug += "-afr" if overrides.get("frame_negative_weight") else ""
     run_dir = args.workdir / "runs" / f"{slug}-s{seed}"
     demo = DemoConfig(seed=seed, device="cpu", **{k: getattr(args, k) for k in
                                                   ("epochs", "batch_size", "lr", "d_model")})
     run_cfg = demo_run_config(demo, **overrides)
     t0 = time.perf_counter()
-    best = run_dir / "best.pt"
-    if not best.exists():
-        best = train(run_cfg, cache_path, metadata, run_dir)
-    checkpoint = load_checkpoint(best)
+    if not (run_dir / "best.pt").exists():
+        train(run_cfg, cache_path, metadata, run_dir)
     records = load_metadata(metadata)
-    cache = FeatureCache(cache_path)
-    proposal_cfg, _ = tune_proposals(checkpoint.model, cache, records_for_split(records, "dev"))
-    protocol = PROTOCOLS["rtdeeploc"]
-    result = {"variant": name, "overrides": overrides, "seed": seed, "run_dir": str(run_dir)}
+    by_split = {s: records_for_split(records, s) for s in SPLITS}
+    report = run_report(run_dir, FeatureCache(cache_path), by_split, load_forgery_types(metadata))
+    result = {"variant": name, "overrides": overrides, "seed": seed, "run_dir": str(run_dir),
+              "localizers": report["localizers"], "frame_auc": report["frame_auc"],
+              "routing_accuracy": {s: r["accuracy"] for s, r in report["routing"].items()}}
+    # the table's headline: the localizer rtdl uses (evidence chosen on dev)
     for split in ("test", "test_unseen"):
-        split_records = records_for_split(records, split)
-        preds, probs = run_predictions(checkpoint.model, cache, split_records,
-                                       proposal_config=proposal_cfg)
-        metrics = evaluate_predictions(preds, split_records, ap_iou=protocol.ap_iou,
-                                       ar_n=protocol.ar_n, ar_iou=protocol.ar_iou, video_probs=probs)
-        result[split] = {"ap_avg": metrics["ap_avg"], "ar_avg": metrics["ar_avg"],
-                         "auc": metrics["auc"]}
+        result[split] = report["localizers"]["heads + error"][split]
     result["seconds"] = round(time.perf_counter() - t0, 1)
     return result
+
+
+def reference_row(workdir: Path, metadata: Path, cache_path: Path) -> dict:
+    """The untrained clip-median-deviation reference (computed once, cached in the workdir)."""
+    from data.cache import FeatureCache
+    from data.metadata import load_metadata, records_for_split
+    from localization_bench import SPLITS, reference_report
+    from model.normalize import frame_statistics
+    from pipeline.diagnostics import load_forgery_types
+
+    path = workdir / "reference.json"
+    if not path.exists():
+        cache = FeatureCache(cache_path)
+        records = load_metadata(metadata)
+        arrays = [cache.read(r.file) for r in records if r.split == "train"]
+        stats = (frame_statistics(v for v, _ in arrays), frame_statistics(a for _, a in arrays))
+        report = reference_report(cache, {s: records_for_split(records, s) for s in SPLITS},
+                                  load_forgery_types(metadata), stats)
+        path.write_text(json.dumps(report, default=float))
+    report = json.loads(path.read_text())
+    return {"variant": "no training", "localizer": "median deviation", "test": report["test"],
+            "test_unseen": report["test_unseen"]}
+
+
+def frame_auc_summary(rows: list[dict]) -> list[str]:
+    """Markdown: per variant and signal, the forged modality's mean frame AUC over seeds."""
+    signals = ("routed", "routed (paper)", "visual head", "audio head", "joint head",
+               "visual recon error", "audio recon error")
+    lines = ["| variant | signal | visual, test | audio, test | visual, unseen | audio, unseen |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row["variant"], []).append(row)
+    for variant, group in groups.items():
+        for signal in signals:
+            cells = []
+            for split in ("test", "test_unseen"):
+                for modality in ("visual", "audio"):
+                    values = [r["frame_auc"][split].get(signal, {}).get(modality, {}).get("all", {}).get("auc")
+                              for r in group]
+                    values = [v for v in values if v is not None]
+                    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+                    cells.append(f"{statistics.mean(values):.3f} ± {spread:.3f}" if values else "n/a")
+            if any(c != "n/a" for c in cells):
+                lines.append(f"| {variant} | {signal} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def load_done(path: Path) -> list[dict]:
@@ -105,19 +158,19 @@ def summarize(rows: list[dict], label_of) -> list[str]:
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(label_of(row), []).append(row)
-    lines = ["| configuration | seeds | test avg AP | test avg AR | test AUC "
-             "| unseen avg AP | unseen avg AR | unseen AUC |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| configuration | seeds | test avg AP | test avg AR "
+             "| unseen avg AP | unseen avg AR |",
+             "| --- | --- | --- | --- | --- | --- |"]
 
     def stat(group: list[dict], split: str, metric: str) -> str:
-        values = [100 * r[split][metric] for r in group if r[split][metric] is not None]
+        values = [100 * r[split][metric] for r in group if r[split].get(metric) is not None]
         if not values:
             return "n/a"
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         return f"{statistics.mean(values):.2f} ± {spread:.2f}"
 
     for label, group in groups.items():
-        cells = [stat(group, s, m) for s in ("test", "test_unseen") for m in ("ap_avg", "ar_avg", "auc")]
+        cells = [stat(group, s, m) for s in ("test", "test_unseen") for m in ("ap_avg", "ar_avg")]
         lines.append(f"| {label} | {len(group)} | " + " | ".join(cells) + " |")
     return lines
 
@@ -156,12 +209,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/rtdl-ablation"))
     parser.add_argument("--num-videos", type=int, default=320)
+    parser.add_argument("--split-sizes", default=None,
+                        help="clips per split train,dev,test,test_unseen (overrides --num-videos)")
     parser.add_argument("--data-seed", type=int, default=1234)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--sweep-seeds", default="0", help="seeds for the K and rho sweeps")
     parser.add_argument("--k-values", default="5,10,15,20")
     parser.add_argument("--rho-values", default="0.5,0.6,0.7,0.75,0.8")
     parser.add_argument("--no-sweeps", action="store_true")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated subset of: " + ", ".join(VARIANTS))
+    parser.add_argument("--no-figures", action="store_true")
     from pipeline.demo import DemoConfig  # the demo's training settings are the defaults
 
     demo = DemoConfig()
@@ -176,12 +234,17 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
-    metadata, cache, why = prepare_data(args.workdir, args.num_videos, args.data_seed)
+    sizes = tuple(int(n) for n in args.split_sizes.split(",")) if args.split_sizes else None
+    metadata, cache, why = prepare_data(args.workdir, args.num_videos, args.data_seed, sizes)
     print(f"features: {why}", flush=True)
     results_path = args.workdir / "results.jsonl"
     done = {key_of(r["variant"], r["overrides"], r["seed"]): r for r in load_done(results_path)}
 
-    jobs = [(name, ov, seed) for seed in map(int, args.seeds.split(",")) for name, ov in VARIANTS.items()]
+    chosen = [v.strip() for v in args.variants.split(",")]
+    unknown = [v for v in chosen if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"--variants: unknown {unknown}; known: {list(VARIANTS)}")
+    jobs = [(name, VARIANTS[name], seed) for seed in map(int, args.seeds.split(",")) for name in chosen]
     if not args.no_sweeps:
         for seed in map(int, args.sweep_seeds.split(",")):
             jobs += [(f"K={k}", {"aicl_k": int(k)}, seed) for k in args.k_values.split(",") if int(k) != 10]
@@ -201,7 +264,17 @@ def main() -> None:
 
     rows = list(done.values())
     table = [r for r in rows if r["variant"] in VARIANTS]
-    print("\nTable 3 (ablation):\n" + "\n".join(summarize(table, lambda r: r["variant"])))
+    print(f"\nmachine: {machine()}")
+    print("\nTable 3 (ablation), localizer chosen on dev (heads + error evidence):\n"
+          + "\n".join(summarize(table, lambda r: r["variant"])))
+    print("\nEvery variant x localizer (each tuned on dev), and the references:")
+    by_localizer = [dict(r, test=loc["test"], test_unseen=loc["test_unseen"], localizer=name)
+                    for r in table for name, loc in r.get("localizers", {}).items()]
+    reference = reference_row(args.workdir, metadata, cache)
+    print("\n".join(summarize(by_localizer + [reference],
+                             lambda r: f"{r['variant']} / {r['localizer']}")))
+    print("\nFrame AUC of the forged modality (mean over seeds ± std; test | test_unseen):")
+    print("\n".join(frame_auc_summary(table)))
     sweep_seeds = set(map(int, args.sweep_seeds.split(",")))
     k_rows = [r for r in rows if r["variant"].startswith("K=") or (r["variant"] == "full" and r["seed"] in sweep_seeds)]
     rho_rows = [r for r in rows if r["variant"].startswith("rho=") or (r["variant"] == "full" and r["seed"] in sweep_seeds)]
@@ -212,7 +285,9 @@ def main() -> None:
         print("\nFigure 3b (rho):\n" + "\n".join(summarize(
             sorted(rho_rows, key=lambda r: r["overrides"].get("mask_ratio", 0.75)),
             lambda r: f"rho={r['overrides'].get('mask_ratio', 0.75)}")))
-    full = next(r for r in rows if r["variant"] == "full")
+    full = next((r for r in rows if r["variant"] == "full"), None)
+    if full is None or args.no_figures:
+        return
     for path in figure4(Path(full["run_dir"]), metadata, cache, args.figures):
         print(f"figure: {path}")
 

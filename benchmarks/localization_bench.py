@@ -69,21 +69,12 @@ def fixed_scores(curves: dict, records, probs=(0.0, 0.0, 0.0, 1.0)):
     return out
 
 
-def tune_and_test(scores_by_split: dict, records_by_split: dict, signal_grid: dict | None) -> dict:
+def tune_and_test(scores_by_split: dict, records_by_split: dict, signal_grid: dict) -> dict:
     """Choose localizer settings on dev, evaluate test and test_unseen once."""
-    from pipeline.predict import DEFAULT_TUNING_GRID
-    from pipeline.proposals import ProposalConfig, all_proposals, grid_search
+    from pipeline.predict import DEFAULT_TUNING_GRID, tune_on_scores
+    from pipeline.proposals import all_proposals
 
-    dev_scores, dev_records = scores_by_split["dev"], records_by_split["dev"]
-
-    def objective(predictions):
-        m = evaluate(predictions, dev_records)
-        return 0.5 * m["ap_avg"] + 0.5 * m["ar_avg"]
-
-    base = ProposalConfig()
-    if signal_grid:  # stage 1: which signal; stage 2: the proposal settings for it
-        base, _ = grid_search(dev_scores, objective, signal_grid, base)
-    best, _ = grid_search(dev_scores, objective, DEFAULT_TUNING_GRID, base)
+    best, _ = tune_on_scores(scores_by_split["dev"], records_by_split["dev"], signal_grid=signal_grid)
     result = {"config": {k: v for k, v in dataclasses.asdict(best).items()
                          if k in ("error_weight", "routing", "smooth_frames", *DEFAULT_TUNING_GRID)}}
     for split in ("test", "test_unseen"):
@@ -103,11 +94,8 @@ def run_report(run_dir: Path, cache, records_by_split, forgery_types) -> dict:
         outputs[split] = predict_arrays(model, ((r.file, *cache.read(r.file)) for r in records))
         scores[split] = {r.file: to_video_scores(outputs[split][r.file], r.fps, r.duration) for r in records}
     report = {"run": str(run_dir), "frame_auc": {}, "routing": {}, "localizers": {}}
-    heads = tune_and_test(scores, records_by_split, None)
-    report["localizers"]["heads (paper)"] = heads
-    signal_grid = {"error_weight": (0.0, 0.5, 0.75, 1.0), "routing": ("argmax", "soft"),
-                   "smooth_frames": (1, 5)}
-    report["localizers"]["heads + error"] = tune_and_test(scores, records_by_split, signal_grid)
+    report["localizers"]["heads (paper)"] = tune_and_test(scores, records_by_split, {})
+    report["localizers"]["heads + error"] = tune_and_test(scores, records_by_split, None)
     evidence = {split: {f: np.maximum(o["visual_error_evidence"], o["audio_error_evidence"])
                         for f, o in outs.items()} for split, outs in outputs.items()}
     report["localizers"]["recon error only"] = tune_and_test(

@@ -199,7 +199,14 @@ def run_predictions(model, cache, records: Sequence[VideoRecord] | None, *,
 
 # ---------------------------------------------------------------- tuning on validation
 
-# a small default search space around the defaults (the defaults come first: ties keep them)
+# which evidence the curves use (chosen first, with the default proposal settings); the
+# paper's reading (heads only, argmax routing, no smoothing) comes first, so ties keep it
+SIGNAL_TUNING_GRID = {
+    "error_weight": (0.0, 0.5, 0.75, 1.0),
+    "routing": ("argmax", "soft"),
+    "smooth_frames": (1, 5),
+}
+# then a small search space around the default proposal settings (defaults first)
 DEFAULT_TUNING_GRID = {
     "merge_gap_frames": (3, 1, 6),
     "min_frames": (2, 4),
@@ -208,30 +215,50 @@ DEFAULT_TUNING_GRID = {
 }
 
 
-def tune_proposals(model, cache, records: Sequence[VideoRecord], grid: dict | None = None, *,
-                   protocol: str = "rtdeeploc", base: ProposalConfig | None = None, device="cpu",
-                   batch_size: int = DEFAULT_BATCH_SIZE, max_frames: int = DEFAULT_MAX_FRAMES):
-    """Choose ProposalConfig fields on a validation split (never the test split).
+def tune_on_scores(scores: dict, records: Sequence[VideoRecord], *, protocol: str = "rtdeeploc",
+                   signal_grid: dict | None = None, grid: dict | None = None,
+                   base: ProposalConfig | None = None):
+    """Choose ProposalConfig on precomputed validation scores, in two stages.
 
-    Runs the model once, then `proposals.grid_search` over `grid` (default
-    DEFAULT_TUNING_GRID), judging each candidate by 0.5 * mean AP + 0.5 * mean AR under
+    Stage 1 picks the evidence (`signal_grid`, default SIGNAL_TUNING_GRID; {} skips it) with
+    the other settings at `base`; stage 2 the proposal settings (`grid`, default
+    DEFAULT_TUNING_GRID) for that evidence. Searching both jointly would multiply the grids
+    for little gain. Each candidate is judged by 0.5 * mean AP + 0.5 * mean AR under
     `protocol` (the AV-Deepfake1M challenge score, which weighs ranking and recall alike).
-    Returns (best config, [(overrides, objective), ...]).
+    Returns (best config, [(overrides, objective), ...] over both stages).
     """
     from pipeline.evaluate import PROTOCOLS, evaluate_predictions
     from pipeline.proposals import grid_search
 
     settings = PROTOCOLS[protocol]
     records = list(records)
-    scores = predict_scores(model, cache, records, device=device, batch_size=batch_size,
-                            max_frames=max_frames)
 
     def objective(predictions: dict) -> float:
         metrics = evaluate_predictions(predictions, records, ap_iou=settings.ap_iou, ar_n=settings.ar_n,
                                        ar_iou=settings.ar_iou)
         return 0.5 * metrics["ap_avg"] + 0.5 * metrics["ar_avg"]
 
-    return grid_search(scores, objective, grid or DEFAULT_TUNING_GRID, base)
+    signal_grid = SIGNAL_TUNING_GRID if signal_grid is None else signal_grid
+    tried: list = []
+    if signal_grid:
+        base, tried = grid_search(scores, objective, signal_grid, base)
+    best, second = grid_search(scores, objective, grid or DEFAULT_TUNING_GRID, base)
+    return best, tried + second
+
+
+def tune_proposals(model, cache, records: Sequence[VideoRecord], grid: dict | None = None, *,
+                   protocol: str = "rtdeeploc", base: ProposalConfig | None = None, device="cpu",
+                   batch_size: int = DEFAULT_BATCH_SIZE, max_frames: int = DEFAULT_MAX_FRAMES,
+                   signal_grid: dict | None = None):
+    """Choose ProposalConfig fields on a validation split (never the test split).
+
+    Runs the model once, then `tune_on_scores`. Returns (best config, [(overrides, objective), ...]).
+    """
+    records = list(records)
+    scores = predict_scores(model, cache, records, device=device, batch_size=batch_size,
+                            max_frames=max_frames)
+    return tune_on_scores(scores, records, protocol=protocol, signal_grid=signal_grid, grid=grid,
+                          base=base)
 
 
 # ---------------------------------------------------------------- files

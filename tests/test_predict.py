@@ -150,13 +150,34 @@ def test_tune_proposals_prefers_merging_a_split_forgery(tmp_path):
     truth = VideoRecord(file="dev/a.mp4", split="dev", duration=2.0, fps=FPS, n_frames=8, label=1,
                         fake_segments=((0.5, 1.75),))
     best, results = tune_proposals(StandInModel(), DictCache(videos), [truth],
-                                   {"merge_gap_frames": [1, 2]}, base=CFG)
+                                   {"merge_gap_frames": [1, 2]}, base=CFG, signal_grid={})
     # merge 1: [0.5,1.0] and [1.25,1.75], IoU 0.4 each: AR@N over IoU 0.5:0.95 is 0 (AP too);
     # merge 2: [0.5,1.75], IoU 1: AR 1 -> objective 0.5 * 0 (AP skips the first step) + 0.5 * 1
     assert [value for _, value in results] == [0.0, 0.5]
     assert best.merge_gap_frames == 2
     save_proposal_config(best, tmp_path / "best.yaml")
     assert load_proposal_config(tmp_path / "best.yaml") == best
+
+
+def test_tuning_chooses_error_evidence_when_the_heads_miss_the_forgery():
+    # the stand-in's head curve (visual channel 0) marks frames 0-1, its error evidence
+    # (channel 0 > 0.5 there too) would agree; make them disagree: head high on 0-1, the
+    # truth on 4-6, and the evidence given by a stand-in model whose evidence is the truth
+    class EvidenceModel(StandInModel):
+        def predict(self, visual, audio, mask):
+            pred = super().predict(visual, audio, mask)
+            truth = torch.zeros_like(pred.visual_scores)
+            truth[:, 4:7] = 1.0
+            pred.visual_error_evidence = truth * mask
+            return pred
+
+    videos = {"dev/a.mp4": make_video(1, [1, 1, 0, 0, 0, 0, 0, 0])}
+    truth = VideoRecord(file="dev/a.mp4", split="dev", duration=2.0, fps=FPS, n_frames=8, label=1,
+                        fake_segments=((1.0, 1.75),))
+    best, results = tune_proposals(EvidenceModel(), DictCache(videos), [truth], {"min_frames": [2]},
+                                   base=CFG, signal_grid={"error_weight": (0.0, 1.0)})
+    assert best.error_weight == 1.0
+    assert results[0][1] < results[1][1]  # heads only scored below evidence only on dev
 
 
 # ---------------------------------------------------------------- files and CLI, on a real cache
