@@ -34,7 +34,7 @@ from data.records import LABELS
 from pipeline import __version__
 from pipeline.devices import resolve_device
 from pipeline.predict import DEFAULT_MAX_FRAMES, predict_arrays, to_video_scores
-from pipeline.proposals import ProposalConfig, predicted_label, route, scores_to_proposals
+from pipeline.proposals import ProposalConfig, labelled_proposals, predicted_label, route
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,8 @@ def localize_features(model, visual: np.ndarray, audio: np.ndarray, fps: float, 
                              max_frames=max_frames)["video"]
     scores = to_video_scores(outputs, fps, duration)
     branch = route(scores.class_probs)
-    segments = [{"start": start, "end": end, "score": score, "modality": branch}
-                for score, start, end in scores_to_proposals(scores, proposal_config)]
+    segments = [{"start": start, "end": end, "score": score, "modality": modality}
+                for score, start, end, modality in labelled_proposals(scores, proposal_config)]
     result = {
         "label": predicted_label(scores.class_probs),
         "class_probs": {name: float(p) for name, p in zip(LABELS, scores.class_probs)},

@@ -344,30 +344,48 @@ def routed_curve(scores: VideoScores, cfg: ProposalConfig | None = None) -> np.n
     return branch_curve(scores, route(scores.class_probs), cfg)
 
 
-def scores_to_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -> list[list[float]]:
-    """Proposals [[score, start, end], ...] of one video, highest score first.
+def labelled_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -> list[list]:
+    """Proposals [[score, start, end, branch], ...] of one video, highest score first.
 
     argmax routing: the branch of the predicted class (Sec. 3.1). Soft routing: the visual
     and the audio curve each propose, scored as if the video were predicted real with fake
     probability P(modality modified), so a modality the model thinks untouched ranks low
-    instead of being dropped; the two lists are then suppressed together.
+    instead of being dropped; the two lists are then suppressed together. `branch` names
+    the curve a proposal came from ("visual", "audio" or "joint").
     """
     cfg = cfg or ProposalConfig()
     label = predicted_label(scores.class_probs)
     if cfg.routing == "argmax":
-        return score_curve_proposals(branch_curve(scores, ROUTE_BY_LABEL[label], cfg), scores.fps, scores.duration,
-                                     fake_probability(scores.class_probs), label == "real", cfg)
+        branch = ROUTE_BY_LABEL[label]
+        found = score_curve_proposals(branch_curve(scores, branch, cfg), scores.fps, scores.duration,
+                                      fake_probability(scores.class_probs), label == "real", cfg)
+        return [[*p, branch] for p in found]
     unsuppressed = dataclasses.replace(cfg, nms="none", max_proposals=10 ** 9)
     pooled: list[list[float]] = []
+    branches: dict[tuple[float, float, float], str] = {}
     for modality, p_modified in modality_probabilities(scores.class_probs).items():
-        pooled += score_curve_proposals(branch_curve(scores, modality, cfg), scores.fps, scores.duration, p_modified,
-                                        True, unsuppressed)
+        for p in score_curve_proposals(branch_curve(scores, modality, cfg), scores.fps, scores.duration,
+                                       p_modified, True, unsuppressed):
+            pooled.append(p)
+            branches.setdefault((p[1], p[2], p[0]), modality)
     if cfg.nms == "hard":
         pooled = hard_nms(pooled, cfg.nms_iou)
     elif cfg.nms == "soft" and pooled:
-        pooled = soft_nms(pooled, cfg.soft_sigma)
+        decayed = soft_nms(pooled, cfg.soft_sigma)
+        # soft-NMS changes scores, not spans; find each span's branch by its original entry
+        by_span = {}
+        for (start, end, score), branch in branches.items():
+            by_span.setdefault((start, end), branch)
+        branches = {(p[1], p[2], p[0]): by_span[(p[1], p[2])] for p in decayed}
+        pooled = decayed
     pooled.sort(key=lambda p: (-p[0], p[1], p[2]))
-    return [[float(s), float(a), float(b)] for s, a, b in pooled[:cfg.max_proposals]]
+    return [[float(s), float(a), float(b), branches.get((a, b, s), "joint")]
+            for s, a, b in pooled[:cfg.max_proposals]]
+
+
+def scores_to_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -> list[list[float]]:
+    """Proposals [[score, start, end], ...] of one video, highest score first (`labelled_proposals`)."""
+    return [p[:3] for p in labelled_proposals(scores, cfg)]
 
 
 def video_proposals(class_probs: Sequence[float], visual_scores: np.ndarray, audio_scores: np.ndarray,

@@ -219,6 +219,9 @@ def test_soft_routing_keeps_the_modality_the_class_prediction_missed():
     soft = dataclasses.replace(PLAIN, routing="soft")
     # audio run frames 2..5 -> [0.5, 1.5) s, contrast 0.9, scored p_audio * contrast = 0.36
     assert_proposals(scores_to_proposals(scores, soft), [[0.36, 0.5, 1.5]])
+    from pipeline.proposals import labelled_proposals
+
+    assert labelled_proposals(scores, soft)[0][3] == "audio"
 
 
 def test_new_settings_are_validated():
