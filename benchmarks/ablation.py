@@ -177,6 +177,9 @@ def main() -> None:
 
     torch.set_num_threads(2)
     metadata, cache, why = prepare_data(args.workdir, args.num_videos, args.data_seed)
+    from pipeline.machine import describe_machine
+
+    print(describe_machine(), flush=True)
     print(f"features: {why}", flush=True)
     results_path = args.workdir / "results.jsonl"
     done = {key_of(r["variant"], r["overrides"], r["seed"]): r for r in load_done(results_path)}
