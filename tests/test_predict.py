@@ -12,6 +12,7 @@ from data.records import LABELS, VideoRecord
 from pipeline.proposals import ProposalConfig
 from pipeline.predict import predict_arrays, predict_split, probs_path_for, run_predictions, tune_proposals
 from pipeline.proposals import load_proposal_config, save_proposal_config
+from numerics import FP32_DEEP, assert_close_to_scale
 
 FPS = 4.0
 SETTINGS = {"visual": {"name": "lowlevel"}, "audio": {"name": "logmel"}}
@@ -256,8 +257,8 @@ def test_predict_split_with_a_real_tiny_checkpoint(tmp_path):
     alone = predict_arrays(model, [(k, *VIDEOS[k]) for k in VIDEOS], batch_size=1)
     padded = predict_arrays(model, [(k, *VIDEOS[k]) for k in VIDEOS], batch_size=3)
     for key in VIDEOS:
-        np.testing.assert_allclose(probs[key], alone[key]["class_probs"], atol=1e-5)
+        assert_close_to_scale(probs[key], alone[key]["class_probs"], FP32_DEEP)
         for name in alone[key]:
-            np.testing.assert_allclose(padded[key][name], alone[key][name], atol=1e-4)
+            assert_close_to_scale(padded[key][name], alone[key][name], FP32_DEEP, name)
         for score, start, end in preds[key]:
             assert 0.0 <= start < end <= VIDEOS[key][0].shape[0] / FPS
