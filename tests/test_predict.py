@@ -235,6 +235,45 @@ def test_cli_predict_every_cached_video(on_disk):
     assert bad.exit_code != 0 and "nms" in bad.output
 
 
+def test_nan_features_stop_predict_naming_cache_video_and_nothing_is_written(on_disk):
+    from data.cache import CacheWriter
+    from pipeline.cli import main
+
+    tmp_path, _, meta_path, _ = on_disk
+    poisoned = tmp_path / "poisoned.h5"
+    with CacheWriter(poisoned, SETTINGS) as writer:
+        for key, (visual, audio) in VIDEOS.items():
+            audio = audio.copy()
+            if key == "test/audio.mp4":
+                audio[2, 1] = np.nan
+            writer.write(key, visual, audio, fps=FPS, duration=len(visual) / FPS, has_audio=True)
+    out = tmp_path / "preds.json"
+    result = CliRunner().invoke(main, ["predict", "--cache", str(poisoned), "--checkpoint",
+                                       str(tmp_path / "model.pt"), "--metadata", str(meta_path),
+                                       "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 1
+    assert (f"Error: {poisoned}: video 'test/audio.mp4': audio features hold NaN or Inf in "
+            f"1 of") in result.output
+    assert not out.exists() and not probs_path_for(out).exists()
+
+
+def test_non_finite_model_outputs_are_never_written_as_json(on_disk, monkeypatch):
+    tmp_path, cache_path, meta_path, _ = on_disk
+    predict = StandInModel.predict
+
+    def broken(self, visual, audio, mask):  # finite features, broken weights
+        out = predict(self, visual, audio, mask)
+        out.class_probs = out.class_probs * float("nan")
+        return out
+
+    monkeypatch.setattr(StandInModel, "predict", broken)
+    out = tmp_path / "preds.json"
+    with pytest.raises(ValueError, match="json: not written: the model produced NaN or Inf"):
+        predict_split(cache_path, tmp_path / "model.pt", meta_path, out_path=out, device="cpu",
+                      proposal_config=CFG)
+    assert not out.exists() and not probs_path_for(out).exists()
+
+
 def test_predict_split_with_a_real_tiny_checkpoint(tmp_path):
     """The real model and checkpoint format end to end; padding must not change any output."""
     from data.cache import CacheWriter
