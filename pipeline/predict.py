@@ -241,14 +241,14 @@ def tune_proposals(model, cache, records: Sequence[VideoRecord], grid: dict | No
 def check_feature_settings(cache_settings: dict, checkpoint_settings: dict,
                            cache_label: str, checkpoint_label: str) -> None:
     """ValueError naming the differing fields when the cache was not made like the training cache."""
-    from data.cache import settings_difference
+    from data.cache import describe_settings_difference
 
-    diff = settings_difference(dict(checkpoint_settings), dict(cache_settings))
-    if diff:
+    difference = describe_settings_difference(dict(checkpoint_settings), dict(cache_settings))
+    if difference:
         raise ValueError(
             f"{cache_label}: extractor settings differ from those the checkpoint {checkpoint_label} "
-            f"was trained on, in field(s) {diff}; re-extract the features with the checkpoint's "
-            f"settings (checkpoint: {checkpoint_settings}, cache: {cache_settings})")
+            f"was trained on (checkpoint vs cache: {difference}); re-extract the features with "
+            f"the checkpoint's settings")
 
 
 def probs_path_for(out_path: str | Path) -> Path:
