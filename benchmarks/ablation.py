@@ -61,9 +61,9 @@ def prepare_data(workdir: Path, num_videos: int, data_seed: int,
 
 
 def machine() -> str:
-    from localization_bench import machine as describe
+    from pipeline.machine import describe_machine
 
-    return describe()
+    return describe_machine()
 
 
 def run_one(name: str, overrides: dict, seed: int, args, metadata: Path, cache_path: Path) -> dict:
@@ -236,6 +236,9 @@ def main() -> None:
     torch.set_num_threads(2)
     sizes = tuple(int(n) for n in args.split_sizes.split(",")) if args.split_sizes else None
     metadata, cache, why = prepare_data(args.workdir, args.num_videos, args.data_seed, sizes)
+    from pipeline.machine import describe_machine
+
+    print(describe_machine(), flush=True)
     print(f"features: {why}", flush=True)
     results_path = args.workdir / "results.jsonl"
     done = {key_of(r["variant"], r["overrides"], r["seed"]): r for r in load_done(results_path)}

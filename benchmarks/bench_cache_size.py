@@ -19,6 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.cache import CacheWriter  # noqa: E402
+from pipeline.machine import describe_machine  # noqa: E402
 
 
 def main() -> None:
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--audio-dim", type=int, default=768)
     parser.add_argument("--fps", type=float, default=25.0)
     args = parser.parse_args()
+    print(describe_machine())
     rng = np.random.default_rng(0)
     frames = int(args.fps * 60)
     with tempfile.TemporaryDirectory() as tmp:

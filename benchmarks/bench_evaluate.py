@@ -19,6 +19,7 @@ import numpy as np
 from data.records import VideoRecord
 from pipeline.evaluate import (PROTOCOLS, PackedProposals, evaluate_predictions,
                                localization_metrics, pack_segments)
+from pipeline.machine import describe_machine
 
 
 def generate(n_videos: int, n_proposals: int, seed: int):
@@ -70,6 +71,7 @@ def main() -> None:
     parser.add_argument("--protocol", default="avdeepfake1m", choices=list(PROTOCOLS))
     args = parser.parse_args()
     protocol = PROTOCOLS[args.protocol]
+    print(describe_machine())
 
     t0 = time.perf_counter()
     records, proposals, segments = generate(args.videos, args.proposals, seed=0)

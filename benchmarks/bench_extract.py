@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -221,8 +220,9 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="rtdl-bench-extract-"))
     clips = make_clips(work, args.clips, args.clip_seconds, args.size)
-    results: dict = {"machine": f"{platform.machine()} {os.cpu_count()} cores, torch "
-                                f"{torch.__version__}, {torch.get_num_threads()} threads",
+    from pipeline.machine import machine_info
+
+    results: dict = {"machine": machine_info(),
                      "precision": resolve_precision(args.precision, "cpu"),
                      "clips": f"{args.clips} x {args.clip_seconds} s, {args.size}x{args.size}, 25 fps",
                      "weights": "random (timing only)",

@@ -89,8 +89,10 @@ def main() -> None:
 
     import torch
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    name = torch.cuda.get_device_name() if device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
-    print(f"\ndevice: {name}; batch {args.batch_size}; ~{args.frames} frames/video; "
+    from pipeline.machine import describe_machine
+
+    print(f"\n{describe_machine()}")
+    print(f"device: {device}; batch {args.batch_size}; ~{args.frames} frames/video; "
           f"dims {args.visual_dim}+{args.audio_dim}; num_workers {args.num_workers}; "
           f"last of {args.epochs} epochs")
     print(f"{'cache':8} {'samples/s':>10} {'data wait':>10} {'run wall s':>11}")

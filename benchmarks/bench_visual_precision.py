@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
 import time
 
 import numpy as np
@@ -31,6 +30,7 @@ import torchvision
 
 from extractors.precision import autocast, cpu_has_native_bf16
 from extractors.visual_tsn import fold_batchnorm
+from pipeline.machine import describe_machine
 
 
 def run_mode(model: torch.nn.Module, frames: torch.Tensor, batch_size: int, channels_last: bool,
@@ -65,9 +65,7 @@ def main() -> None:
     frames = torch.randn(args.frames, 3, 256, 256)
     frames[::2] *= 0.3  # two kinds of frames, so the centred features are not all noise
 
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
-          f"native bf16: {cpu_has_native_bf16()}")
+    print(f"{describe_machine()}, native bf16: {cpu_has_native_bf16()}")
     results = {}
     folded = fold_batchnorm(model)
     modes = [("fp32", model, False, "fp32", None),

@@ -33,20 +33,9 @@ SPLITS = ("dev", "test", "test_unseen")
 
 
 def machine() -> str:
-    import platform
+    from pipeline.machine import describe_machine
 
-    import torch
-
-    flags = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    wanted = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return f"{platform.processor() or platform.machine()} flags={','.join(wanted)} torch threads={torch.get_num_threads()}"
+    return describe_machine()
 
 
 def evaluate(predictions, records):

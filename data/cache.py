@@ -43,12 +43,14 @@ the extension (not after, as `cache.h5.shard-1-of-4`) so that shard files still 
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import glob
 import json
 import logging
 import os
 import re
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -62,6 +64,9 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 _TMP_SUFFIX = ".tmp"
 _MERGE_TMP_SUFFIX = ".merge-tmp"
+# free space asked for beyond the payload: HDF5 object headers, chunk index, a part's final
+# flush (a few kB per video; generous, because running out is what HDF5 handles badly)
+FREE_SPACE_SLACK = 1 << 20
 _SHARD_RE = re.compile(r"\.shard-(\d+)-of-(\d+)\.h5$")
 
 
@@ -142,13 +147,22 @@ def settings_difference(a: dict, b: dict) -> list[str]:
     return sorted(k for k in set(fa) | set(fb) if fa.get(k, "<missing>") != fb.get(k, "<missing>"))
 
 
+def describe_settings_difference(a: dict, b: dict, shown: int = 4) -> str:
+    """`visual.name: 'tsn' vs 'lowlevel', ...` for the first `shown` differing keys."""
+    diff = settings_difference(a, b)
+    fa, fb = _flatten(a), _flatten(b)
+    text = ", ".join(f"{k}: {fa.get(k, '<missing>')!r} vs {fb.get(k, '<missing>')!r}"
+                     for k in diff[:shown])
+    return text + (f" and {len(diff) - shown} more" if len(diff) > shown else "")
+
+
 def _check_same_settings(first_file: Path, first: dict, other_file: Path, other: dict) -> None:
     diff = settings_difference(first, other)
     if diff:
         raise ValueError(
             f"refusing to mix feature caches made with different extractor settings: "
             f"{first_file} and {other_file} differ in {diff} "
-            f"({', '.join(f'{k}: {_flatten(first).get(k)!r} vs {_flatten(other).get(k)!r}' for k in diff[:4])})")
+            f"({describe_settings_difference(first, other)})")
 
 
 def _open_read(path: Path) -> h5py.File:
@@ -204,6 +218,7 @@ class CacheWriter:
         self._part_tmp: Path | None = None
         self._part_count = 0
         self._part_opened = 0.0
+        self._part_keys: list[str] = []  # videos in the open part
         self._dims: tuple[int, int] | None = None
         self._lock_file = None
         self._closed = False
@@ -277,33 +292,75 @@ class CacheWriter:
         if key in self._done:
             raise ValueError(f"{key}: already in {self.path}; check has(key) before writing")
         self._dims = dims
+        itemsize = np.dtype(self.dtype).itemsize
+        self._check_free_space((visual.size + audio.size) * itemsize)
 
         part = self._open_part()
-        group = part.create_group(escape_key(key))
-        n_frames = visual.shape[0]
-        rows = min(n_frames, self.chunk_rows)
-        group.create_dataset("visual", data=visual.astype(self.dtype, copy=False), chunks=(rows, dims[0]))
-        group.create_dataset("audio", data=audio.astype(self.dtype, copy=False), chunks=(rows, dims[1]))
-        group.attrs["fps"] = float(fps)
-        group.attrs["n_frames"] = int(n_frames)
-        group.attrs["duration"] = float(duration)
-        group.attrs["has_audio"] = bool(has_audio)
-        part.attrs["visual_dim"], part.attrs["audio_dim"] = dims
+        try:
+            group = part.create_group(escape_key(key))
+            n_frames = visual.shape[0]
+            rows = min(n_frames, self.chunk_rows)
+            group.create_dataset("visual", data=visual.astype(self.dtype, copy=False),
+                                 chunks=(rows, dims[0]))
+            group.create_dataset("audio", data=audio.astype(self.dtype, copy=False),
+                                 chunks=(rows, dims[1]))
+            group.attrs["fps"] = float(fps)
+            group.attrs["n_frames"] = int(n_frames)
+            group.attrs["duration"] = float(duration)
+            group.attrs["has_audio"] = bool(has_audio)
+            part.attrs["visual_dim"], part.attrs["audio_dim"] = dims
+        except BaseException:
+            self._discard_part()  # it may hold half of this video: never seal it
+            raise
         self._done.add(key)
+        self._part_keys.append(key)
         self._part_count += 1
         if (self._part_count >= self.flush_every
                 or time.monotonic() - self._part_opened >= self.flush_seconds):
             self.flush()
 
+    def _check_free_space(self, payload: int) -> None:
+        """OSError(ENOSPC) naming the folder before a write that would not fit.
+
+        HDF5 handles a full disk badly: every failed write prints a traceback from a
+        destructor, and closing the damaged file crashed the interpreter (rc 139). So the
+        space for the video, plus slack for HDF5 metadata and the part's final flush, is
+        asked for up front.
+        """
+        needed = payload + FREE_SPACE_SLACK
+        free = shutil.disk_usage(self._parts_dir if self._parts_dir.is_dir()
+                                 else self.path.parent).free
+        if free < needed:
+            raise OSError(errno.ENOSPC, f"no space left on device: {free / 2**20:.1f} MiB free, "
+                                        f"the next video needs {needed / 2**20:.1f} MiB; free some "
+                                        f"and rerun, finished videos are kept", str(self.path.parent))
+
+    def _discard_part(self) -> None:
+        """Drop the open part and the videos in it (a rerun extracts them again)."""
+        part, tmp, self._part, self._part_tmp, self._part_count = (self._part, self._part_tmp,
+                                                                   None, None, 0)
+        try:
+            part.close()
+        except Exception:  # noqa: BLE001 - the part is thrown away; its close may fail too
+            log.debug("closing the discarded part %s failed", tmp, exc_info=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        self._done.difference_update(self._part_keys)
+        self._part_keys = []
+
     def flush(self) -> None:
         """Seal the open part: close it, fsync it, and give it its final name atomically."""
         if self._part is None:
             return
-        self._part.close()
+        try:
+            self._part.close()
+        except BaseException:
+            self._discard_part()
+            raise
         final = self._part_tmp.with_name(self._part_tmp.name[: -len(_TMP_SUFFIX)])
         _atomic_rename(self._part_tmp, final)
         log.debug("sealed %s (%d videos)", final, self._part_count)
-        self._part, self._part_tmp, self._part_count = None, None, 0
+        self._part, self._part_tmp, self._part_count, self._part_keys = None, None, 0, []
 
     def close(self, merge: bool = True) -> None:
         """Seal the last part; with `merge`, fold all parts into `path` (atomically)."""
@@ -522,6 +579,13 @@ def merge_caches(sources: str | os.PathLike | Sequence[str | os.PathLike], out: 
         storage_dtype = str(first.attrs.get("storage_dtype", storage_dtype))
     tmp = out.with_name(f"{out.name}{_MERGE_TMP_SUFFIX}-{os.getpid()}")
     out.parent.mkdir(parents=True, exist_ok=True)
+    needed = sum(f.stat().st_size for f in cache.files) + FREE_SPACE_SLACK  # copies every source
+    free = shutil.disk_usage(out.parent).free
+    if free < needed:
+        cache.close()
+        raise OSError(errno.ENOSPC, f"no space left on device to merge into {out.name}: "
+                                    f"{free / 2**20:.1f} MiB free, {needed / 2**20:.1f} MiB needed; "
+                                    f"the sources are untouched", str(out.parent))
     try:
         with h5py.File(tmp, "w", locking=False) as dst:
             _init_file_attrs(dst, cache.settings, storage_dtype,

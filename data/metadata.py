@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
@@ -265,8 +266,10 @@ def _count(entry: dict, key: str) -> int:
 
 def _positive_number(entry: dict, key: str) -> float:
     value = entry[key]
-    if isinstance(value, bool) or not isinstance(value, _NUMBER) or not value > 0:
-        raise _RecordError(key, f"expected a positive number, got {value!r}")
+    # json.load accepts NaN and Infinity: neither is a duration or a frame rate
+    if (isinstance(value, bool) or not isinstance(value, _NUMBER) or not value > 0
+            or not math.isfinite(value)):
+        raise _RecordError(key, f"expected a finite positive number, got {value!r}")
     return float(value)
 
 
@@ -283,6 +286,9 @@ def _segments(entry: dict, key: str, duration: float, tolerance: float) -> tuple
             raise _RecordError(key, f"segment {i}: expected [start, end] in seconds, "
                                     f"got {pair!r}")
         start, end = float(pair[0]), float(pair[1])
+        if not (math.isfinite(start) and math.isfinite(end)):
+            # NaN compares false with everything, so the checks below would let it through
+            raise _RecordError(key, f"segment {i}: expected finite times, got {pair!r}")
         if end < start:
             raise _RecordError(key, f"segment {i}: end {end} is before start {start}")
         if start < -tolerance or end > duration + tolerance:

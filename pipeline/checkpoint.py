@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -119,6 +120,53 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, run_config: Any, *
     return path
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path, names: tuple[str, ...]) -> list[Path]:
+    """Delete `.<name>.tmp-<pid>` files that a killed `save_checkpoint` left in `folder`.
+
+    A file whose writer is still running is kept. Returns the paths removed.
+    """
+    removed = []
+    for name in names:
+        for tmp in Path(folder).glob(f".{name}.tmp-*"):
+            pid = tmp.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and int(pid) != os.getpid() and _process_alive(int(pid)):
+                continue
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _load_failure(path: Path, err: Exception) -> str:
+    """Why torch.load refused `path`, in one line. torch's own message for a refused pickle
+    advises `weights_only=False`, which is wrong for random bytes and runs the code of a
+    hostile file, so it is not passed on."""
+    if path.stat().st_size == 0:
+        return "the file is empty (0 bytes)"
+    text = str(err)
+    if "Weights only load failed" in text:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if found:
+            return (f"it holds a pickled Python object ({found.group(1)}) besides tensors and "
+                    f"plain types, which rtdl does not load because unpickling can run code")
+        return "it is not a torch.save file (the bytes do not unpickle as tensors and plain types)"
+    with open(path, "rb") as handle:
+        is_zip = handle.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
+    if is_zip or "PytorchStreamReader" in text:
+        return "it is not a complete torch.save file (truncated or damaged)"
+    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    return first[:300]
+
+
 def read_checkpoint_payload(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """The raw checkpoint dict, checked for the format tag and required fields."""
     path = Path(path)
@@ -127,7 +175,8 @@ def read_checkpoint_payload(path: str | Path, map_location: str | torch.device =
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated file, pickle from elsewhere, ...
-        raise ValueError(f"{path}: not a loadable rtdl checkpoint ({err})") from err
+        raise ValueError(f"{path}: not a loadable rtdl checkpoint: {_load_failure(path, err)}") \
+            from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(f"{path}: field 'format' is {found!r}, expected {FORMAT!r}")

@@ -2,6 +2,7 @@
 `pipeline/`; heavy imports happen inside the commands so `rtdl --help` stays fast."""
 from __future__ import annotations
 
+import errno
 import logging
 
 import click
@@ -9,7 +10,42 @@ import click
 from pipeline import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def error_line(err: BaseException) -> str:
+    """One line saying what went wrong and where, for any error a command lets through.
+
+    An OSError names its file and the system's reason (`<path>: Permission denied`); a full
+    disk is named even when it only appears as the cause of another error (HDF5 reports it
+    as "unexpected pos"). Other errors are raised with the file in their message already.
+    """
+    cause: BaseException | None = err
+    while cause is not None:  # the disk-full error may sit anywhere in the chain
+        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+            err = cause
+            break
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(err, OSError) and err.strerror:
+        reason = err.strerror
+        if err.errno == errno.ENOSPC and "free" not in reason:
+            reason += " (free some space and rerun: finished work is kept)"
+        return f"{err.filename}: {reason}" if err.filename else reason
+    text = str(err).strip() or type(err).__name__
+    return " ".join(text.split())  # one line, also for messages that wrap
+
+
+class RtdlGroup(click.Group):
+    """The command group; turns errors a command does not handle into one `Error:` line and
+    exit code 1 instead of a traceback (`-vv` logs the traceback for debugging)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (OSError, ValueError, RuntimeError, KeyError) as err:
+            logging.getLogger("rtdl").debug("command failed", exc_info=True)
+            raise click.ClickException(error_line(err)) from err
+
+
+@click.group(cls=RtdlGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="rtdl")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def main(verbose: int) -> None:
@@ -149,6 +185,8 @@ def localize_command(videos, checkpoint, out_path, plot_dir, proposals_path, ove
         best = video["segments"][0] if video["segments"] else None
         where = f", best segment {best['start']:.2f}-{best['end']:.2f} s" if best else ""
         click.echo(f"{video['file']}: {video['label']} (p={video['class_probs'][video['label']]:.2f}){where}")
+        if "audio_note" in video:
+            click.echo(f"  note: {video['audio_note']}")
     if "note" in output:
         click.echo(f"note: {output['note']}", err=True)
     click.echo(f"wrote {out_path}")

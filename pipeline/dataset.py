@@ -34,12 +34,26 @@ log = logging.getLogger(__name__)
 
 
 def cache_name(cache) -> str:
-    """A human name for a FeatureCache in error messages (its path(s) when known)."""
+    """A human name for a FeatureCache in error messages: its path(s), comma-separated."""
     for attr in ("source", "path", "paths", "files"):
         value = getattr(cache, attr, None)
         if value:
+            if isinstance(value, (list, tuple)):
+                return ", ".join(str(v) for v in value)
             return str(value)
     return repr(cache)
+
+
+def check_finite_features(cache, key: str, visual: np.ndarray, audio: np.ndarray) -> None:
+    """ValueError naming the cache, the video and the modality when its features hold NaN or
+    Inf: fed to the model they turn every output of the batch into NaN, far from the cause."""
+    for modality, array in (("visual", visual), ("audio", audio)):  # [T, D] each
+        finite = np.isfinite(array).all(axis=1)  # [T]
+        if not finite.all():
+            bad = np.flatnonzero(~finite)
+            raise ValueError(f"{cache_name(cache)}: video {key!r}: {modality} features hold NaN "
+                             f"or Inf in {len(bad)} of {len(finite)} frames (first: frame "
+                             f"{bad[0]}); re-extract it or leave it out of the metadata")
 
 
 def missing_keys_error(cache, missing: Sequence[str], remedy: str) -> ValueError:
@@ -93,7 +107,17 @@ class FeatureDataset(Dataset):
             visual, audio = visual[:n], audio[:n]
         if visual.shape[0] == 0:
             raise ValueError(f"{cache_name(self.cache)}: key {key!r} has zero frames")
+        check_finite_features(self.cache, key, visual, audio)
         return visual, audio
+
+    def check_features(self) -> None:
+        """Read every video once, so bad features (NaN/Inf, zero frames) stop a run before
+        its first step rather than epochs later; a no-op for in-memory sets (checked on load)."""
+        if self._memory is not None:
+            return
+        for record in tqdm(self.records, desc="checking features", unit="video", leave=False,
+                           disable=len(self.records) < 100):
+            self._read(record.file)
 
     def video_arrays(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Whole (uncropped) visual [T, Dv] and audio [T, Da] of item `index`."""

@@ -190,7 +190,7 @@ def evaluate_predictions(predictions: Mapping[str, Any], records: Sequence[Video
                          ar_n: Sequence[int] = PROTOCOLS["rtdeeploc"].ar_n,
                          ar_iou: Sequence[float] = PROTOCOLS["rtdeeploc"].ar_iou,
                          video_probs: Mapping[str, Any] | None = None,
-                         source: str = "predictions") -> dict:
+                         source: str = "predictions", probs_source: str = "probs") -> dict:
     """AP at each `ap_iou`, AR at each `ar_n` (averaged over `ar_iou`), their means, and the
     video-level AUC when `video_probs` is given, over `records`, as fractions 0-1:
     `{"ap": {"0.5": ...}, "ar": {"20": ...}, "ap_avg", "ar_avg", "auc", "counts"}`.
@@ -220,7 +220,7 @@ def evaluate_predictions(predictions: Mapping[str, Any], records: Sequence[Video
                                   ar_iou=ar_iou)
     auc = None
     if video_probs is not None:
-        fake_scores = video_fake_scores(video_probs, files)
+        fake_scores = video_fake_scores(video_probs, files, probs_source)
         auc = roc_auc(n_segments > 0, fake_scores)
     return {
         "ap": {_key(t): v for t, v in zip(ap_iou, ap)},
@@ -413,15 +413,18 @@ def video_fake_scores(video_probs: Mapping[str, Any], files: Sequence[str],
             missing.append(file)
             continue
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            scores[v] = float(value)
+            numbers, scores[v] = [value], float(value)
         elif (isinstance(value, (list, tuple)) and len(value) == 4
               and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
-            scores[v] = 1.0 - float(value[0])
+            numbers, scores[v] = value, 1.0 - float(value[0])
         else:
             raise ValueError(f"{source}: key {file!r}: expected [p_real, p_visual_only, "
                              f"p_audio_only, p_both] or one fake score, got {value!r}")
-        if not math.isfinite(scores[v]):
-            raise ValueError(f"{source}: key {file!r}: non-finite probability {value!r}")
+        # AUC only ranks the scores, so values outside [0, 1] (logits, a wrong file) would
+        # still give a plausible number
+        if not all(math.isfinite(x) and 0.0 <= x <= 1.0 for x in numbers):
+            raise ValueError(f"{source}: key {file!r}: probabilities must be finite and within "
+                             f"[0, 1], got {value!r}")
     if missing:
         raise ValueError(f"{source}: {len(missing)} evaluated video(s) have no probabilities, "
                          f"e.g. {missing[:3]}")
@@ -499,7 +502,8 @@ def evaluate_files(predictions_path: str | Path, metadata_path: str | Path, *,
     metrics = evaluate_predictions(
         predictions, records,
         ap_iou=ap_iou or chosen.ap_iou, ar_n=ar_n or chosen.ar_n,
-        ar_iou=ar_iou or chosen.ar_iou, video_probs=probs, source=str(predictions_path))
+        ar_iou=ar_iou or chosen.ar_iou, video_probs=probs, source=str(predictions_path),
+        probs_source=str(probs_path))
     metrics["protocol"] = protocol
     if out_path is not None:
         out_path = Path(out_path)

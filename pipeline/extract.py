@@ -20,6 +20,9 @@ Choices:
   and `RANK`, and `LOCAL_RANK` picks the CUDA device. Shard I of N writes
   `shard_path(out, I, N)` (`cache.shard-I-of-N.h5`); `FeatureCache(out)` reads the shards as
   one cache and `rtdl merge` folds them into `out`. `--limit` applies before sharding.
+- Length check: with `--metadata`, a video that decodes to fewer frames than its record's
+  `video_frames` (a truncated file decodes without error) is a failure naming both lengths;
+  without metadata, falling short of the container's declared length is a warning.
 - Failures: a video that fails (decoding or feature computation) is appended as one JSON
   line `{"file", "path", "reason"}` to `<cache file>.failures.jsonl` (rewritten by each run,
   so it always describes the latest one: a rerun retries earlier failures) and skipped.
@@ -254,6 +257,13 @@ def _extract_stream(items: Sequence[tuple[str, Path]], visual_extractor, audio_e
             if broken is not None:
                 yield start.key, start.path, broken
                 continue
+            declared, decoded = start.info.n_frames, sum(len(part) for part in visual_parts)
+            if declared > 0 and decoded < declared - max(2, 0.05 * declared):
+                # the container's duration covers every stream, so a little slack; a cut file
+                # decodes without error, only shorter
+                log.warning("%s: decoded %d frames, but the container declares %d (%.2f s); the "
+                            "file may be truncated", start.path, decoded, declared,
+                            start.info.duration)
             try:
                 yield start.key, start.path, _assemble(visual_parts, audio_result, item.info,
                                                         start.has_audio)
@@ -304,8 +314,11 @@ def extract_video_features(path: str | Path, visual_extractor, audio_extractor, 
 # ----------------------------------------------------------------------------- batch job
 
 def collect_videos(videos: Sequence[str | Path] = (), *, metadata: str | Path | None = None,
-                   root: str | Path | None = None) -> list[tuple[str, Path]]:
-    """[(cache key, file path)] sorted by key, from metadata + root or from video paths."""
+                   root: str | Path | None = None, records=None) -> list[tuple[str, Path]]:
+    """[(cache key, file path)] sorted by key, from metadata + root or from video paths.
+
+    `records`: the metadata's VideoRecords when the caller has loaded them already.
+    """
     if metadata is not None and videos:
         raise ValueError("give either video paths or --metadata, not both")
     if metadata is not None:
@@ -313,7 +326,8 @@ def collect_videos(videos: Sequence[str | Path] = (), *, metadata: str | Path | 
 
         metadata = Path(metadata)
         base = Path(root) if root is not None else (metadata if metadata.is_dir() else metadata.parent)
-        items = [(record.file, base / record.file) for record in load_metadata(metadata)]
+        records = load_metadata(metadata) if records is None else records
+        items = [(record.file, base / record.file) for record in records]
     else:
         if not videos:
             raise ValueError("no videos given: pass video paths or --metadata")
@@ -385,7 +399,13 @@ def run_extraction(out: str | Path, videos: Sequence[str | Path] = (), *,
     from extractors.build import extractor_settings
 
     t0 = time.perf_counter()
-    items = collect_videos(videos, metadata=metadata, root=root)
+    records = None
+    if metadata is not None:
+        from data.metadata import load_metadata
+
+        records = load_metadata(metadata)
+    items = collect_videos(videos, metadata=metadata, root=root, records=records)
+    expected = {record.file: record for record in records or ()}  # lengths to check decodes by
     if limit is not None:
         items = items[:limit]
     num_shards, shard_index = resolve_shard(num_shards, shard_index)
@@ -431,6 +451,8 @@ def run_extraction(out: str | Path, videos: Sequence[str | Path] = (), *,
                     prefetch_chunks=options.prefetch_chunks, decode_threads=options.decode_threads,
                     decode_workers=_decode_workers(options, visual_extractor),
                     on_frames=on_frames):
+                if not isinstance(result, str):
+                    result = short_decode(result[2]["n_frames"], expected.get(key)) or result
                 if isinstance(result, str):
                     _record_failure(summary, failures_path, key, path, result)
                 else:
@@ -445,6 +467,20 @@ def run_extraction(out: str | Path, videos: Sequence[str | Path] = (), *,
     summary.seconds = time.perf_counter() - t0
     (log.warning if summary.failures else log.info)("%s", summary.describe())
     return summary
+
+
+def short_decode(decoded: int, record) -> str | None:
+    """The failure reason when a video decoded to fewer frames than its metadata record
+    gives (one frame of slack for decoders that drop a trailing frame), else None.
+
+    A truncated mp4 whose index sits at the front still decodes, only shorter, with no error
+    from the decoder; without this check it would be extracted and evaluated as a short video.
+    """
+    if record is None or decoded >= record.n_frames - 1:
+        return None
+    return (f"decoded {decoded} frames ({decoded / record.fps:.2f} s), but the metadata gives "
+            f"video_frames {record.n_frames} ({record.duration:g} s): the file is truncated or "
+            f"damaged")
 
 
 def _decode_workers(options: ExtractionOptions, visual_extractor) -> int:

@@ -9,6 +9,8 @@ Output JSON (one object):
        "segments": [{"start", "end", "score", "modality"}, ...],   # best first
        "extractors": {"visual": {"name", "pretrained", "id"}, "audio": {...}, "summary": text},
        "note": present when a backbone is random-initialised or weight-free,
+       "audio_note": present when the clip has no audio stream (its audio segments are left
+                     out: the audio branch saw substituted silence),
        "plot": PNG path or null}, ...]}
 
 Choices
@@ -159,6 +161,8 @@ def localize_videos(video_paths: Sequence[str | Path], checkpoint, *, checkpoint
         record = {"file": str(path), "duration": float(info["duration"]), "fps": float(info["fps"]),
                   "n_frames": int(info["n_frames"]), "has_audio": bool(info["has_audio"]), **result,
                   "extractors": described, "plot": None}
+        if not info["has_audio"]:
+            _drop_silent_audio_evidence(record)
         if note:
             record["note"] = note
         if plot_dir is not None:
@@ -172,6 +176,18 @@ def localize_videos(video_paths: Sequence[str | Path], checkpoint, *, checkpoint
         videos.append(record)
     return {"rtdl_version": __version__, "checkpoint": checkpoint_label, "extractors": described,
             **({"note": note} if note else {}), "videos": videos}
+
+
+def _drop_silent_audio_evidence(record: dict) -> None:
+    """A clip without an audio stream was scored on substituted silence: its audio branch
+    found nothing real, so audio segments are left out and the record says so."""
+    audio = [s for s in record["segments"] if s["modality"] == "audio"]
+    record["segments"] = [s for s in record["segments"] if s["modality"] != "audio"]
+    label = (f"; its label {record['label']!r} rests on silence"
+             if record["label"] in ("audio_only", "both") else "")
+    record["audio_note"] = (f"no audio stream: audio features are of substituted silence, "
+                            f"{len(audio)} audio segment(s) left out{label}")
+    log.warning("%s: %s", record["file"], record["audio_note"])
 
 
 def localize_to_file(video_paths: Sequence[str | Path], checkpoint_path: str | Path, out_path: str | Path, *,

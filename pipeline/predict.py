@@ -37,7 +37,7 @@ import torch
 from tqdm import tqdm
 
 from data.records import LABELS, VideoRecord
-from pipeline.dataset import cache_name, iter_windows, missing_keys_error
+from pipeline.dataset import cache_name, check_finite_features, iter_windows, missing_keys_error
 from pipeline.devices import resolve_device
 from model.rtdeeploc import FRAME_FIELDS
 from pipeline.proposals import ProposalConfig, VideoScores, all_proposals
@@ -174,6 +174,7 @@ def predict_scores(model, cache, records: Sequence[VideoRecord] | None = None, *
     def reads():
         for key in tqdm(by_length, desc="predicting", unit="video", disable=len(keys) < 50):
             visual, audio = cache.read(key)  # [T, Dv], [T, Da]
+            check_finite_features(cache, key, visual, audio)  # NaN would reach the JSON output
             yield key, visual, audio
 
     outputs = predict_arrays(model, reads(), device=device, batch_size=batch_size, max_frames=max_frames)
@@ -267,14 +268,14 @@ def tune_proposals(model, cache, records: Sequence[VideoRecord], grid: dict | No
 def check_feature_settings(cache_settings: dict, checkpoint_settings: dict,
                            cache_label: str, checkpoint_label: str) -> None:
     """ValueError naming the differing fields when the cache was not made like the training cache."""
-    from data.cache import settings_difference
+    from data.cache import describe_settings_difference
 
-    diff = settings_difference(dict(checkpoint_settings), dict(cache_settings))
-    if diff:
+    difference = describe_settings_difference(dict(checkpoint_settings), dict(cache_settings))
+    if difference:
         raise ValueError(
             f"{cache_label}: extractor settings differ from those the checkpoint {checkpoint_label} "
-            f"was trained on, in field(s) {diff}; re-extract the features with the checkpoint's "
-            f"settings (checkpoint: {checkpoint_settings}, cache: {cache_settings})")
+            f"was trained on (checkpoint vs cache: {difference}); re-extract the features with "
+            f"the checkpoint's settings")
 
 
 def probs_path_for(out_path: str | Path) -> Path:
@@ -283,10 +284,18 @@ def probs_path_for(out_path: str | Path) -> Path:
     return out_path.with_name(f"{out_path.stem}_probs.json")
 
 
-def _write_json(path: Path, obj) -> None:
+def _json_text(path: Path, obj) -> str:
+    try:  # NaN / Infinity are not JSON: official evaluators and strict parsers reject the file
+        return json.dumps(obj, allow_nan=False)
+    except ValueError:
+        raise ValueError(f"{path}: not written: the model produced NaN or Inf scores from finite "
+                         f"features; the checkpoint's weights are likely broken") from None
+
+
+def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj))
+    tmp.write_text(text)
     tmp.replace(path)
 
 
@@ -323,9 +332,14 @@ def predict_split(cache_path, checkpoint_path, metadata_path=None, split: str | 
         batch_size=batch_size, max_frames=max_frames, allow_missing=allow_missing)
     out_path = Path(out_path)
     probs_path = probs_path_for(out_path)
-    _write_json(out_path, {key: [[round(s, 6), round(a, 4), round(b, 4)] for s, a, b in props]
-                           for key, props in predictions.items()})
-    _write_json(probs_path, {key: [round(p, 6) for p in probs] for key, probs in video_probs.items()})
+    # both files are serialised before either is written, so a failure leaves neither
+    texts = {out_path: _json_text(out_path, {key: [[round(s, 6), round(a, 4), round(b, 4)]
+                                                   for s, a, b in props]
+                                             for key, props in predictions.items()}),
+             probs_path: _json_text(probs_path, {key: [round(p, 6) for p in probs]
+                                                 for key, probs in video_probs.items()})}
+    for path, text in texts.items():
+        _write_text(path, text)
     summary = {"predictions": str(out_path), "probabilities": str(probs_path), "videos": len(predictions),
                "proposals": sum(len(p) for p in predictions.values()),
                "labels": list(LABELS)}

@@ -21,6 +21,11 @@ Choices where the paper and issue 4 leave room:
   all-reduce, so no rank hangs); training stops with `NonFiniteLossError` naming the epoch,
   step and the loss term(s) that went non-finite. Checkpoints are written only after a
   whole epoch, so `last.pt` / `best.pt` stay the last good ones.
+- Kill safety: checkpoints are written atomically (pipeline/checkpoint.py), and a run that
+  starts in a folder (fresh or `--resume`) first makes metrics.jsonl and best.pt agree with
+  last.pt and deletes temporary files of killed writers (`repair_run_folder`).
+- Bad inputs are refused before the first step: a train split of one class, a validation
+  split without a fake video, NaN / Inf features in any train or validation video.
 - Distributed: `torchrun --nproc-per-node N rtdl train ...` sets RANK / WORLD_SIZE /
   LOCAL_RANK; we use NCCL on CUDA and gloo on CPU. `batch_size` is per process.
   Rank 0 alone logs, writes metrics and checkpoints (weights of the unwrapped model).
@@ -44,6 +49,7 @@ import math
 import os
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -130,6 +136,32 @@ def resolve_splits(records: Sequence[VideoRecord], cfg: TrainConfig,
             raise ValueError(f"{metadata_path}: field 'split' has no record with value {split!r} "
                              f"(train.{name}); splits present: {present}")
     return train_split, val_split
+
+
+def check_split_labels(train_records: Sequence[VideoRecord], val_records: Sequence[VideoRecord],
+                       train_split: str, val_split: str, metadata_path: str | Path) -> None:
+    """Refuse splits a run can neither learn from nor select a checkpoint on.
+
+    Video-level labels of a single class teach the classifier nothing (it still "trains"
+    and writes a best.pt), and a validation split without a fake video leaves the average
+    AP that picks best.pt undefined; both are found here, before any epoch is spent.
+    """
+    from data.records import LABELS
+
+    counts = Counter(LABELS[r.label] for r in train_records)
+    if len(counts) < 2:
+        (label, n), = counts.items()
+        raise ValueError(f"{metadata_path}: train split {train_split!r} holds only {label!r} "
+                         f"videos ({n}); training needs at least two classes (fix the metadata "
+                         f"or choose another split with train.train_split)")
+    absent = [label for label in LABELS if label not in counts]
+    if absent:
+        log.warning("%s: train split %r has no %s video; the model cannot learn %s", metadata_path,
+                    train_split, " / ".join(absent), "that class" if len(absent) == 1 else "those classes")
+    if not any(r.fake_segments for r in val_records):
+        raise ValueError(f"{metadata_path}: validation split {val_split!r} has no fake video, so "
+                         f"the average precision that selects best.pt is undefined; choose "
+                         f"another split with train.val_split")
 
 
 def derived_seed(*parts: int) -> int:
@@ -318,27 +350,36 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
         train_split, val_split = resolve_splits(records, cfg, metadata_path)
         train_records = [r for r in records if r.split == train_split]
         val_records = [r for r in records if r.split == val_split]
+        check_split_labels(train_records, val_records, train_split, val_split, metadata_path)
         train_set = FeatureDataset(cache, train_records, max_len=cfg.max_len, seed=cfg.seed,
                                    in_memory=cfg.in_memory)
         # the validation set is read through run_predictions when the evaluator exists, so
         # it is held in memory only for the accuracy-only fallback
         val_set = FeatureDataset(cache, val_records, max_len=None,
                                  in_memory=cfg.in_memory and _evaluator() is None)
+        # every video is read once before the first step: NaN / Inf features stop the run
+        # here, naming the cache, video and modality, not as a NaN loss epochs later
+        standardize = cfg.standardize_inputs and not resume  # a resumed model has its statistics
+        statistics = input_statistics(train_set) if standardize else train_set.check_features()
+        val_set.check_features()
 
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every run
         model = build_model(run_config.model, cache.visual_dim, cache.audio_dim)
-        if cfg.standardize_inputs and not resume:  # a resumed model has them in its buffers
-            model.set_input_statistics(*input_statistics(train_set))
+        if standardize:
+            model.set_input_statistics(*statistics)
         model = model.to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         start_epoch, best = 0, {"name": None, "value": -math.inf, "epoch": 0}
+        last_row = None
         if resume:
-            start_epoch, best = _restore(last_path, run_config, model, optimizer, cache, device)
+            start_epoch, best, last_row = _restore(last_path, run_config, model, optimizer, cache,
+                                                   device)
             if start_epoch >= cfg.epochs:
                 log.warning("%s already completed %d of %d epochs; nothing to do (raise --epochs "
                             "to train longer)", last_path, start_epoch, cfg.epochs)
         if info.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
+            repair_run_folder(out_dir, start_epoch, last_row, best, model, run_config, cache)
             (out_dir / "run_config.yaml").write_text(yaml.safe_dump(to_dict(run_config), sort_keys=False))
             log.info("training on %d videos (%s), validating on %d (%s); %s, world size %d",
                      len(train_records), train_split, len(val_records), val_split, device,
@@ -424,7 +465,65 @@ def _restore(last_path: Path, run_config: RunConfig, model, optimizer, cache,
                 param_state[k] = v.to(device)
     set_rng_state(state["rng"])
     log.info("resuming after epoch %d from %s", payload["epoch"], last_path)
-    return int(payload["epoch"]), dict(state["best"])
+    return int(payload["epoch"]), dict(state["best"]), dict(payload["metrics"])
+
+
+def _read_rows(metrics_path: Path) -> list[dict]:
+    """The rows of metrics.jsonl; a line cut short by a kill is dropped."""
+    rows = []
+    for number, line in enumerate(metrics_path.read_text().splitlines(), 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            log.warning("%s: line %d is incomplete (the run was killed while writing it); "
+                        "dropped", metrics_path, number)
+    return rows
+
+
+def repair_run_folder(out_dir: Path, completed: int, last_row: dict | None, best: dict,
+                      model, run_config: RunConfig, cache) -> None:
+    """Make the run folder agree with last.pt (which says `completed` epochs) after a kill.
+
+    Each epoch appends its metrics row, then writes last.pt, then best.pt when it improved;
+    a kill between these steps leaves rows of an epoch that will be rerun (repeated rows
+    after resume), or a best.pt older than the best epoch last.pt records. The rows are cut
+    back to the completed epochs (the last one restored from last.pt when it is missing),
+    and a best.pt that lags behind is rewritten from last.pt's weights, which are the best
+    epoch's whenever the lag happened. Temporary files of killed writers are deleted.
+    """
+    from pipeline.checkpoint import remove_stale_temporaries
+
+    for tmp in remove_stale_temporaries(out_dir, (LAST, BEST)):
+        log.info("removed %s, left half written by an interrupted run", tmp)
+    metrics_path, best_path = out_dir / METRICS, out_dir / BEST
+    rows = _read_rows(metrics_path) if metrics_path.exists() else []
+    kept = {}
+    for row in rows:
+        if isinstance(row.get("epoch"), int) and row["epoch"] <= completed:
+            kept[row["epoch"]] = row  # a repeated epoch keeps its latest row
+    if completed and last_row is not None and completed not in kept:
+        kept[completed] = last_row
+    repaired = [kept[epoch] for epoch in sorted(kept)]
+    if repaired != rows:
+        log.warning("%s: rewritten with the %d row(s) of the epochs completed in %s (it had %d)",
+                    metrics_path, len(repaired), LAST, len(rows))
+        tmp = metrics_path.with_name(f".{METRICS}.tmp")
+        tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in repaired))
+        os.replace(tmp, metrics_path)
+    if not completed or best.get("epoch") != completed:
+        return
+    best_epoch = None
+    if best_path.exists():
+        try:
+            best_epoch = read_checkpoint_payload(best_path)["epoch"]
+        except ValueError as err:
+            log.warning("%s", err)
+    if best_epoch != completed:
+        log.warning("%s holds epoch %s, but %s records epoch %d as the best; rewriting it from %s",
+                    best_path, best_epoch, LAST, completed, LAST)
+        save_checkpoint(best_path, model, run_config, epoch=completed, metrics=last_row or {},
+                        feature_settings=cache.settings, visual_dim=cache.visual_dim,
+                        audio_dim=cache.audio_dim)
 
 
 def _train_epoch(model, loader, optimizer, mask_generator, cfg: TrainConfig, device, use_amp: bool,

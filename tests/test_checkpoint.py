@@ -101,3 +101,48 @@ def test_bad_files_are_reported_with_path_and_field(tmp_path):
     garbage.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="garbage.pt"):
         load_checkpoint(garbage)
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"", "the file is empty (0 bytes)"),
+    (bytes(range(256)) * 4, "not a torch.save file"),
+])
+def test_unloadable_files_give_a_reason_without_torch_advice(tmp_path, content, reason):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as err:
+        load_checkpoint(path)
+    assert str(err.value).startswith(f"{path}: not a loadable rtdl checkpoint: ")
+    assert reason in str(err.value) and "weights_only" not in str(err.value)
+
+
+def test_pickled_objects_are_refused_naming_the_class_not_advising_to_unpickle(tmp_path):
+    import argparse
+
+    run_config, model, _ = _model_and_inputs()
+    path = _save(tmp_path / "ok.pt", model, run_config)
+    hostile = tmp_path / "hostile.pt"
+    torch.save(dict(torch.load(path, weights_only=True), extra=argparse.Namespace(x=1)), hostile)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError) as err:
+        load_checkpoint(hostile)
+    assert "argparse.Namespace" in str(err.value) and "weights_only" not in str(err.value)
+    with pytest.raises(ValueError, match="truncated.pt: .*not a complete torch.save file"):
+        load_checkpoint(truncated)
+
+
+def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    from pipeline.checkpoint import remove_stale_temporaries
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = [tmp_path / f".last.pt.tmp-{dead}", tmp_path / f".best.pt.tmp-{dead}"]
+    running = tmp_path / f".last.pt.tmp-{os.getppid()}"  # a live writer keeps its file
+    for path in stale + [running]:
+        path.write_bytes(b"half")
+    assert sorted(remove_stale_temporaries(tmp_path, ("last.pt", "best.pt"))) == sorted(stale)
+    assert sorted(os.listdir(tmp_path)) == [running.name]

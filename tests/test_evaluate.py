@@ -178,6 +178,17 @@ def test_auc_from_video_probs():
         metrics(predictions, records, probs={k: v for k, v in probs.items() if k != "s.mp4"})
 
 
+@pytest.mark.parametrize("bad", [[5.0, -1, -1, -1], [0.5, 0.5, -0.1, 0.1], [float("nan"), 0, 0, 1],
+                                 1.5, -0.2])
+def test_probabilities_outside_the_unit_interval_are_rejected(bad):
+    """AUC only ranks scores, so logits or a wrong file would otherwise give a plausible AUC."""
+    records, predictions = [rec("a.mp4", [[0, 2]]), rec("r.mp4")], {"a.mp4": [], "r.mp4": []}
+    probs = {"a.mp4": [0.2, 0.8, 0, 0], "r.mp4": bad}
+    with pytest.raises(ValueError, match=r"probs: key 'r.mp4': probabilities must be finite "
+                                         r"and within \[0, 1\]"):
+        metrics(predictions, records, probs=probs)
+
+
 # ------------------------------------------------ literal reference of the official code
 
 def reference_metrics(predictions, records, ap_iou, ar_n, ar_iou):
@@ -333,6 +344,13 @@ def test_cli_round_trip(tmp_path):
     bad_list = runner.invoke(main, ["evaluate", "--predictions", str(paths["preds"]),
                                     "--metadata", str(paths["meta"]), "--ap-iou", "0.5,x"])
     assert bad_list.exit_code == 2 and "--ap-iou" in bad_list.output
+    paths["probs"].write_text(json.dumps(dict(probs, **{"test/3.mp4": [5.0, -1, -1, -1]})))
+    bad_probs = runner.invoke(main, ["evaluate", "--predictions", str(paths["preds"]),
+                                     "--metadata", str(paths["meta"]), "--split", "test",
+                                     "--probs", str(paths["probs"])])
+    assert bad_probs.exit_code == 1
+    assert f"{paths['probs']}: key 'test/3.mp4': probabilities must be finite and within [0, 1]" \
+        in bad_probs.output
 
 
 def test_pooled_sort_keys_give_the_stable_descending_order():

@@ -162,6 +162,42 @@ def test_metadata_and_root(clips, tmp_path):
     assert summary.n_extracted == 1 and FeatureCache(out).keys() == ["a/tone.mp4"]
 
 
+def test_a_truncated_video_shorter_than_its_metadata_is_a_failure(tmp_path, caplog):
+    """The first half of an mp4 with its index up front decodes without error, just shorter."""
+    import logging
+
+    from extractors.ffmpeg_bin import ffmpeg_exe
+
+    whole = make_clip(tmp_path / "whole.mp4", 2.44)
+    front = tmp_path / "front.mp4"  # the layout rtdl synth and most web video use
+    subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(whole), "-c", "copy",
+                    "-movflags", "+faststart", str(front)], check=True)
+    data = front.read_bytes()
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "cut.mp4").write_bytes(data[: len(data) // 2])
+    (tmp_path / "clips" / "ok.mp4").write_bytes(data)
+    records = [{"file": key, "n_fakes": 0, "fake_periods": [], "duration": 2.44,
+                "modify_video": False, "modify_audio": False, "split": "test",
+                "video_frames": 61} for key in ("cut.mp4", "ok.mp4")]
+    meta = tmp_path / "clips" / "metadata.json"
+    meta.write_text(json.dumps(records))
+    out = tmp_path / "cache.h5"
+    with caplog.at_level(logging.WARNING, logger="pipeline.extract"):
+        summary = run_extraction(out, metadata=meta, options=OPTS, visual_extractor=MeanColourVisual(),
+                                 audio_extractor=RmsAudio(), progress=False)
+    assert (summary.n_extracted, summary.n_failed) == (1, 1)
+    assert FeatureCache(out).keys() == ["ok.mp4"]
+    [failure] = [json.loads(line) for line in summary.failures_path.read_text().splitlines()]
+    assert failure["file"] == "cut.mp4"
+    assert "but the metadata gives video_frames 61 (2.44 s): the file is truncated" \
+        in failure["reason"] and failure["reason"].startswith("decoded ")
+    # without metadata the container's own length is the yardstick: a warning names both
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pipeline.extract"):
+        _run(tmp_path / "plain.h5", [tmp_path / "clips" / "cut.mp4"])
+    assert any("but the container declares 61" in r.getMessage() for r in caplog.records)
+
+
 _JOB = """
 import sys
 sys.path[:0] = [{repo!r}, {tests!r}]

@@ -76,6 +76,26 @@ def test_localize_segments_label_extractors_and_plot(tmp_path, monkeypatch):
     assert record["plot"].endswith("000_clip.png") and png[:8] == PNG_MAGIC
 
 
+def test_a_clip_without_audio_gets_no_audio_segments_and_says_why(tmp_path, monkeypatch):
+    import pipeline.extract
+
+    video = tmp_path / "mute.mp4"
+    video.write_bytes(b"stand-in")
+    features = make_video(2, [1.0] * 8, [0, 0, 0, 0, 1, 1, 0, 0])  # the audio run of the test above
+
+    def fake_extract(path, visual_extractor, audio_extractor):
+        return (*features, {"fps": 4.0, "duration": 2.0, "n_frames": 8, "has_audio": False})
+
+    monkeypatch.setattr(pipeline.extract, "extract_video_features", fake_extract)
+    extractors = (StandInExtractor("tsn", 6, pretrained=True), StandInExtractor("w2v", 3, pretrained=True))
+    [record] = localize_videos([video], stand_in_checkpoint(), proposal_config=CFG, device="cpu",
+                               extractors=extractors)["videos"]
+    assert record["segments"] == [] and record["has_audio"] is False
+    assert record["audio_note"] == ("no audio stream: audio features are of substituted silence, "
+                                    "1 audio segment(s) left out; its label 'audio_only' rests "
+                                    "on silence")
+
+
 def test_missing_weights_name_the_checkpoint_and_the_fix(tmp_path, monkeypatch):
     import extractors.build
     from extractors.weights import WeightsUnavailableError

@@ -161,6 +161,12 @@ LAVDF_BAD = [
     (3, _set("visual_fake_periods", []), "visual_fake_periods", "empty"),
     (1, _set("audio_fake_periods", [[1.0, 1.5]]), "audio_fake_periods", "not modified"),
     (3, _set("fps", -1), "fps", "positive number"),
+    # json.load reads NaN / Infinity: a NaN end made every comparison false and slipped through
+    (1, _set("fake_periods", [[0.1, float("nan")]]), "fake_periods", "finite times"),
+    (1, _set("fake_periods", [[float("-inf"), 1.0]]), "fake_periods", "finite times"),
+    (1, _set("duration", float("inf")), "duration", "finite positive number"),
+    (1, _set("duration", float("nan")), "duration", "finite positive number"),
+    (3, _set("fps", float("inf")), "fps", "finite positive number"),
 ]
 
 
@@ -189,6 +195,8 @@ AVDF1M_BAD = [
      "outside the video"),
     (0, _set("fake_segments", [[1.0, 1.4]]), "fake_segments", "not modified"),
     (2, _set("fake_segments", [[0.6, 0.2]]), "fake_segments", "before start"),
+    (2, _set("visual_fake_segments", [[0.2, float("nan")]]), "visual_fake_segments",
+     "finite times"),
 ]
 
 

@@ -6,6 +6,7 @@ import torch
 from model.config import ModelConfig
 from model.fusion import FusionEncoder
 from model.layers import sinusoidal_positions
+from numerics import FP32_SHALLOW, assert_close_to_scale
 
 
 def test_sinusoidal_table_matches_the_formula():
@@ -31,7 +32,7 @@ def test_fusion_shapes_padding_and_independence_from_padded_content():
     noisy_v, noisy_a = visual.clone(), audio.clone()
     noisy_v[1, 4:], noisy_a[1, 4:] = 50.0, -50.0
     noisy = encoder(noisy_v, noisy_a, mask)
-    assert torch.allclose(out.fused, noisy.fused, atol=1e-5)
+    assert_close_to_scale(noisy.fused, out.fused, FP32_SHALLOW)
 
 
 def test_cross_modal_attention_lets_audio_change_the_enhanced_visual_stream():

@@ -9,6 +9,7 @@ from model.config import ModelConfig
 from model.mtlr import AUX_HEADS
 from model.rtdeeploc import Prediction, RTDeepLocOutput, build_model
 from model_fixtures import one_thread, tiny_config  # noqa: F401 (one_thread: fixture)
+from numerics import FP32_DEEP, assert_close_to_scale
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -97,10 +98,10 @@ def test_predict_of_a_video_does_not_depend_on_its_batch_or_padding():
     batch = model.predict(visual, audio, mask)
     n = LENGTHS[3]
     alone = model.predict(visual[3:4, :n], audio[3:4, :n], mask[3:4, :n])
-    assert torch.allclose(batch.joint_scores[3, :n], alone.joint_scores[0], atol=1e-5)
-    assert torch.allclose(batch.visual_recon_error[3, :n], alone.visual_recon_error[0],
-                          atol=1e-5)
-    assert torch.allclose(batch.class_probs[3], alone.class_probs[0], atol=1e-5)
+    # other batch shapes pick other kernel blockings: equal up to float32 rounding
+    assert_close_to_scale(batch.joint_scores[3, :n], alone.joint_scores[0], FP32_DEEP)
+    assert_close_to_scale(batch.visual_recon_error[3, :n], alone.visual_recon_error[0], FP32_DEEP)
+    assert_close_to_scale(batch.class_probs[3], alone.class_probs[0], FP32_DEEP)
 
 
 def test_no_gradient_from_fake_videos_into_the_reconstruction_loss():

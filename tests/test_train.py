@@ -74,19 +74,99 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, run_data):
         train_run(changed, cache, meta, tmp_path / "resumed", resume=True)
 
 
-def test_non_finite_loss_names_step_and_term_and_keeps_last_checkpoint(tmp_path, run_data):
+def test_non_finite_features_stop_the_run_before_training_naming_cache_video_modality(tmp_path,
+                                                                                       run_data):
     cache, meta, videos = run_data
     train_run(tiny_run_config(epochs=1), cache, meta, tmp_path / "run")
     last = tmp_path / "run" / "last.pt"
     before = last.read_bytes()
-    poisoned = write_cache(tmp_path / "poisoned.h5", videos, nan_files={"train/0002.mp4"})
+    for split_video in ("train/0002.mp4", "dev/0001.mp4"):  # a dev video counts as much
+        poisoned = write_cache(tmp_path / f"poisoned-{split_video[:3]}.h5", videos,
+                               nan_files={split_video})
+        for standardize, resume in ((True, False), (False, True)):
+            cfg = tiny_run_config(epochs=2, standardize_inputs=standardize)
+            out = tmp_path / "run" if resume else tmp_path / f"fresh-{split_video[:3]}"
+            with pytest.raises(ValueError) as err:
+                train_run(cfg, poisoned, meta, out, resume=resume)
+            assert str(err.value).startswith(f"{poisoned}: video {split_video!r}: visual "
+                                             f"features hold NaN or Inf in ")
+    assert last.read_bytes() == before and len(_rows(tmp_path / "run")) == 1
+
+
+def test_non_finite_loss_names_step_and_term_and_keeps_last_checkpoint(tmp_path, run_data,
+                                                                        monkeypatch):
+    from model.rtdeeploc import RTDeepLoc
+
+    cache, meta, _ = run_data
+    train_run(tiny_run_config(epochs=1), cache, meta, tmp_path / "run")
+    last = tmp_path / "run" / "last.pt"
+    before = last.read_bytes()
+    losses = RTDeepLoc.losses
+
+    def overflowing(self, output, labels):  # finite inputs, a loss term that diverged
+        result = dict(losses(self, output, labels))
+        result["cls"] = result["cls"] * float("inf")
+        result["total"] = result["total"] + result["cls"]
+        return result
+
+    monkeypatch.setattr(RTDeepLoc, "losses", overflowing)
     with pytest.raises(NonFiniteLossError) as err:
-        train_run(tiny_run_config(epochs=2), poisoned, meta, tmp_path / "run", resume=True)
+        train_run(tiny_run_config(epochs=2), cache, meta, tmp_path / "run", resume=True)
     message = str(err.value)
-    assert "epoch 2" in message and "step" in message and "total=nan" in message
+    assert "epoch 2" in message and "step 1" in message and "cls=inf" in message
     assert last.read_bytes() == before
     assert load_checkpoint(last).epoch == 1
     assert len(_rows(tmp_path / "run")) == 1
+
+
+def test_a_train_split_of_one_class_or_a_dev_split_without_fakes_is_refused(tmp_path):
+    videos = make_videos({"train": 8, "dev": 4})
+    cache = write_cache(tmp_path / "features.h5", videos)
+    both = [dict(v, modify_video=True, modify_audio=True, span=v["span"] or (1, 4))
+            if v["split"] == "train" else v for v in videos]
+    meta = write_metadata(tmp_path / "one_class.json", both)
+    with pytest.raises(ValueError, match=r"one_class\.json: train split 'train' holds only "
+                                         r"'both' videos \(8\)"):
+        train_run(tiny_run_config(), cache, meta, tmp_path / "run")
+    real_dev = [dict(v, modify_video=False, modify_audio=False, span=None)
+                if v["split"] == "dev" else v for v in videos]
+    meta = write_metadata(tmp_path / "real_dev.json", real_dev)
+    with pytest.raises(ValueError, match=r"real_dev\.json: validation split 'dev' has no fake"):
+        train_run(tiny_run_config(), cache, meta, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_kill_between_checkpoint_writes_is_repaired_on_resume(tmp_path, run_data):
+    """Each epoch appends its metrics row, writes last.pt, then best.pt if it improved. A kill
+    between those steps must not leave a best.pt behind the best epoch last.pt records,
+    repeated or missing metrics rows, or temporary files."""
+    import os
+
+    cache, meta, _ = run_data
+    run = tmp_path / "run"
+    cfg = tiny_run_config(epochs=1, seed=3)
+    train_run(cfg, cache, meta, run)
+    last = torch.load(run / "last.pt", weights_only=True)
+    assert last["train_state"]["best"]["epoch"] == 1
+    row = _rows(run)[0]
+    # killed while best.pt was written (only its temporary file exists), after a rerun
+    # appended epoch 1's row again, and in the middle of the next row
+    (run / "best.pt").unlink()
+    dead = 2 ** 22 + 12345  # above Linux's default pid_max: no process has this id
+    for name in (".last.pt.tmp-%d", ".best.pt.tmp-%d"):
+        (run / (name % dead)).write_bytes(b"half a checkpoint")
+    text = (run / "metrics.jsonl").read_text()
+    (run / "metrics.jsonl").write_text(text + text + '{"epoch": 2, "trai')
+    train_run(cfg, cache, meta, run, resume=True)  # 1 of 1 epochs done: repair only
+    assert sorted(os.listdir(run)) == ["best.pt", "last.pt", "metrics.jsonl", "run_config.yaml"]
+    assert _rows(run) == [row]
+    best = load_checkpoint(run / "best.pt")
+    assert best.epoch == 1 and best.metrics == row and best.train_state is None
+    assert _same(best.model.state_dict(), last["model_state"])
+    # killed after last.pt, before the row was appended: the row comes back from last.pt
+    (run / "metrics.jsonl").write_text("")
+    train_run(cfg, cache, meta, run, resume=True)
+    assert _rows(run) == [row]
 
 
 def test_splits_default_per_dataset_and_can_be_named(tmp_path):
