@@ -26,6 +26,12 @@ Choices:
 - Metrics printed are those `rtdl evaluate` computes on the written predictions: the demo
   calls the same function and writes the same files, so re-running `rtdl evaluate` on
   them prints the same table.
+- Reruns: each stage stamps the settings that made its outputs (`<workdir>/.demo/`, see
+  pipeline/demo_stages.py). A rerun in the same folder reuses every stage that finished
+  with the same settings, resumes an interrupted extraction or training, and redoes the
+  rest; a reused stage reads back what it wrote, so the closing summary is the same.
+  `fresh` starts over. A folder holding anything else, or made with other settings, is
+  refused before any work, so a rerun never fails after minutes of work on that account.
 """
 from __future__ import annotations
 
@@ -35,6 +41,10 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.demo_stages import Stage
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +107,7 @@ def synth_options(cfg: DemoConfig) -> dict:
             "duration_s": cfg.duration_s}
 
 
-def demo_stages(workdir: Path, cfg: DemoConfig, extraction: dict) -> list:
+def demo_stages(workdir: Path, cfg: DemoConfig, extraction: dict) -> list[Stage]:
     """The demo's stages in order, each with its outputs and the settings that make them.
 
     The synth stage's settings are the full synth config; the training stage and everything
@@ -108,7 +118,7 @@ def demo_stages(workdir: Path, cfg: DemoConfig, extraction: dict) -> list:
     from pipeline.demo_stages import Stage
     from pipeline.synth import SynthConfig
 
-    media, run_dir = workdir / "media", workdir / "run"
+    media = workdir / "media"
     synth = to_dict(from_dict(SynthConfig, synth_options(cfg), "synth options"))
     recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "workers"}
     predictions = tuple(name for split in SPLITS for name in (
@@ -144,7 +154,6 @@ def demo_stages(workdir: Path, cfg: DemoConfig, extraction: dict) -> list:
         Stage("localize", ("localize.json", "plots"), {"demo": recipe},
               all_there("localize.json", "plots")),
     ]
-
 
 
 def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
@@ -184,10 +193,11 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
     def begin(name: str, text: str) -> bool:
         """Announce stage `name`; True when it has work to do (it is then stamped as started)."""
         status = folder.decide(name)
+        number, what = text.split(" ", 1)
         if status == REUSED:
-            step(f"{text}: reused (finished earlier with the same settings)")
+            step(f"{number} [reused: finished earlier with the same settings] {what}")
             return False
-        step(f"{text}: resuming an interrupted run" if status == RESUMED else text)
+        step(f"{number} [resuming an interrupted run] {what}" if status == RESUMED else text)
         folder.start(name)
         return True
 
@@ -274,7 +284,7 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
     for name, path in outputs.items():
         echo(f"  {name:<22} {path}")
     echo("Stages: " + ", ".join(f"{name} {status}" for name, status in folder.decisions.items())
-         + f". Run again to reuse them, or pass --fresh to start over in {workdir}.")
+         + f" (a rerun in {workdir} reuses finished stages; --fresh starts over).")
     echo(f"Re-check the metrics with: rtdl evaluate --predictions {outputs['predictions_test']} "
          f"--metadata {metadata} --split test --probs "
          f"{Path(outputs['predictions_test']).with_name('preds_test_probs.json')}")
