@@ -157,10 +157,16 @@ class DemoFolder:
                          if p.name != STATE_DIR and not _owned(p.name, claimed))
         if foreign:
             shown = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
+            record = self.state / MANIFEST
+            if record.is_file():
+                raise DemoFolderError(
+                    f"{self.workdir} holds {shown}, which the demo did not write (its record "
+                    f"{record} does not list them); move them out or pick another --workdir")
+            # also what a demo folder of an rtdl without these records looks like
             raise DemoFolderError(
-                f"{self.workdir} holds {shown}, which the demo did not write (its record "
-                f"{self.state / MANIFEST} does not list them); move them out or pick another "
-                f"--workdir")
+                f"{self.workdir} holds {shown}, which the demo did not write (there is no "
+                f"record {record}); move them out (or remove {self.workdir} if an older rtdl "
+                f"made it) or pick another --workdir")
 
     def stamp(self, name: str) -> dict | None:
         path = self.state / f"{name}.json"
