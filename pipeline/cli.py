@@ -370,21 +370,25 @@ def merge_command(sources, out, force):
 
 @main.command("demo")
 @click.option("--workdir", default="rtdl_demo", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for every output of the demo (media, features, run, predictions, plots).")
-@click.option("--num-videos", default=None, type=int, help="Synthetic clips (default 160).")
+              help="Folder for every output of the demo (media, features, run, predictions, plots). "
+                   "A rerun there reuses every stage that finished with the same settings.")
+@click.option("--fresh", is_flag=True,
+              help="Start over in --workdir, removing what an earlier demo wrote there first.")
+@click.option("--num-videos", default=None, type=int, help="Synthetic clips (default 240).")
 @click.option("--epochs", default=None, type=int, help="Training epochs (default 12).")
 @click.option("--seed", default=None, type=int, help="Seed for synthesis and training (default 0).")
 @click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]),
               help="Where extraction and training run (default auto).")
-def demo_command(workdir, num_videos, epochs, seed, device):
+def demo_command(workdir, fresh, num_videos, epochs, seed, device):
     """End-to-end demo: synth, extract, train, predict, evaluate, localize (minutes on a CPU)."""
     import dataclasses
 
     from pipeline.demo import DemoConfig, run_demo
+    from pipeline.demo_stages import DemoFolderError
 
     given = {"num_videos": num_videos, "epochs": epochs, "seed": seed, "device": device}
     cfg = dataclasses.replace(DemoConfig(), **{k: v for k, v in given.items() if v is not None})
     try:
-        run_demo(workdir, cfg, echo=click.echo)
-    except FileExistsError as err:
-        raise click.UsageError(str(err)) from err
+        run_demo(workdir, cfg, echo=click.echo, fresh=fresh)
+    except DemoFolderError as err:
+        raise click.ClickException(str(err)) from err

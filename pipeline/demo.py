@@ -26,6 +26,12 @@ Choices:
 - Metrics printed are those `rtdl evaluate` computes on the written predictions: the demo
   calls the same function and writes the same files, so re-running `rtdl evaluate` on
   them prints the same table.
+- Reruns: each stage stamps the settings that made its outputs (`<workdir>/.demo/`, see
+  pipeline/demo_stages.py). A rerun in the same folder reuses every stage that finished
+  with the same settings, resumes an interrupted extraction or training, and redoes the
+  rest; a reused stage reads back what it wrote, so the closing summary is the same.
+  `fresh` starts over. A folder holding anything else, or made with other settings, is
+  refused before any work, so a rerun never fails after minutes of work on that account.
 """
 from __future__ import annotations
 
@@ -35,6 +41,10 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.demo_stages import Stage
 
 log = logging.getLogger(__name__)
 
@@ -88,83 +98,183 @@ def choose_extractors() -> tuple[dict, str]:
             "the pretrained backbones; see README 'Real data'.")
 
 
+SPLITS = ("test", "test_unseen")  # the splits the demo predicts and evaluates
+
+
+def synth_options(cfg: DemoConfig) -> dict:
+    """The `rtdl synth` settings of the demo's clips (SynthConfig fields)."""
+    return {"num_videos": cfg.num_videos, "seed": cfg.seed, "size": cfg.size, "fps": cfg.fps,
+            "duration_s": cfg.duration_s}
+
+
+def demo_stages(workdir: Path, cfg: DemoConfig, extraction: dict) -> list[Stage]:
+    """The demo's stages in order, each with its outputs and the settings that make them.
+
+    The synth stage's settings are the full synth config; the training stage and everything
+    after it depend on the whole DemoConfig (less `workers`, which only changes the speed)
+    and the RunConfig made from it, so a change of the recipe makes them differ.
+    """
+    from data.config import from_dict, to_dict
+    from pipeline.demo_stages import Stage
+    from pipeline.synth import SynthConfig
+
+    media = workdir / "media"
+    synth = to_dict(from_dict(SynthConfig, synth_options(cfg), "synth options"))
+    recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "workers"}
+    predictions = tuple(name for split in SPLITS for name in (
+        f"preds_{split}.json", f"preds_{split}_probs.json", f"metrics_{split}.json"))
+
+    def synth_complete() -> bool:
+        meta = media / "metadata.json"
+        return meta.is_file() and all((media / r["file"]).is_file()
+                                      for r in json.loads(meta.read_text()))
+
+    def features_complete() -> bool:
+        from data.cache import FeatureCache
+
+        cache_path = workdir / "features.h5"
+        if not cache_path.is_file():
+            return False
+        with FeatureCache(cache_path) as cache:
+            done = set(cache.keys())
+        return all(r["file"] in done for r in json.loads((media / "metadata.json").read_text()))
+
+    def all_there(*names: str):
+        return lambda: all((workdir / name).exists() for name in names)
+
+    return [
+        Stage("synth", ("media",), {"synth": synth}, synth_complete),
+        Stage("features", ("features.h5",), {"extraction": extraction, "device": cfg.device},
+              features_complete, resumable=True),
+        Stage("train", ("run",), {"demo": recipe, "run_config": to_dict(demo_run_config(cfg))},
+              all_there("run/best.pt", "run/last.pt"), resumable=True),
+        Stage("proposals", ("run/proposals.yaml",), {"demo": recipe},
+              all_there("run/proposals.yaml")),
+        Stage("predictions", predictions, {"demo": recipe}, all_there(*predictions)),
+        Stage("localize", ("localize.json", "plots"), {"demo": recipe},
+              all_there("localize.json", "plots")),
+    ]
+
+
 def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
-             echo=print) -> dict:
-    """Run the demo in `workdir`; return {"metrics": {split: metrics}, "outputs": {...}}."""
+             echo=print, fresh: bool = False) -> dict:
+    """Run the demo in `workdir`; return {"metrics": {split: metrics}, "outputs": {...},
+    "config": ..., "stages": {stage: "reused" | "resumed" | "ran"}}.
+
+    A rerun in the same folder reuses every stage that finished with the same settings and
+    redoes the rest (pipeline/demo_stages.py); `fresh` first removes what an earlier demo
+    wrote there. A folder holding something else, or made with other settings, raises
+    DemoFolderError before any work starts.
+    """
     from data.cache import FeatureCache
     from data.config import to_dict
     from data.metadata import load_metadata, records_for_split
-    from pipeline.checkpoint import load_checkpoint
+    from pipeline.checkpoint import load_checkpoint, read_checkpoint_payload
+    from pipeline.demo_stages import RESUMED, REUSED, DemoFolder
     from pipeline.evaluate import evaluate_files, format_table
     from pipeline.extract import ExtractionOptions, run_extraction
     from pipeline.localize import localize_to_file
     from pipeline.predict import predict_split, tune_proposals
-    from pipeline.proposals import save_proposal_config
+    from pipeline.proposals import load_proposal_config, save_proposal_config
     from pipeline.synth import synth_dataset
     from pipeline.train import train
 
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     media, cache_path, run_dir = workdir / "media", workdir / "features.h5", workdir / "run"
+    options, why = choose_extractors()
+    folder = DemoFolder.open(workdir, demo_stages(workdir, cfg, options), fresh=fresh)
+    if folder.removed:
+        echo(f"--fresh: removed {', '.join(folder.removed)} (written by an earlier demo) from {workdir}")
     started = time.perf_counter()
 
     def step(text: str) -> None:
         echo(f"\n[{time.perf_counter() - started:6.1f} s] {text}")
 
-    step(f"1/6 synthesising {cfg.num_videos} clips with planted forgeries into {media}")
-    metadata = synth_dataset(media, cfg.num_videos, cfg.seed, workers=cfg.workers,
-                             size=cfg.size, fps=cfg.fps, duration_s=cfg.duration_s)
+    def begin(name: str, text: str) -> bool:
+        """Announce stage `name`; True when it has work to do (it is then stamped as started)."""
+        status = folder.decide(name)
+        number, what = text.split(" ", 1)
+        if status == REUSED:
+            step(f"{number} [reused: finished earlier with the same settings] {what}")
+            return False
+        step(f"{number} [resuming an interrupted run] {what}" if status == RESUMED else text)
+        folder.start(name)
+        return True
 
-    options, why = choose_extractors()
-    step(f"2/6 extracting features: {why}")
-    summary = run_extraction(cache_path, metadata=metadata, root=media,
-                             options=ExtractionOptions(device=cfg.device, **options))
-    echo(summary.describe())
-    if summary.n_failed:
-        raise RuntimeError(f"feature extraction failed for {summary.n_failed} clip(s); "
-                           f"see {summary.failures_path}")
+    if begin("synth", f"1/6 synthesising {cfg.num_videos} clips with planted forgeries into {media}"):
+        synth_dataset(media, workers=cfg.workers, **synth_options(cfg))
+        folder.finish("synth")
+    metadata = media / "metadata.json"
 
-    run_config = demo_run_config(cfg)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise FileExistsError(f"{run_dir} already holds a run; remove it or pick another --workdir")
-    step(f"3/6 training RT-DeepLoc for {cfg.epochs} epochs into {run_dir} "
-         f"(video-level labels only; lr {cfg.lr}, weight decay {cfg.weight_decay}, batch "
-         f"{cfg.batch_size}, d_model {cfg.d_model}, dropout {cfg.dropout}, input contrast "
-         f"{cfg.input_contrast!r}, inputs standardised with training-split statistics)")
-    best = train(run_config, cache_path, metadata, run_dir)
+    if begin("features", f"2/6 extracting features: {why}"):
+        summary = run_extraction(cache_path, metadata=metadata, root=media,
+                                 options=ExtractionOptions(device=cfg.device, **options))
+        echo(summary.describe())
+        if summary.n_failed:
+            raise RuntimeError(f"feature extraction failed for {summary.n_failed} clip(s); "
+                               f"see {summary.failures_path}")
+        folder.finish("features")
 
-    step("4/6 choosing proposal settings on the dev split")
-    checkpoint = load_checkpoint(best)
+    best = run_dir / "best.pt"
+    if begin("train", f"3/6 training RT-DeepLoc for {cfg.epochs} epochs into {run_dir} "
+             f"(video-level labels only; lr {cfg.lr}, weight decay {cfg.weight_decay}, batch "
+             f"{cfg.batch_size}, d_model {cfg.d_model}, dropout {cfg.dropout}, input contrast "
+             f"{cfg.input_contrast!r}, inputs standardised with training-split statistics)"):
+        resume = folder.decisions["train"] == RESUMED
+        if resume:
+            try:  # killed before the first epoch ended, or while writing a checkpoint
+                read_checkpoint_payload(run_dir / "last.pt")["train_state"]
+            except Exception as err:  # noqa: BLE001 - any unreadable last.pt means start over
+                echo(f"cannot resume from {run_dir / 'last.pt'} ({type(err).__name__}: {err}); "
+                     f"training from the start")
+                folder.restart("train")
+                resume = False
+        train(demo_run_config(cfg), cache_path, metadata, run_dir, resume=resume)
+        folder.finish("train")
+
     records = load_metadata(metadata)
-    cache = FeatureCache(cache_path)
-    proposal_config, _ = tune_proposals(checkpoint.model, cache, records_for_split(records, "dev"))
     proposals_yaml = run_dir / "proposals.yaml"
-    save_proposal_config(proposal_config, proposals_yaml)
+    if begin("proposals", "4/6 choosing proposal settings on the dev split"):
+        checkpoint = load_checkpoint(best)
+        proposal_config, _ = tune_proposals(checkpoint.model, FeatureCache(cache_path),
+                                            records_for_split(records, "dev"))
+        save_proposal_config(proposal_config, proposals_yaml)
+        folder.finish("proposals")
+    proposal_config = load_proposal_config(str(proposals_yaml))
     echo(f"chosen: {json.dumps(to_dict(proposal_config))}")
 
-    step("5/6 predicting and evaluating (paper protocol: AP@0.1:0.7, AR@20,10,5,2)")
+    predict = begin("predictions", "5/6 predicting and evaluating (paper protocol: "
+                                   "AP@0.1:0.7, AR@20,10,5,2)")
     all_metrics, outputs = {}, {"metadata": metadata, "cache": cache_path, "checkpoint": best,
                                 "proposals": proposals_yaml}
-    for split in ("test", "test_unseen"):
+    for split in SPLITS:
         preds = workdir / f"preds_{split}.json"
-        predict_split(cache_path, best, metadata, split, out_path=preds,
-                      proposal_config=proposal_config, device=cfg.device)
         probs = preds.with_name(f"{preds.stem}_probs.json")
         metrics_path = workdir / f"metrics_{split}.json"
-        metrics = evaluate_files(preds, metadata, split=split, probs_path=probs,
-                                 out_path=metrics_path)
+        if predict:
+            predict_split(cache_path, best, metadata, split, out_path=preds,
+                          proposal_config=proposal_config, device=cfg.device)
+            metrics = evaluate_files(preds, metadata, split=split, probs_path=probs,
+                                     out_path=metrics_path)
+        else:
+            metrics = json.loads(metrics_path.read_text())
         label = "seen forgery types" if split == "test" else "forgery types never seen in training"
         echo(f"\n{split} ({label}):\n{format_table(metrics)}")
         all_metrics[split] = metrics
         outputs[f"predictions_{split}"] = preds
         outputs[f"metrics_{split}"] = metrics_path
+    if predict:
+        folder.finish("predictions")
 
-    step("6/6 localizing one test video from its raw mp4")
     test_fakes = [r for r in records_for_split(records, "test") if r.is_fake]
     example = media / test_fakes[0].file
     segments_path, plot_dir = workdir / "localize.json", workdir / "plots"
-    result = localize_to_file([example], best, segments_path, plot_dir=plot_dir,
-                              proposal_config=proposal_config, device=cfg.device)
+    if begin("localize", "6/6 localizing one test video from its raw mp4"):
+        result = localize_to_file([example], best, segments_path, plot_dir=plot_dir,
+                                  proposal_config=proposal_config, device=cfg.device)
+        folder.finish("localize")
+    else:
+        result = json.loads(segments_path.read_text())
     video = result["videos"][0] if "videos" in result else result
     echo(f"{example.name}: ground truth {list(test_fakes[0].fake_segments)}")
     echo(f"predicted: {json.dumps(video, default=str)[:600]}")
@@ -173,8 +283,10 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
     step("done. Outputs:")
     for name, path in outputs.items():
         echo(f"  {name:<22} {path}")
+    echo("Stages: " + ", ".join(f"{name} {status}" for name, status in folder.decisions.items())
+         + f" (a rerun in {workdir} reuses finished stages; --fresh starts over).")
     echo(f"Re-check the metrics with: rtdl evaluate --predictions {outputs['predictions_test']} "
          f"--metadata {metadata} --split test --probs "
          f"{Path(outputs['predictions_test']).with_name('preds_test_probs.json')}")
     return {"metrics": all_metrics, "outputs": {k: str(v) for k, v in outputs.items()},
-            "config": dataclasses.asdict(cfg)}
+            "config": dataclasses.asdict(cfg), "stages": dict(folder.decisions)}
