@@ -28,9 +28,11 @@ across chunks and reset by `start_video()`; the first frame of a video compares 
 itself (0).
 
 Speed: every statistic is computed for the whole batch at once, the filters as shifted
-slices rather than single-channel convolutions, and the resize runs on uint8 (torch's
-vectorised antialiasing kernel) before the conversion to float, so the float work is on
-`size`-sized frames only. On the CPU the ops run on `threads` intra-op threads (default 1,
+slices rather than single-channel convolutions, the per-pixel maps are written into
+buffers kept across batches and averaged per region in one pass, and the resize runs on
+uint8 (torch's vectorised antialiasing kernel) before the conversion to float, so the
+float work is on `size`-sized frames only. The uint8 resize rounds to whole grey levels:
+features differ from a float resize by at most 0.005 (on the log energies). On the CPU the ops run on `threads` intra-op threads (default 1,
 see `extractors/threads.py`).
 """
 from __future__ import annotations
@@ -48,6 +50,7 @@ STATS_PER_REGION = 16
 _DCT_SIZE = 8
 _DCT_COEFFS = ((0, 1), (1, 0), (1, 1), (0, 2), (2, 0))
 _GREY = (0.299, 0.587, 0.114)
+_MAPS = 12  # per-pixel maps averaged per region: RGB, RGB^2, edge, Laplacian, fine, 3 diffs
 
 
 def _dct_matrix(n: int) -> torch.Tensor:
@@ -73,8 +76,9 @@ def _region_mean(x: torch.Tensor, grid: int) -> torch.Tensor:
     return x.flatten(2).transpose(1, 2)  # [N,grid*grid,C]
 
 
-def _filter_energies(grey: torch.Tensor) -> torch.Tensor:
-    """grey [N,S,S] -> per-pixel squared Sobel magnitude and squared Laplacian [N,2,S,S].
+def _filter_energies(grey: torch.Tensor, out: torch.Tensor) -> None:
+    """grey [N,S,S] -> squared Sobel magnitude and squared Laplacian per pixel, written to
+    `out` [N,2,S,S].
 
     3x3 filters written as sums of shifted slices of the border-replicated frame: for one
     input channel this is several times faster than conv2d on the CPU.
@@ -82,11 +86,13 @@ def _filter_energies(grey: torch.Tensor) -> torch.Tensor:
     p = F.pad(grey[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]  # [N,S+2,S+2]
     dx = p[:, :, 2:] - p[:, :, :-2]  # [N,S+2,S] horizontal central difference
     dy = p[:, 2:, :] - p[:, :-2, :]  # [N,S,S+2] vertical central difference
-    gx = dx[:, :-2] + 2 * dx[:, 1:-1] + dx[:, 2:]  # [N,S,S] Sobel x = smooth_y(diff_x)
-    gy = dy[:, :, :-2] + 2 * dy[:, :, 1:-1] + dy[:, :, 2:]  # Sobel y = smooth_x(diff_y)
-    centre = p[:, 1:-1, 1:-1]
-    lap = p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:] - 4 * centre
-    return torch.stack([gx * gx + gy * gy, lap * lap], 1)  # [N,2,S,S]
+    gx = dx[:, :-2] + dx[:, 2:]
+    gx.add_(dx[:, 1:-1], alpha=2).square_()  # Sobel x = smooth_y(diff_x), squared
+    gy = dy[:, :, :-2] + dy[:, :, 2:]
+    gy.add_(dy[:, :, 1:-1], alpha=2).square_()  # Sobel y = smooth_x(diff_y), squared
+    torch.add(gx, gy, out=out[:, 0])
+    lap = torch.add(p[:, :-2, 1:-1], p[:, 2:, 1:-1], out=out[:, 1])
+    lap.add_(p[:, 1:-1, :-2]).add_(p[:, 1:-1, 2:]).add_(p[:, 1:-1, 1:-1], alpha=-4).square_()
 
 
 class LowLevelVisualExtractor:
@@ -107,6 +113,8 @@ class LowLevelVisualExtractor:
         self.dim = grid * grid * STATS_PER_REGION
         self._dct_basis = _dct_basis(_DCT_SIZE).to(self.device)  # [64,5]
         self._previous: torch.Tensor | None = None  # [3,S,S] grey+chroma of the last frame
+        self._maps: torch.Tensor | None = None  # workspace, see _workspace
+        self._planes: torch.Tensor | None = None
         self.settings = {
             "kind": "lowlevel", "name": self.name, "dim": self.dim, "pretrained": False,
             "size": size, "grid": grid, "stats_per_region": STATS_PER_REGION,
@@ -128,31 +136,46 @@ class LowLevelVisualExtractor:
             pooled = F.adaptive_avg_pool2d(blocks, _DCT_SIZE)  # [N*R,1,8,8]
         return pooled.reshape(n, g * g, _DCT_SIZE * _DCT_SIZE) @ self._dct_basis  # [N,R,5]
 
-    def _frame_stats(self, rgb: torch.Tensor) -> torch.Tensor:
-        """[N,3,S,S] float RGB in [0,1] -> [N, grid*grid, 16] statistics."""
-        g = self.grid
-        grey = rgb[:, 0] * _GREY[0] + rgb[:, 1] * _GREY[1] + rgb[:, 2] * _GREY[2]  # [N,S,S]
-        chroma = rgb[:, 0::2] - rgb[:, 1:2]  # [N,2,S,S]: R - G, B - G
+    def _workspace(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Buffers reused across batches (allocating them anew for every chunk cost more in
+        page faults than the arithmetic): per-pixel maps [n,12,S,S] and grey+chroma
+        [n+1,3,S,S] whose slot 0 holds the previous frame."""
+        if self._maps is None or self._maps.shape[0] < n:
+            s = self.size
+            self._maps = torch.empty(n, _MAPS, s, s, device=self.device)
+            self._planes = torch.empty(n + 1, 3, s, s, device=self.device)
+        return self._maps[:n], self._planes[:n + 1]
 
-        moments = _region_mean(torch.cat([rgb, rgb * rgb], 1), g)  # [N,R,6]
-        mean = moments[..., :3]  # [N,R,3]
-        std = (moments[..., 3:] - mean * mean).clamp_min(0).sqrt()  # [N,R,3]
+    def _frame_stats(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 RGB [N,3,S,S] -> [N, grid*grid, 16] statistics."""
+        n, g = frames.shape[0], self.grid
+        maps, planes = self._workspace(n)
+        rgb = maps[:, 0:3].copy_(frames).mul_(1 / 255.0)  # [N,3,S,S] in [0,1]
+        torch.mul(rgb, rgb, out=maps[:, 3:6])
+        grey = planes[1:, 0]  # [N,S,S]
+        torch.mul(rgb[:, 0], _GREY[0], out=grey)
+        grey.add_(rgb[:, 1], alpha=_GREY[1]).add_(rgb[:, 2], alpha=_GREY[2])
+        torch.sub(rgb[:, 0::2], rgb[:, 1:2], out=planes[1:, 1:3])  # chroma: R - G, B - G
 
+        _filter_energies(grey, out=maps[:, 6:8])
         coarse = F.interpolate(F.avg_pool2d(grey[:, None], 2), scale_factor=2, mode="bilinear",
                                align_corners=False)[:, 0]  # [N,S,S]
-        residual = (grey - coarse)[:, None]  # [N,1,S,S]
-        energies = torch.cat([_filter_energies(grey), residual * residual], 1)  # [N,3,S,S]
-        logs = torch.log(_region_mean(energies, g) + 1e-6)  # [N,R,3]: edge, Laplacian, fine
+        torch.sub(grey, coarse, out=maps[:, 8]).square_()  # fine-texture residual energy
 
         # temporal differences against the previous frame (state carried across chunks)
-        current = torch.cat([grey[:, None], chroma], 1)  # [N,3,S,S]
-        previous = current[:1] if self._previous is None else self._previous[None]
-        shifted = torch.cat([previous, current[:-1]], 0)  # [N,3,S,S]: frame t-1 for each t
-        self._previous = current[-1].clone()
-        diff = _region_mean((current - shifted).abs_(), g)  # [N,R,3]
-        motion = diff[..., 0:1]  # [N,R,1]
-        colour_change = diff[..., 1:2] + diff[..., 2:3]  # [N,R,1]
+        if self._previous is None:
+            planes[0].copy_(planes[1])  # a video's first frame compares with itself
+        else:
+            planes[0].copy_(self._previous)
+        torch.sub(planes[1:], planes[:-1], out=maps[:, 9:12]).abs_()
+        self._previous = planes[-1].clone()
 
+        region = _region_mean(maps, g)  # [N,R,12]
+        mean = region[..., 0:3]
+        std = (region[..., 3:6] - mean * mean).clamp_min(0).sqrt()  # [N,R,3]
+        logs = torch.log(region[..., 6:9] + 1e-6)  # [N,R,3]: edge, Laplacian, fine
+        motion = region[..., 9:10]  # [N,R,1]
+        colour_change = region[..., 10:11] + region[..., 11:12]  # [N,R,1]
         dct = self._dct_terms(grey)  # [N,R,5]
         return torch.cat([mean, std, logs, motion, colour_change, dct], -1)  # [N,R,16]
 
@@ -162,8 +185,7 @@ class LowLevelVisualExtractor:
         if frames.shape[-2:] != (self.size, self.size):
             frames = F.interpolate(frames, size=(self.size, self.size), mode="bilinear",
                                    align_corners=False, antialias=True)  # [b,3,S,S] uint8
-        rgb = frames.contiguous().float().div_(255.0)  # [b,3,S,S]
-        return self._frame_stats(rgb).flatten(1)  # [b,dim]
+        return self._frame_stats(frames).flatten(1)  # [b,dim]
 
     @torch.inference_mode()
     def __call__(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
