@@ -1,4 +1,4 @@
-"""Weight-free low-level visual descriptor, 256-d per frame (16 statistics x 4x4 regions).
+"""Weight-free low-level visual descriptor, 320-d per frame (20 statistics x 4x4 regions).
 
 Random ResNet-50 features are nearly constant and carry no signal, so offline runs need a
 descriptor that responds to the manipulations `rtdl synth` plants without any learned
@@ -11,7 +11,7 @@ weights:
 
 Each frame is resized (bilinear, antialiased, on the uint8 frame) to `size` x `size`
 ignoring aspect ratio, so the grid always covers the whole frame, then split into
-`grid` x `grid` regions. Per region, in this order (16 values):
+`grid` x `grid` regions. Per region, in this order (20 values):
   0-2   mean of R, G, B in [0, 1]
   3-5   standard deviation of R, G, B
   6     log mean squared Sobel gradient magnitude of grey (edge energy)
@@ -21,7 +21,16 @@ ignoring aspect ratio, so the grid always covers the whole frame, then split int
   10    mean |chroma_t - chroma_{t-1}| with chroma = (R - G, B - G) (colour change)
   11-15 low-frequency DCT-II coefficients (0,1), (1,0), (1,1), (0,2), (2,0) of the region's
         grey values pooled to 8x8 (coarse shape/shading, orthonormal scaling)
-Feature index = region * 16 + statistic, regions in row-major order (top-left first).
+  16-17 statistics 7 and 8 minus their median over the frame's regions (local detail
+        relative to the frame: a blurred or blended face loses detail against its own
+        background, while focus, compression and exposure move every region alike)
+  18    log(motion + 1e-3) minus its median over the frame's regions (local against global
+        motion: a camera pan or zoom moves every region, a re-rendered mouth one or two)
+  19    log(mean motion over the frame + 1e-4), the same in every region (frozen frames
+        fall to the floor whatever the camera did)
+Statistics 16-19 are there for real footage, where camera motion, exposure and
+compression change the absolute statistics of every frame.
+Feature index = region * 20 + statistic, regions in row-major order (top-left first).
 Logs use a 1e-6 floor; the gradient filters see the frame's border replicated. The
 temporal statistics compare with the previous frame of the same video: state is carried
 across chunks and reset by `start_video()`; the first frame of a video compares with
@@ -46,10 +55,11 @@ import torch.nn.functional as F
 from extractors.frame_batches import map_frame_batches
 from extractors.threads import intra_op_threads
 
-STATS_PER_REGION = 16
+STATS_PER_REGION = 20
 _DCT_SIZE = 8
 _DCT_COEFFS = ((0, 1), (1, 0), (1, 1), (0, 2), (2, 0))
 _GREY = (0.299, 0.587, 0.114)
+VERSION = 2  # of the statistics' definition (2: statistics 16-19 added)
 _MAPS = 12  # per-pixel maps averaged per region: RGB, RGB^2, edge, Laplacian, fine, 3 diffs
 
 
@@ -96,7 +106,7 @@ def _filter_energies(grey: torch.Tensor, out: torch.Tensor) -> None:
 
 
 class LowLevelVisualExtractor:
-    """uint8 RGB frames [N,H,W,3] -> float32 [N, grid*grid*16] (256 by default)."""
+    """uint8 RGB frames [N,H,W,3] -> float32 [N, grid*grid*20] (320 by default)."""
 
     name = "lowlevel"
 
@@ -118,7 +128,7 @@ class LowLevelVisualExtractor:
         self.settings = {
             "kind": "lowlevel", "name": self.name, "dim": self.dim, "pretrained": False,
             "size": size, "grid": grid, "stats_per_region": STATS_PER_REGION,
-            "version": 1,  # bump when the statistics change, so old caches are not mixed
+            "version": VERSION,  # bump when the statistics change, so old caches are not mixed
         }
 
     def start_video(self) -> None:
@@ -147,7 +157,7 @@ class LowLevelVisualExtractor:
         return self._maps[:n], self._planes[:n + 1]
 
     def _frame_stats(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 RGB [N,3,S,S] -> [N, grid*grid, 16] statistics."""
+        """uint8 RGB [N,3,S,S] -> [N, grid*grid, 20] statistics."""
         n, g = frames.shape[0], self.grid
         maps, planes = self._workspace(n)
         rgb = maps[:, 0:3].copy_(frames).mul_(1 / 255.0)  # [N,3,S,S] in [0,1]
@@ -177,7 +187,13 @@ class LowLevelVisualExtractor:
         motion = region[..., 9:10]  # [N,R,1]
         colour_change = region[..., 10:11] + region[..., 11:12]  # [N,R,1]
         dct = self._dct_terms(grey)  # [N,R,5]
-        return torch.cat([mean, std, logs, motion, colour_change, dct], -1)  # [N,R,16]
+        detail = logs[..., 1:3]  # [N,R,2]: Laplacian, fine
+        relative_detail = detail - detail.median(dim=1, keepdim=True).values  # [N,R,2]
+        log_motion = torch.log(motion + 1e-3)  # [N,R,1]
+        relative_motion = log_motion - log_motion.median(dim=1, keepdim=True).values
+        global_motion = torch.log(motion.mean(dim=1, keepdim=True) + 1e-4).expand_as(motion)
+        return torch.cat([mean, std, logs, motion, colour_change, dct, relative_detail,
+                          relative_motion, global_motion], -1)  # [N,R,20]
 
     def _batch_features(self, batch: torch.Tensor) -> torch.Tensor:
         """uint8 RGB frames [b,H,W,3] (CPU) -> [b,dim] on the extractor's device."""
