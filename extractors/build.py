@@ -147,9 +147,11 @@ def pretrained_weights_on_disk(visual_weights: str = DEFAULT_VISUAL_WEIGHTS,
 def _visual_from_settings(s: dict, device: str, precision: str, weights_override: str | None):
     kind = s["kind"]
     if kind == "lowlevel":
-        if s.get("version") != 1:
+        from extractors.lowlevel_visual import VERSION
+
+        if s.get("version") != VERSION:
             raise ValueError(f"extractor settings: visual lowlevel version {s.get('version')!r}"
-                             " is not the one this rtdl computes (1)")
+                             f" is not the one this rtdl computes ({VERSION})")
         extractor = build_visual_extractor("lowlevel", device=device, size=s["size"],
                                            grid=s["grid"])
     elif kind == "tsn":

@@ -10,12 +10,15 @@ not centre-padded (`center=False`): frame j covers samples [160 j, 160 j + 400),
 is (160 j + 200) / 16000 s and no frame mixes in reflected padding. Waves shorter than one
 window are zero-padded to 400 samples (one frame). No per-clip normalisation: absolute
 level and spectral tilt are evidence of splices, and the model normalises its inputs.
+On the CPU it runs on `threads` intra-op threads (default 1, see `extractors/threads.py`).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 import torchaudio
+
+from extractors.threads import intra_op_threads
 
 
 class LogMelAudioExtractor:
@@ -25,8 +28,10 @@ class LogMelAudioExtractor:
     sample_rate = 16000
 
     def __init__(self, n_mels: int = 64, win_ms: float = 25.0, hop_ms: float = 10.0,
-                 f_min: float = 0.0, f_max: float = 8000.0, device: str | torch.device = "cpu"):
+                 f_min: float = 0.0, f_max: float = 8000.0, device: str | torch.device = "cpu",
+                 threads: int | None = 1):
         self.device = torch.device(device)
+        self.threads = threads  # CPU intra-op threads while extracting (None = torch's setting)
         self.win_length = int(round(win_ms * self.sample_rate / 1000))  # 400 samples
         self.hop_length = int(round(hop_ms * self.sample_rate / 1000))  # 160 samples
         if self.win_length < 1 or self.hop_length < 1 or n_mels < 1:
@@ -49,6 +54,10 @@ class LogMelAudioExtractor:
     @torch.inference_mode()
     def __call__(self, wave: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """float32 wave [S] -> (features float32 [M, n_mels], centre times float64 [M])."""
+        with intra_op_threads(self.threads, self.device):
+            return self._extract(wave)
+
+    def _extract(self, wave: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         wave = torch.as_tensor(wave, dtype=torch.float32).to(self.device)
         if wave.ndim != 1:
             raise ValueError(f"logmel expects a mono wave [S], got shape {tuple(wave.shape)}")

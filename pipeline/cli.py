@@ -268,7 +268,7 @@ def _parse_range(text: str, option: str) -> tuple[float, float]:
                    "splice, time_stretch, spectral_smooth.")
 @click.option("--segment", default="0.2,2", show_default=True,
               help="Forged span length in seconds: SECONDS or MIN,MAX.")
-@click.option("--crf", default=23, show_default=True, type=int,
+@click.option("--crf", default=28, show_default=True, type=int,
               help="x264 quality (0 = lossless, higher = more compression).")
 @click.option("--workers", default=1, show_default=True, type=int,
               help="Processes rendering clips in parallel (same output as 1).")

@@ -30,8 +30,9 @@ Choices:
   decoding; at most the videos of one unsealed part file are redone after a crash.
 - Memory: decoded frames wait in bounded queues, the waveform is freed once the audio
   model has run, wav2vec 2.0 runs in fixed windows, and freed heap memory is returned to
-  the OS after the audio pass and after each video (`extractors/memory.py`), so the peak is
-  one audio window or one visual batch, whichever is larger. What still grows with clip
+  the OS after the audio pass and after each video once the resident set outgrows its
+  previous peak by 64 MiB (`extractors/memory.py`), so the peak is one audio window or
+  one visual batch, whichever is larger, plus at most 64 MiB. What still grows with clip
   length is the output itself (the video's features until they are written: ~0.5 MB per
   second of 25 fps video: 2048 + 768 float32 per frame, the 50 Hz audio features and the
   16 kHz wave).
@@ -60,6 +61,12 @@ from extractors.memory import release_freed_memory
 from pipeline.devices import resolve_device
 
 log = logging.getLogger(__name__)
+
+# trim the heap between passes only when the resident set outgrew its size before the last
+# trim by this much: memory each video uses again stays mapped (trimming it after every
+# short clip only made the next clip fault it back in), growth is still given back
+# (extractors/memory.py)
+TRIM_GROWTH_BYTES = 64 << 20
 
 DEFAULT_AUDIO_MODEL = "facebook/wav2vec2-base-960h"
 
@@ -239,7 +246,7 @@ def _extract_stream(items: Sequence[tuple[str, Path]], visual_extractor, audio_e
                 item.wave = None  # free the waveform while the frames stream in
                 # hand the audio pass's buffers back before the visual batches allocate theirs,
                 # so the peak is the larger of the two passes, not their sum (extractors/memory.py)
-                release_freed_memory()
+                release_freed_memory(TRIM_GROWTH_BYTES)
                 continue
             if current is None or item.key != current.key:
                 continue  # leftovers of a video that already failed
@@ -270,7 +277,7 @@ def _extract_stream(items: Sequence[tuple[str, Path]], visual_extractor, audio_e
             except Exception as err:  # noqa: BLE001
                 yield start.key, start.path, f"alignment failed: {err}"
             visual_parts, audio_result = [], None
-            release_freed_memory()  # between videos: RSS stays at one video's peak
+            release_freed_memory(TRIM_GROWTH_BYTES)  # between videos: RSS stays at one video's peak
 
 
 def _assemble(visual_parts: list[np.ndarray], audio_result, info, has_audio: bool):

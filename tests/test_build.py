@@ -29,7 +29,7 @@ def _json_round_trip(settings: dict) -> dict:
 def test_names_build_the_right_extractors():
     assert DEFAULT_AUDIO_MODEL == audio_wav2vec.DEFAULT_MODEL
     lowlevel = build_visual_extractor("lowlevel")
-    assert (lowlevel.name, lowlevel.dim) == ("lowlevel", 256)
+    assert (lowlevel.name, lowlevel.dim) == ("lowlevel", 320)
     logmel = build_audio_extractor("logmel", n_mels=40)
     assert (logmel.name, logmel.dim, logmel.sample_rate) == ("logmel", 40, 16000)
     w2v = build_audio_extractor("random", random_config="tiny", layer=1)
@@ -60,7 +60,7 @@ def test_rebuild_weight_free_from_settings():
     audio = build_audio_extractor("logmel", n_mels=32, hop_ms=20.0)
     settings = _json_round_trip(extractor_settings(visual, audio))
     rebuilt_v, rebuilt_a = build_extractors_from_settings(settings)
-    assert rebuilt_v.dim == 64 and rebuilt_a.dim == 32
+    assert rebuilt_v.dim == 2 * 2 * 20 and rebuilt_a.dim == 32
     np.testing.assert_array_equal(rebuilt_v(FRAMES), visual(FRAMES))
     features, centres = rebuilt_a(WAVE)
     np.testing.assert_array_equal(features, audio(WAVE)[0])

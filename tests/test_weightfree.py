@@ -10,6 +10,7 @@ from extractors.lowlevel_visual import STATS_PER_REGION, LowLevelVisualExtractor
 
 # statistic indices inside a region's 16 values (see extractors/lowlevel_visual.py)
 MEAN_R, STD_R, EDGE, LAPLACE, FINE, MOTION, COLOUR_CHANGE, DCT_FIRST = 0, 3, 6, 7, 8, 9, 10, 11
+REL_LAPLACE, REL_FINE, REL_MOTION, GLOBAL_MOTION = 16, 17, 18, 19
 
 
 def _textured_frames(n: int, seed: int = 0, size: int = 128) -> np.ndarray:
@@ -58,7 +59,7 @@ def test_lowlevel_uniform_frame_statistics():
     frame[..., :] = (10, 200, 30)
     extractor = LowLevelVisualExtractor()
     features = extractor(frame)
-    assert features.shape == (1, 256) and extractor.dim == 256
+    assert features.shape == (1, 320) and extractor.dim == 320
     s = _stats(features)[0]
     np.testing.assert_allclose(s[:, MEAN_R:MEAN_R + 3], np.tile([10 / 255, 200 / 255, 30 / 255],
                                                                 (16, 1)), atol=1e-5)
@@ -69,7 +70,9 @@ def test_lowlevel_uniform_frame_statistics():
     assert np.abs(s[:, STD_R:STD_R + 3]).max() <= bound
     np.testing.assert_allclose(s[:, [EDGE, LAPLACE, FINE]], math.log(1e-6), atol=1e-3)
     np.testing.assert_allclose(s[:, MOTION], 0)  # first frame of a video
-    np.testing.assert_allclose(s[:, DCT_FIRST:], 0, atol=1e-5)  # flat: no AC energy
+    np.testing.assert_allclose(s[:, DCT_FIRST:DCT_FIRST + 5], 0, atol=1e-5)  # flat: no AC energy
+    np.testing.assert_allclose(s[:, REL_LAPLACE:REL_MOTION + 1], 0, atol=1e-5)  # all alike
+    np.testing.assert_allclose(s[:, GLOBAL_MOTION], math.log(1e-4), rtol=1e-6)  # no motion
 
 
 def test_lowlevel_frozen_frame_has_zero_motion_and_state_crosses_chunks():
@@ -134,3 +137,45 @@ def test_lowlevel_rejects_bad_input_and_geometry():
         LowLevelVisualExtractor()(np.zeros((1, 8, 8, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="multiple of grid"):
         LowLevelVisualExtractor(size=100, grid=3)
+
+
+def test_lowlevel_relative_statistics_ignore_exposure_and_mark_local_blur():
+    frames = _textured_frames(4)
+    extractor = LowLevelVisualExtractor()
+    clean = _stats(extractor(frames))
+    # a darker exposure scales every region's energy alike: relative detail stays put
+    extractor.start_video()
+    darker = _stats(extractor((frames * 0.7).round().astype(np.uint8)))
+    assert np.all(darker[:, :, LAPLACE] < clean[:, :, LAPLACE] - 0.5)
+    np.testing.assert_allclose(darker[:, :, REL_LAPLACE:REL_FINE + 1],
+                               clean[:, :, REL_LAPLACE:REL_FINE + 1], atol=0.05)
+    # blurring the top-left quarter of frame 2 leaves its regions below the frame's median
+    blurred = frames.copy()
+    patch = torch.from_numpy(frames[2, :64, :64]).permute(2, 0, 1).float()[None]
+    smooth = torch.nn.functional.avg_pool2d(patch, 5, stride=1, padding=2, count_include_pad=False)
+    blurred[2, :64, :64] = smooth[0].permute(1, 2, 0).round().byte().numpy()
+    extractor.start_video()
+    dirty = _stats(extractor(blurred))
+    quarter = [0, 1, 4, 5]
+    assert np.all(dirty[2, quarter, REL_FINE] < -1.0)
+    assert np.all(np.abs(clean[2, :, REL_FINE]) < 0.5)
+
+
+def test_lowlevel_local_motion_is_relative_to_the_camera():
+    # a smooth texture pans by one pixel per frame (the camera); in frame 2 a patch in
+    # the top-left region also changes on its own (a local edit)
+    rough = torch.from_numpy(_textured_frames(4)).permute(0, 3, 1, 2).float()
+    smooth = torch.nn.functional.avg_pool2d(rough, 9, stride=1, padding=4, count_include_pad=False)
+    frames = smooth.permute(0, 2, 3, 1).round().byte().numpy()
+    edited = frames.copy()
+    edited[2, 4:28, 4:28] = 255 - edited[2, 4:28, 4:28]
+    extractor = LowLevelVisualExtractor()
+    s = _stats(extractor(edited))
+    assert s[2, 0, REL_MOTION] > 0.3  # the edited region moves more than the frame
+    assert np.all(np.abs(s[1, :, REL_MOTION]) < 0.3)  # camera motion alone: all alike
+    np.testing.assert_allclose(s[:, :, GLOBAL_MOTION], s[:, :1, GLOBAL_MOTION].repeat(16, 1))
+    frozen = frames.copy()
+    frozen[3] = frozen[2]
+    extractor.start_video()
+    f = _stats(extractor(frozen))
+    assert np.all(f[3, :, GLOBAL_MOTION] < f[2, :, GLOBAL_MOTION] - 3)

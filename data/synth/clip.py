@@ -125,7 +125,7 @@ def make_clip(spec: ClipSpec) -> Clip:
 
     # video: the face's mouth follows the same syllables
     track = random_track(mouth_opening(plan, spec.n_frames, spec.fps, spec.sample_rate),
-                         spec.fps, spec.size, rng_camera)
+                         spec.fps, spec.size, rng_camera, n_sprites=len(speaker.look.sprites))
     frames = render_frames(speaker.look, track, spec.size)  # [T, H, W, 3]
     sensor_noise = rng_camera.normal(0, rng_camera.uniform(1.0, 3.0), frames.shape
                                      ).astype(np.float32)

@@ -2,12 +2,22 @@
 
 Every video draws its own speaker, so no two clips share an identity; forgeries that need
 "somebody else" (re-voicing, face swap, splices) draw a donor speaker the same way.
+
+Backgrounds and the objects that move across them are crops of real photographs (the ones
+that ship inside scikit-image's wheel, so nothing is downloaded and a pinned version gives
+the same pixels), with random crop, flip and colour gain: real footage has photographic
+texture at every scale, which the former value-noise backgrounds lacked.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
+
+# colour photographs inside the scikit-image wheel (skimage.data), no download needed
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "retina")
 
 
 @dataclass(frozen=True)
@@ -30,7 +40,8 @@ class Look:
     eye_dx: float  # horizontal eye offset from the face centre, fraction of face_rx
     mouth_w: float  # mouth half-width, fraction of face_rx
     skin_texture: np.ndarray  # float32 [size, size], zero-mean relative skin modulation
-    background: np.ndarray  # float32 [2*size, 2*size, 3], tiles; the camera pans over it
+    background: np.ndarray  # float32 [2*size, 2*size, 3] photo crop; the camera moves over it
+    sprites: tuple[np.ndarray, ...] = ()  # float32 [h, w, 4] RGB + soft alpha: moving objects
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,22 +77,48 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: int) ->
     return top * (1 - fy) + bottom * fy
 
 
+@functools.lru_cache(maxsize=None)
+def photo(name: str) -> np.ndarray:
+    """One of `PHOTOS` as uint8 [H, W, 3] (read once per process)."""
+    import skimage.data
+
+    image = getattr(skimage.data, name)()
+    return np.ascontiguousarray(image[..., :3])
+
+
+def photo_crop(rng: np.random.Generator, out_h: int, out_w: int) -> np.ndarray:
+    """A random crop of a random photo, flipped at random, resized to float32 [out_h, out_w, 3]
+    with a random per-channel gain (white balance)."""
+    image = photo(PHOTOS[int(rng.integers(len(PHOTOS)))])
+    h, w = image.shape[:2]
+    scale = rng.uniform(0.4, 0.9)  # crop side as a fraction of what fits
+    ch = max(8, int(min(h, w * out_h / out_w) * scale))
+    cw = max(8, int(ch * out_w / out_h))
+    top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    crop = image[top:top + ch, left:left + cw]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    resized = Image.fromarray(np.ascontiguousarray(crop)).resize((out_w, out_h),
+                                                                   Image.Resampling.BILINEAR)
+    gain = rng.uniform(0.8, 1.2, 3).astype(np.float32)
+    return np.clip(np.asarray(resized, np.float32) * gain, 0, 255)
+
+
+def random_sprite(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A moving object: a photo crop in a soft-edged ellipse, float32 [h, w, 4] (alpha last)."""
+    h = int(size * rng.uniform(0.2, 0.4))
+    w = int(size * rng.uniform(0.2, 0.4))
+    rgb = photo_crop(rng, h, w)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    dist2 = ((yy - (h - 1) / 2) / (h / 2)) ** 2 + ((xx - (w - 1) / 2) / (w / 2)) ** 2
+    alpha = np.clip((1.0 - dist2) / 0.2, 0, 1)[..., None]
+    return np.concatenate([rgb, alpha], -1).astype(np.float32)
+
+
 def random_look(rng: np.random.Generator, size: int) -> Look:
     skin = rng.uniform([90, 60, 45], [235, 190, 160]).astype(np.float32)
-    # background: two colours mixed by multi-scale value noise plus a stripe pattern, so the
-    # pan and camera jitter give visible texture motion
-    bg_size = 2 * size
-    mix = (0.6 * smooth_noise(rng, (bg_size, bg_size), max(2, size // 6))
-           + 0.4 * smooth_noise(rng, (bg_size, bg_size), max(2, size // 24)))
-    angle = rng.uniform(0, np.pi)
-    yy, xx = np.mgrid[0:bg_size, 0:bg_size].astype(np.float32)
-    # an integer number of stripe periods over the tile keeps the tiling seamless
-    periods = rng.integers(3, 9)
-    stripes = np.sin(2 * np.pi * periods * (np.cos(angle) * xx + np.sin(angle) * yy) / bg_size)
-    weight = 1 / (1 + np.exp(-(mix + 0.5 * stripes)))  # [2s, 2s] in (0, 1)
-    colour_a = rng.uniform(20, 235, 3).astype(np.float32)
-    colour_b = rng.uniform(20, 235, 3).astype(np.float32)
-    background = colour_a * weight[..., None] + colour_b * (1 - weight[..., None])
+    background = photo_crop(rng, 2 * size, 2 * size)  # the camera moves over it
+    sprites = tuple(random_sprite(rng, size) for _ in range(int(rng.integers(0, 3))))
     texture = 0.05 * smooth_noise(rng, (size, size), 2) + 0.03 * rng.standard_normal((size, size))
     return Look(
         skin_rgb=skin,
@@ -94,6 +131,7 @@ def random_look(rng: np.random.Generator, size: int) -> Look:
         mouth_w=float(rng.uniform(0.30, 0.45)),
         skin_texture=texture.astype(np.float32),
         background=background.astype(np.float32),
+        sprites=sprites,
     )
 
 
