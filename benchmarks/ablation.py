@@ -220,6 +220,8 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated subset of: " + ", ".join(VARIANTS))
     parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads (1 when running several seeds side by side)")
     from pipeline.demo import DemoConfig  # the demo's training settings are the defaults
 
     demo = DemoConfig()
@@ -233,7 +235,7 @@ def main() -> None:
 
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     sizes = tuple(int(n) for n in args.split_sizes.split(",")) if args.split_sizes else None
     metadata, cache, why = prepare_data(args.workdir, args.num_videos, args.data_seed, sizes)
     from pipeline.machine import describe_machine

@@ -204,7 +204,7 @@ def run_predictions(model, cache, records: Sequence[VideoRecord] | None, *,
 # paper's reading (heads only, argmax routing, no smoothing) comes first, so ties keep it
 SIGNAL_TUNING_GRID = {
     "error_weight": (0.0, 0.5, 0.75, 1.0),
-    "routing": ("argmax", "soft"),
+    "routing": ("argmax", "soft", "joint"),
     "smooth_frames": (1, 5),
 }
 # then a small search space around the default proposal settings (defaults first)

@@ -57,7 +57,7 @@ from data.records import LABELS
 log = logging.getLogger(__name__)
 
 NMS_MODES = ("hard", "soft", "none")
-ROUTING_MODES = ("argmax", "soft")
+ROUTING_MODES = ("argmax", "soft", "joint")
 # which frame-score curve localizes each predicted class (Sec. 3.1); real -> joint, see above
 ROUTE_BY_LABEL: dict[str, str] = {
     "real": "joint",
@@ -95,7 +95,8 @@ class ProposalConfig:
     # centred moving average over this many frames before thresholding (1: none)
     smooth_frames: int = 1
     # "argmax": one branch chosen by the predicted class (the paper); "soft": the visual and
-    # audio curves both give proposals, each scored by its modality's probability
+    # audio curves both give proposals, each scored by its modality's probability; "joint":
+    # the joint curve for every video (no routing decision to get wrong)
     routing: str = "argmax"
 
     def __post_init__(self) -> None:
@@ -339,15 +340,22 @@ def branch_curve(scores: VideoScores, branch: str, cfg: ProposalConfig) -> np.nd
 
 
 def routed_curve(scores: VideoScores, cfg: ProposalConfig | None = None) -> np.ndarray:
-    """The curve argmax routing localizes this video with (for diagnostics)."""
+    """The curve this video is localized with (for diagnostics); soft routing: the curve of
+    the modality with the higher probability of being modified."""
     cfg = cfg or ProposalConfig()
+    if cfg.routing == "joint":
+        return branch_curve(scores, "joint", cfg)
+    if cfg.routing == "soft":
+        probs = modality_probabilities(scores.class_probs)
+        return branch_curve(scores, max(probs, key=probs.get), cfg)
     return branch_curve(scores, route(scores.class_probs), cfg)
 
 
 def labelled_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -> list[list]:
     """Proposals [[score, start, end, branch], ...] of one video, highest score first.
 
-    argmax routing: the branch of the predicted class (Sec. 3.1). Soft routing: the visual
+    argmax routing: the branch of the predicted class (Sec. 3.1); joint routing: the joint
+    branch for every video, scored as argmax routing scores it. Soft routing: the visual
     and the audio curve each propose, scored as if the video were predicted real with fake
     probability P(modality modified), so a modality the model thinks untouched ranks low
     instead of being dropped; the two lists are then suppressed together. `branch` names
@@ -355,8 +363,8 @@ def labelled_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -
     """
     cfg = cfg or ProposalConfig()
     label = predicted_label(scores.class_probs)
-    if cfg.routing == "argmax":
-        branch = ROUTE_BY_LABEL[label]
+    if cfg.routing in ("argmax", "joint"):
+        branch = ROUTE_BY_LABEL[label] if cfg.routing == "argmax" else "joint"
         found = score_curve_proposals(branch_curve(scores, branch, cfg), scores.fps, scores.duration,
                                       fake_probability(scores.class_probs), label == "real", cfg)
         return [[*p, branch] for p in found]

@@ -231,3 +231,14 @@ def test_new_settings_are_validated():
         ProposalConfig(routing="vote")
     with pytest.raises(ValueError, match="smooth_frames"):
         ProposalConfig(smooth_frames=0)
+
+
+def test_joint_routing_reads_the_joint_curve_whatever_the_class():
+    from pipeline.proposals import scores_to_proposals
+
+    joint = np.zeros(12)
+    joint[2:6] = 0.9
+    scores = VideoScores(np.array(VISUAL_ONLY), FLAT, FLAT, joint, FPS, 3.0)
+    assert scores_to_proposals(scores, PLAIN) == []  # argmax reads the flat visual curve
+    got = scores_to_proposals(scores, dataclasses.replace(PLAIN, routing="joint"))
+    assert_proposals(got, [[0.9, 0.5, 1.5]])
