@@ -54,11 +54,22 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
+def check_proposal_options(proposals_path, overrides) -> None:
+    """A bad --proposals file or --set key is a usage error, found before any model runs."""
+    from pipeline.proposals import load_proposal_config
+
+    try:
+        load_proposal_config(proposals_path, overrides)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+
+
 def inference_options(command):
     """Options shared by the commands that run a trained model (predict, localize)."""
     options = [
         click.option("--proposals", "proposals_path", type=click.Path(exists=True, dir_okay=False),
-                     help="YAML of ProposalConfig fields (thresholds, nms, ...), e.g. tuned on dev."),
+                     help="YAML of ProposalConfig fields (thresholds, nms, ...), e.g. from `rtdl "
+                          "tune`. Default: the checkpoint's tuned settings, else the defaults."),
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                      help="Override a proposal setting, e.g. --set nms=hard --set min_frames=3."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
@@ -93,7 +104,7 @@ def inference_options(command):
 def train_command(cache_paths, metadata, out_dir, config_path, overrides, epochs, seed, device,
                   in_memory, resume):
     """Train RT-DeepLoc on cached features with video-level labels."""
-    from pipeline.train import train
+    from pipeline.train import describe_outcome, train_run
     from pipeline.train_config import load_run_config
 
     try:
@@ -105,13 +116,53 @@ def train_command(cache_paths, metadata, out_dir, config_path, overrides, epochs
 
     cache = cache_paths[0] if len(cache_paths) == 1 else list(cache_paths)
     try:
-        best = train(run_config, cache, metadata, out_dir, resume=resume)
+        outcome = train_run(run_config, cache, metadata, out_dir, resume=resume)
     except (ValueError, FileNotFoundError, NonFiniteLossError) as err:
         logging.getLogger("rtdl.train").debug("training stopped", exc_info=True)
         raise click.ClickException(str(err)) from err
     import os
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
-        click.echo(f"best checkpoint: {best}")
+        for line in describe_outcome(outcome):
+            click.echo(line)
+
+
+# ----------------------------------------------------------------------------- rtdl tune
+@main.command("tune")
+@click.option("--cache", "cache_paths", multiple=True, required=True,
+              help="Feature cache: an .h5 file, shard files or a glob (repeatable).")
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False),
+              help="Checkpoint written by `rtdl train` (best.pt / last.pt).")
+@click.option("--metadata", required=True, type=click.Path(exists=True),
+              help="Dataset metadata with ground-truth segments.")
+@click.option("--split", default="dev", show_default=True,
+              help="Validation split to tune on (dev / val; never test).")
+@click.option("--grid", "grid_path", type=click.Path(exists=True, dir_okay=False),
+              help="YAML with `signal:` and / or `proposals:` sections of candidate values "
+                   "(default: the built-in two-stage grid).")
+@click.option("--protocol", default="rtdeeploc", show_default=True,
+              type=click.Choice(["rtdeeploc", "lavdf", "avdeepfake1m"]),
+              help="Thresholds the objective (0.5 * mean AP + 0.5 * mean AR) is computed with.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False),
+              help="YAML of the chosen settings [default: proposals.yaml beside the checkpoint].")
+@click.option("--write-checkpoint", is_flag=True,
+              help="Also store the chosen settings in the checkpoint (atomic rewrite, same weights).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+def tune_command(cache_paths, checkpoint, metadata, split, grid_path, protocol, out_path,
+                 write_checkpoint, device):
+    """Choose proposal settings for a checkpoint on a validation split."""
+    from pipeline.tune import describe_tuning, tune_checkpoint
+
+    cache = cache_paths[0] if len(cache_paths) == 1 else list(cache_paths)
+    result = tune_checkpoint(cache, checkpoint, metadata, split, grid_path=grid_path,
+                             protocol=protocol, out_path=out_path,
+                             write_checkpoint=write_checkpoint, device=device)
+    for line in describe_tuning(result["tuning"]):
+        click.echo(line)
+    from data.config import to_dict
+
+    click.echo(f"chosen: {to_dict(result['config'])}")
+    stored = f"; stored in {checkpoint}" if result["checkpoint_updated"] else ""
+    click.echo(f"wrote {result['yaml']}{stored}")
 
 
 # ----------------------------------------------------------------------------- rtdl predict
@@ -135,20 +186,17 @@ def predict_command(cache_paths, checkpoint, metadata, split, out_path, proposal
                     device, batch_size, max_frames, allow_missing):
     """Predict scored forgery segments for every video of a feature cache (or split)."""
     from pipeline.predict import predict_split
-    from pipeline.proposals import load_proposal_config
 
-    try:
-        proposal_config = load_proposal_config(proposals_path, overrides)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
+    check_proposal_options(proposals_path, overrides)
     cache = cache_paths[0] if len(cache_paths) == 1 else list(cache_paths)
     try:
         summary = predict_split(cache, checkpoint, metadata, split, out_path=out_path,
-                                proposal_config=proposal_config, device=device,
-                                batch_size=batch_size, max_frames=max_frames,
+                                proposals_path=proposals_path, proposal_overrides=overrides,
+                                device=device, batch_size=batch_size, max_frames=max_frames,
                                 allow_missing=allow_missing)
     except (ValueError, FileNotFoundError, KeyError) as err:
         raise click.ClickException(str(err)) from err
+    click.echo(f"proposal settings: {summary['proposal_source']} (saved to {summary['proposal_settings']})")
     click.echo(f"{summary['videos']} videos, {summary['proposals']} proposals -> "
                f"{summary['predictions']} (probabilities: {summary['probabilities']})")
 
@@ -169,16 +217,13 @@ def localize_command(videos, checkpoint, out_path, plot_dir, proposals_path, ove
                      max_frames, visual_weights):
     """Localize forged segments in raw videos with a trained checkpoint."""
     from pipeline.localize import localize_to_file
-    from pipeline.proposals import load_proposal_config
 
-    try:
-        proposal_config = load_proposal_config(proposals_path, overrides)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
+    check_proposal_options(proposals_path, overrides)
     try:
         output = localize_to_file(list(videos), checkpoint, out_path, plot_dir=plot_dir,
-                                  proposal_config=proposal_config, device=device,
-                                  max_frames=max_frames, visual_weights=visual_weights)
+                                  proposals_path=proposals_path, proposal_overrides=overrides,
+                                  device=device, max_frames=max_frames,
+                                  visual_weights=visual_weights)
     except (ValueError, FileNotFoundError, RuntimeError) as err:  # RuntimeError: undecodable video
         raise click.ClickException(str(err)) from err
     for video in output["videos"]:
@@ -189,6 +234,7 @@ def localize_command(videos, checkpoint, out_path, plot_dir, proposals_path, ove
             click.echo(f"  note: {video['audio_note']}")
     if "note" in output:
         click.echo(f"note: {output['note']}", err=True)
+    click.echo(f"proposal settings: {output['proposal_source']}")
     click.echo(f"wrote {out_path}")
 
 
@@ -388,3 +434,18 @@ def demo_command(workdir, num_videos, epochs, seed, device):
         run_demo(workdir, cfg, echo=click.echo)
     except FileExistsError as err:
         raise click.UsageError(str(err)) from err
+
+
+# ----------------------------------------------------------------------------- rtdl info
+@main.command("info")
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
+def info_command(path, as_json):
+    """Describe a file rtdl wrote: feature cache (file, shard glob, unmerged parts), checkpoint,
+    run folder, predictions / probabilities / localize output, failures report."""
+    import json
+
+    from pipeline.info import describe, format_info
+
+    described = describe(path)
+    click.echo(json.dumps(described, indent=1, default=str) if as_json else format_info(described))

@@ -3,7 +3,8 @@ checkpoint was trained on (rebuilt from its `feature_settings`).
 
 Output JSON (one object):
 
-    {"rtdl_version": ..., "checkpoint": path, "extractors": {...}, "videos": [
+    {"rtdl_version": ..., "checkpoint": path, "extractors": {...},
+     "proposal_config": {settings used}, "proposal_source": where they came from, "videos": [
       {"file", "duration", "fps", "n_frames", "has_audio",
        "label", "class_probs": {name: p}, "routed_branch": "visual" | "audio" | "joint",
        "segments": [{"start", "end", "score", "modality"}, ...],   # best first
@@ -193,16 +194,30 @@ def _drop_silent_audio_evidence(record: dict) -> None:
 def localize_to_file(video_paths: Sequence[str | Path], checkpoint_path: str | Path, out_path: str | Path, *,
                      plot_dir: str | Path | None = None, proposal_config: ProposalConfig | None = None,
                      device: str = "auto", max_frames: int = DEFAULT_MAX_FRAMES,
-                     visual_weights: str | None = None) -> dict:
-    """Load the checkpoint, localize every video, write `out_path` (JSON). Returns the object."""
+                     visual_weights: str | None = None, proposals_path: str | Path | None = None,
+                     proposal_overrides: Sequence[str] = ()) -> dict:
+    """Load the checkpoint, localize every video, write `out_path` (JSON). Returns the object.
+
+    proposal_config None chooses the settings as `rtdl localize` does (pipeline/tune.py:
+    `proposals_path`, else the checkpoint's tuned settings, else the defaults).
+    """
     from pipeline.checkpoint import load_checkpoint
+    from pipeline.tune import config_fields, resolve_proposal_config
 
     if not video_paths:
         raise ValueError("no videos given")
     checkpoint = load_checkpoint(checkpoint_path, map_location=resolve_device(device))
+    if proposal_config is None:
+        proposal_config, source = resolve_proposal_config(checkpoint, str(checkpoint_path),
+                                                          proposals_path, proposal_overrides)
+    else:
+        source = "given by the caller"
     output = localize_videos(video_paths, checkpoint, checkpoint_label=str(checkpoint_path),
                              plot_dir=plot_dir, proposal_config=proposal_config, device=device,
                              max_frames=max_frames, visual_weights=visual_weights)
+    output = {**{k: v for k, v in output.items() if k != "videos"},
+              "proposal_config": config_fields(proposal_config), "proposal_source": source,
+              "videos": output["videos"]}
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(output, indent=1))

@@ -158,7 +158,8 @@ def test_a_kill_between_checkpoint_writes_is_repaired_on_resume(tmp_path, run_da
     text = (run / "metrics.jsonl").read_text()
     (run / "metrics.jsonl").write_text(text + text + '{"epoch": 2, "trai')
     train_run(cfg, cache, meta, run, resume=True)  # 1 of 1 epochs done: repair only
-    assert sorted(os.listdir(run)) == ["best.pt", "last.pt", "metrics.jsonl", "run_config.yaml"]
+    assert sorted(os.listdir(run)) == ["best.pt", "last.pt", "metrics.jsonl", "proposals.yaml",
+                                       "run_config.yaml"]
     assert _rows(run) == [row]
     best = load_checkpoint(run / "best.pt")
     assert best.epoch == 1 and best.metrics == row and best.train_state is None
