@@ -81,7 +81,7 @@ def dataset(tmp_path_factory) -> Path:
 
 def test_walkthrough_commands_run(dataset, tmp_path):
     blocks = bash_blocks("Real data")
-    assert len(blocks) == 7, "the walkthrough's blocks changed: update this test"
+    assert len(blocks) == 8, "the walkthrough's blocks changed: update this test"
     clip = next(dataset.glob("test/*.mp4"))
     single, torchrun_dir, array_dir = tmp_path / "single", tmp_path / "torchrun", tmp_path / "array"
     for folder in (single, torchrun_dir, array_dir):
