@@ -91,7 +91,8 @@ def inference_options(command):
 @click.option("--metadata", required=True, type=click.Path(exists=True),
               help="Dataset metadata (LAV-DF metadata.json or AV-Deepfake1M *_metadata.json).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Run folder: last.pt, best.pt, metrics.jsonl, run_config.yaml.")
+              help="Run folder: last.pt, best.pt, metrics.jsonl, curves.png, proposals.yaml, "
+                   "run_config.yaml.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               help="YAML with `model:` and `train:` sections (unknown keys rejected).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -101,15 +102,17 @@ def inference_options(command):
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="train.device.")
 @click.option("--in-memory", is_flag=True, default=None, help="Hold the whole cache in RAM.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+@click.option("--tensorboard", is_flag=True, default=None,
+              help="Also log each epoch to OUT/tensorboard (needs the tensorboard extra).")
 def train_command(cache_paths, metadata, out_dir, config_path, overrides, epochs, seed, device,
-                  in_memory, resume):
+                  in_memory, resume, tensorboard):
     """Train RT-DeepLoc on cached features with video-level labels."""
     from pipeline.train import describe_outcome, train_run
     from pipeline.train_config import load_run_config
 
     try:
         run_config = load_run_config(config_path, overrides, epochs=epochs, seed=seed,
-                                     device=device, in_memory=in_memory)
+                                     device=device, in_memory=in_memory, tensorboard=tensorboard)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     from pipeline.train import NonFiniteLossError

@@ -2,8 +2,9 @@
 
 `train(run_config, cache_path, metadata_path, out_dir, resume=False)` returns the path of
 the best checkpoint. The run folder holds `last.pt` (with optimizer and RNG state, for
-`--resume`), `best.pt`, `metrics.jsonl` (one JSON object per epoch), `run_config.yaml`
-and, once the last epoch is done, `proposals.yaml`.
+`--resume`), `best.pt`, `metrics.jsonl` (one JSON object per epoch), `curves.png` (its
+loss terms and validation metrics, redrawn every epoch), `run_config.yaml`, `tensorboard/`
+with `train.tensorboard`, and, once the last epoch is done, `proposals.yaml`.
 
 Choices where the paper and issue 4 leave room:
 - Randomness. Every source is derived from `train.seed`: model init (torch.manual_seed
@@ -74,7 +75,7 @@ from pipeline.train_config import RunConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
-LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.jsonl"
+LAST, BEST, METRICS, CURVES = "last.pt", "best.pt", "metrics.jsonl", "curves.png"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -216,6 +217,40 @@ def _evaluator():
     return run_predictions, evaluate_predictions, kwargs
 
 
+def open_tensorboard(out_dir: Path):
+    """A SummaryWriter logging into out_dir/tensorboard; a clear error without the package."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:
+        raise ValueError("--tensorboard (train.tensorboard) needs the tensorboard package, an "
+                         "optional extra: pip install 'rtdl[tensorboard]' (or pip install "
+                         "tensorboard)") from err
+    return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+
+
+def log_epoch(writer, row: dict) -> None:
+    """One metrics.jsonl row as TensorBoard scalars, train/* and val/* by epoch."""
+    for key, value in row.items():
+        if key in ("epoch", "best_epoch") or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        group, _, name = key.partition("_")
+        tag = f"{group}/{name}" if group in ("train", "val") else f"run/{key}"
+        writer.add_scalar(tag, value, global_step=row["epoch"])
+    writer.flush()
+
+
+def draw_curves(out_dir: Path) -> None:
+    """Redraw curves.png from metrics.jsonl; a failed plot is logged, never stops training."""
+    from pipeline.plots import plot_training_curves
+
+    try:
+        rows = _read_rows(out_dir / METRICS)
+        if rows:
+            plot_training_curves(rows, out_dir / CURVES, title=f"{out_dir}: {len(rows)} epoch(s)")
+    except (OSError, ValueError, RuntimeError) as err:
+        log.warning("%s: training curves not drawn: %s", out_dir / CURVES, err)
+
+
 def input_statistics(dataset: FeatureDataset) -> tuple[np.ndarray, ...]:
     """(visual mean [Dv], visual std [Dv], audio mean [Da], audio std [Da]) over every frame
     of the dataset's videos (whole videos, not crops; see model/normalize.py)."""
@@ -339,7 +374,11 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
     out_dir = Path(out_dir)
     requested = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     info = init_distributed(requested)
+    writer = None
     try:
+        if cfg.tensorboard and info.is_main:  # checked before any data is read
+            out_dir.mkdir(parents=True, exist_ok=True)
+            writer = open_tensorboard(out_dir)
         device = resolve_device(cfg.device, info.local_rank)
         if device.type == "cuda":
             torch.cuda.set_device(device)  # NCCL and default allocations follow this process's GPU
@@ -427,6 +466,9 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
                     best = {"name": key, "value": float(value), "epoch": epoch + 1}
                 row["best_epoch"] = best["epoch"]
                 append_jsonl(metrics_path, row)
+                draw_curves(out_dir)
+                if writer is not None:
+                    log_epoch(writer, row)
                 common = dict(epoch=epoch + 1, metrics=row, feature_settings=cache.settings,
                               visual_dim=cache.visual_dim, audio_dim=cache.audio_dim)
                 save_checkpoint(last_path, model, run_config, **common, train_state={
@@ -455,6 +497,8 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
                     best_path, last_path, model, cache, val_records, val_split, device)
         return outcome
     finally:
+        if writer is not None:
+            writer.close()
         if info.created_group:
             dist.destroy_process_group()
 
@@ -610,6 +654,10 @@ def describe_outcome(outcome: TrainOutcome) -> list[str]:
     values = ", ".join(f"{name} {value:.4f}" for name, value in shown) or "no validation metrics"
     lines = [f"best checkpoint: {outcome.best_checkpoint} (epoch {outcome.best_epoch} of "
              f"{outcome.epochs_completed}; validation {values})"]
+    curves = outcome.best_checkpoint.with_name(CURVES)
+    if curves.is_file():
+        lines.append(f"training curves: {curves} (metrics per epoch: "
+                     f"{outcome.best_checkpoint.with_name(METRICS)})")
     tuning = outcome.proposal_tuning
     if tuning:
         lines.append(f"proposal settings: tuned on split {tuning.get('split')!r} "
