@@ -206,27 +206,35 @@ def predict_command(cache_paths, checkpoint, metadata, split, out_path, proposal
 
 # ----------------------------------------------------------------------------- rtdl localize
 @main.command("localize")
-@click.argument("videos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("videos", nargs=-1, required=True)
 @click.option("--checkpoint", required=True, type=click.Path(dir_okay=False),
               help="Checkpoint written by `rtdl train`; its feature settings pick the extractors.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Segments JSON: per video its label, class probabilities and scored segments.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False),
               help="Folder for one PNG per video: frame scores and reconstruction errors.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False),
+              help="Folder for report.html: players, labels, timelines and segment tables of "
+                   "every video, one self-contained page that opens from disk.")
 @inference_options
 @click.option("--visual-weights", type=click.Path(exists=True, dir_okay=False),
               help="The TSN weight file the checkpoint's features used, if it moved since extraction.")
-def localize_command(videos, checkpoint, out_path, plot_dir, proposals_path, overrides, device,
-                     max_frames, visual_weights):
-    """Localize forged segments in raw videos with a trained checkpoint."""
-    from pipeline.localize import localize_to_file
+def localize_command(videos, checkpoint, out_path, plot_dir, report_dir, proposals_path, overrides,
+                     device, max_frames, visual_weights):
+    """Localize forged segments in raw videos (files, folders or quoted globs) with a
+    trained checkpoint; one JSON for all of them."""
+    from pipeline.localize import expand_video_inputs, localize_to_file
 
     check_proposal_options(proposals_path, overrides)
     try:
-        output = localize_to_file(list(videos), checkpoint, out_path, plot_dir=plot_dir,
+        paths = expand_video_inputs(videos)
+    except FileNotFoundError as err:
+        raise click.UsageError(str(err)) from err
+    try:
+        output = localize_to_file(paths, checkpoint, out_path, plot_dir=plot_dir,
                                   proposals_path=proposals_path, proposal_overrides=overrides,
                                   device=device, max_frames=max_frames,
-                                  visual_weights=visual_weights)
+                                  visual_weights=visual_weights, report_dir=report_dir)
     except (ValueError, FileNotFoundError, RuntimeError) as err:  # RuntimeError: undecodable video
         raise click.ClickException(str(err)) from err
     for video in output["videos"]:
@@ -238,6 +246,8 @@ def localize_command(videos, checkpoint, out_path, plot_dir, proposals_path, ove
     if "note" in output:
         click.echo(f"note: {output['note']}", err=True)
     click.echo(f"proposal settings: {output['proposal_source']}")
+    if "report" in output:
+        click.echo(f"report: {output['report']} (open it in a browser)")
     click.echo(f"wrote {out_path}")
 
 
