@@ -269,11 +269,17 @@ def localize_command(videos, checkpoint, out_path, plot_dir, report_dir, proposa
               help="Video probabilities {file: [p_real, p_visual_only, p_audio_only, p_both]} "
                    "(rtdl predict's <stem>_probs.json) for the video-level AUC.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
-              help="Write metrics JSON {ap, ar, ap_avg, ar_avg, auc} (fractions 0-1).")
+              help="Write metrics JSON {ap, ar, ap_avg, ar_avg, auc, ...} (fractions 0-1).")
+@click.option("--format", "output_format", default="table", show_default=True,
+              type=click.Choice(["table", "markdown", "json"]),
+              help="How to print the metrics: a text table, a Markdown table, or JSON only.")
 def evaluate_command(predictions_path, metadata, split, protocol, ap_iou, ar_n, ar_iou,
-                     probs_path, out_path):
+                     probs_path, out_path, output_format):
     """Score predictions against metadata with the official AP@IoU / AR@N protocol (and AUC)."""
-    from pipeline.evaluate import evaluate_files, format_table, parse_list
+    import json
+
+    from pipeline.evaluate import (describe_protocol, evaluate_files, format_markdown,
+                                   format_table, parse_list)
 
     try:
         lists = dict(ap_iou=parse_list(ap_iou, float, "--ap-iou"),
@@ -286,9 +292,15 @@ def evaluate_command(predictions_path, metadata, split, protocol, ap_iou, ar_n, 
                                  probs_path=probs_path, out_path=out_path, **lists)
     except ValueError as err:
         raise click.ClickException(str(err)) from err
-    click.echo(format_table(metrics))
+    if output_format == "json":  # stdout holds the JSON alone, for scripts
+        click.echo(json.dumps(metrics, indent=1))
+    else:
+        for line in describe_protocol(metrics):
+            click.echo(line)
+        click.echo("")
+        click.echo(format_table(metrics) if output_format == "table" else format_markdown(metrics))
     if out_path:
-        click.echo(f"metrics -> {out_path}")
+        click.echo(f"metrics -> {out_path}", err=output_format == "json")
 
 
 # ---------------------------------------------------------------- rtdl synth
