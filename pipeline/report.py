@@ -13,8 +13,10 @@ Choices
   report and can be mailed or archived; a larger one is linked by a path relative to the
   page (the page then opens wherever that relative path still holds), and the page says so.
 - Curves are drawn as in the paper's Figure 4: probabilities on a fixed [0, 1] axis,
-  reconstruction errors autoscaled (they have the feature scale). All segments are
-  shaded, lighter for lower scores, in the colour of the branch that produced them.
+  reconstruction errors autoscaled (they have the feature scale). The `max_shaded` best
+  segments are shaded (a video has up to 100 overlapping proposals: shading them all hides
+  the curves), lighter for lower scores, in the colour of the branch that produced them;
+  the table lists the `max_rows` best, the rest folded away below it.
 - Every text that comes from a file (names, notes) is HTML-escaped.
 """
 from __future__ import annotations
@@ -32,6 +34,7 @@ from data.records import LABELS
 
 REPORT_NAME = "report.html"
 EMBED_LIMIT_MB = 25.0
+MAX_SHADED, MAX_ROWS = 5, 10  # segments shaded on the timeline / shown unfolded in the table
 # curves of the timeline, top to bottom: (outputs key, label, fixed [0, 1] axis)
 CURVES = (("visual_scores", "visual frame score", True),
           ("audio_scores", "audio frame score", True),
@@ -47,7 +50,8 @@ h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 0 0 8px; 
 .meta { color: #555; font-size: 12px; margin-bottom: 16px; }
 .clip { border: 1px solid #ddd; border-radius: 8px; padding: 16px; margin-bottom: 24px; }
 .top { display: flex; gap: 20px; align-items: flex-start; flex-wrap: wrap; }
-video { width: 360px; max-width: 100%; background: #000; border-radius: 4px; }
+.top > div { flex: 1; min-width: 280px; }
+video { width: 320px; max-width: 100%; background: #000; border-radius: 4px; }
 .label { font-size: 18px; font-weight: 600; } .label.fake { color: #b00020; } .label.real { color: #1b5e20; }
 .probs td { padding: 1px 6px; font-size: 13px; } .bar { background: #eee; width: 160px; height: 10px; }
 .bar div { background: #555; height: 10px; }
@@ -106,8 +110,9 @@ def timeline_svg(outputs: Mapping[str, np.ndarray], segments: Sequence[Mapping],
     parts = [f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_WIDTH} {height}" '
              f'width="{_WIDTH}" height="{height}" data-duration="{duration:.4f}" data-left="{_LEFT}" '
              f'data-width="{width}" role="img" aria-label="frame scores and reconstruction errors over time">']
+    segments = list(segments)[:MAX_SHADED]
     top_score = max((float(s["score"]) for s in segments), default=1.0) or 1.0
-    for segment in reversed(list(segments)):  # best drawn last, on top
+    for segment in reversed(segments):  # best drawn last, on top
         x0 = _LEFT + min(max(segment["start"] / duration, 0.0), 1.0) * width
         x1 = _LEFT + min(max(segment["end"] / duration, 0.0), 1.0) * width
         opacity = 0.08 + 0.27 * max(float(segment["score"]), 0.0) / top_score
@@ -132,9 +137,10 @@ def timeline_svg(outputs: Mapping[str, np.ndarray], segments: Sequence[Mapping],
             parts.append(f'<polyline fill="none" stroke="#333" stroke-width="1.2" '
                          f'points="{_polyline(times, values, duration, y0, lo, hi)}"/>')
     axis_y = len(curves) * (_PANEL + _GAP)
-    for tick in np.linspace(0, duration, 6):
+    for k, tick in enumerate(np.linspace(0, duration, 6)):
         x = _LEFT + tick / duration * width
-        parts.append(f'<text x="{x:.1f}" y="{axis_y + 12}" text-anchor="middle" font-size="10" '
+        anchor = "start" if k == 0 else "end" if k == 5 else "middle"  # the end labels stay inside
+        parts.append(f'<text x="{x:.1f}" y="{axis_y + 12}" text-anchor="{anchor}" font-size="10" '
                      f'fill="#555">{tick:.1f} s</text>')
     parts.append(f'<line class="playhead" x1="{_LEFT}" x2="{_LEFT}" y1="0" y2="{axis_y}" '
                  f'stroke="#000" stroke-width="1.5"/>')
@@ -155,29 +161,36 @@ def _video_source(video_path: Path, page_dir: Path, embed_limit_mb: float) -> tu
 
 
 def _clip_html(record: Mapping, outputs: Mapping[str, np.ndarray], page_dir: Path, index: int,
-               embed_limit_mb: float) -> str:
+               embed_limit_mb: float, page_note: str | None = None) -> str:
     path = Path(record["file"])
     src, video_note = _video_source(path, page_dir, embed_limit_mb)
     label = record["label"]
     probs = "".join(
         f'<tr><td>{_esc(name)}</td><td><div class="bar"><div style="width:{100 * p:.1f}%"></div></div>'
         f'</td><td>{p:.3f}</td></tr>' for name, p in ((n, record["class_probs"][n]) for n in LABELS))
-    notes = [record.get("audio_note"), record.get("note"), video_note]
+    notes = [record.get("audio_note"), record.get("note") if record.get("note") != page_note else None,
+             video_note]
     notes_html = "".join(f'<div class="note">{_esc(n)}</div>' for n in notes if n)
-    rows = "".join(
-        f'<tr class="seek" data-start="{s["start"]:.4f}" title="play from {s["start"]:.2f} s">'
-        f'<td>{rank}</td><td>{s["start"]:.2f}</td><td>{s["end"]:.2f}</td><td>{s["end"] - s["start"]:.2f}</td>'
-        f'<td>{s["score"]:.3f}</td><td><span class="swatch" style="background:'
-        f'{MODALITY_COLOURS.get(s.get("modality"), "#ff7f0e")}"></span>{_esc(s.get("modality"))}</td></tr>'
-        for rank, s in enumerate(record["segments"], 1))
-    table = (f'<table class="segments"><tr><th>#</th><th>start (s)</th><th>end (s)</th><th>length (s)</th>'
-             f'<th>score</th><th>branch</th></tr>{rows}</table>' if rows else
-             '<p>No segment proposed.</p>')
+    rows = [f'<tr class="seek" data-start="{s["start"]:.4f}" title="play from {s["start"]:.2f} s">'
+            f'<td>{rank}</td><td>{s["start"]:.2f}</td><td>{s["end"]:.2f}</td><td>{s["end"] - s["start"]:.2f}</td>'
+            f'<td>{s["score"]:.3f}</td><td><span class="swatch" style="background:'
+            f'{MODALITY_COLOURS.get(s.get("modality"), "#ff7f0e")}"></span>{_esc(s.get("modality"))}</td></tr>'
+            for rank, s in enumerate(record["segments"], 1)]
+    header = ('<tr><th>#</th><th>start (s)</th><th>end (s)</th><th>length (s)</th><th>score</th>'
+              '<th>branch</th></tr>')
+    table = f'<table class="segments">{header}{"".join(rows[:MAX_ROWS])}</table>' if rows else \
+        '<p>No segment proposed.</p>'
+    if len(rows) > MAX_ROWS:
+        table += (f'<details><summary>{len(rows) - MAX_ROWS} more segment(s)</summary>'
+                  f'<table class="segments">{header}{"".join(rows[MAX_ROWS:])}</table></details>')
     verdict = "real" if label == "real" else "fake"
+    # soft routing takes segments from several branches; say which ones the table holds
+    branches = ", ".join(sorted({str(seg.get("modality")) for seg in record["segments"]})) \
+        or str(record["routed_branch"])
     return (f'<section class="clip" id="clip-{index}"><h2>{_esc(path.name)}</h2>'
-            f'<div class="top"><video controls preload="metadata" src="{src}"></video><div>'
+            f'<div class="top"><video controls preload="auto" src="{src}"></video><div>'
             f'<div class="label {verdict}">{_esc(label)}</div>'
-            f'<div class="meta">segments from the {_esc(record["routed_branch"])} branch; '
+            f'<div class="meta">segments from the {_esc(branches)} branch{"es" if "," in branches else ""}; '
             f'{record["duration"]:.2f} s, {record["fps"]:g} fps, {record["n_frames"]} frames'
             f'{"" if record["has_audio"] else ", no audio stream"}</div>'
             f'<table class="probs">{probs}</table>{notes_html}</div></div>'
@@ -191,7 +204,8 @@ def write_report(output: Mapping, frame_outputs: Mapping[str, Mapping[str, np.nd
     outputs ({file: predict_arrays outputs}); returns the page's path."""
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    clips = "".join(_clip_html(record, frame_outputs[record["file"]], report_dir, index, embed_limit_mb)
+    clips = "".join(_clip_html(record, frame_outputs[record["file"]], report_dir, index, embed_limit_mb,
+                               output.get("note"))
                     for index, record in enumerate(output["videos"]))
     settings = output.get("proposal_config")
     settings_html = (f'<details><summary>proposal settings: {_esc(output.get("proposal_source", ""))}'

@@ -126,3 +126,4 @@ def test_walkthrough_commands_run(dataset, tmp_path):
     localized = json.loads((single / "segments.json").read_text())
     assert localized["videos"][0]["file"].endswith(clip.name)
     assert list((single / "plots").glob("*.png"))
+    assert "<video" in (single / "report" / "report.html").read_text()

@@ -3,14 +3,15 @@
 This is the check that the page works in a real browser from disk (no server, no network);
 README's docs/report.png was made with it, from a report on an `rtdl synth` clip:
 
-    rtdl synth --out /tmp/rs --num-videos 16 --duration 3,4 --seed 1
+    rtdl synth --out /tmp/rs --num-videos 24 --duration 3,4 --seed 1 --workers 1
     rtdl extract --metadata /tmp/rs/metadata.json --out /tmp/rs/f.h5 \
         --visual-model lowlevel --audio-model logmel
     rtdl train --cache /tmp/rs/f.h5 --metadata /tmp/rs/metadata.json --out /tmp/rs/run \
-        --epochs 4 --set model.d_model=32 --set train.batch_size=8 --set train.lr=1e-3
-    rtdl localize /tmp/rs/test/<a fake clip>.mp4 --checkpoint /tmp/rs/run/best.pt \
+        --epochs 6 --set model.d_model=32 --set train.batch_size=8 --set train.lr=1e-3 \
+        --set model.input_contrast=replace
+    rtdl localize /tmp/rs/test/000015.mp4 --checkpoint /tmp/rs/run/best.pt \
         --out /tmp/rs/seg.json --report /tmp/rs/report
-    python tools/screenshot_report.py /tmp/rs/report/report.html docs/report.png
+    python tools/screenshot_report.py /tmp/rs/report/report.html docs/report.png --height 1060
 
 Chromium runs with networking, component updates and sync off, so a page that tried to
 fetch anything would render without it. Needs `chromium` (Debian) or `chromium-browser` /
