@@ -39,6 +39,8 @@ class RtdlGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own control flow (`--help`, Ctrl-C), RuntimeErrors too
         except (OSError, ValueError, RuntimeError, KeyError) as err:
             logging.getLogger("rtdl").debug("command failed", exc_info=True)
             raise click.ClickException(error_line(err)) from err
