@@ -93,30 +93,69 @@ def plan_windows(total_frames: int, window_frames: int, overlap_frames: int
     return plan
 
 
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection (False when HF_HUB_OFFLINE is set).
+
+    Checked before a download is attempted: offline, huggingface_hub retries each file for
+    about 30 s and logs every retry, burying the one message that says what to do.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _unavailable(name: str, reason: str) -> WeightsUnavailableError:
+    hf_home = os.environ.get("HF_HOME", "~/.cache/huggingface")
+    return WeightsUnavailableError(
+        f"cannot load wav2vec 2.0 model {name!r}: {reason}. On a machine with internet run "
+        f"`huggingface-cli download {name} --local-dir DIR`, copy DIR here and pass "
+        f"--audio-model DIR, or point HF_HOME (now {hf_home}) / HF_HUB_CACHE at a cache that "
+        f"holds it; without weights use --audio-model logmel")
+
+
 def _load_pretrained(name: str):
-    """(model, do_normalize, revision-or-sha) for a Hugging Face id or a local directory."""
+    """(model, do_normalize, revision-or-sha) for a Hugging Face id or a local directory.
+
+    A hub id is looked up in the local cache first; the hub is asked only when the cache
+    lacks it and the hub can be reached, so offline the failure is one message at once.
+    """
     from transformers import Wav2Vec2Model
 
     local = Path(name).expanduser()
+    source = str(local) if local.is_dir() else name
+    # fp32 master weights whatever the file stores (transformers 5 defaults to the file's
+    # dtype); lower precision comes from autocast, so `--precision fp32` means fp32
+    local_only = True
     try:
-        # fp32 master weights whatever the file stores (transformers 5 defaults to the file's
-        # dtype); lower precision comes from autocast, so `--precision fp32` means fp32
-        model = Wav2Vec2Model.from_pretrained(str(local) if local.is_dir() else name,
-                                              dtype=torch.float32)
+        model = Wav2Vec2Model.from_pretrained(source, dtype=torch.float32, local_files_only=True)
     except OSError as err:
-        hf_home = os.environ.get("HF_HOME", "~/.cache/huggingface")
-        raise WeightsUnavailableError(
-            f"cannot load wav2vec 2.0 model {name!r}: {str(err).strip().rstrip('.')}. It is neither a local directory "
-            f"nor in the Hugging Face cache (HF_HOME={hf_home}, HF_HUB_CACHE), and it could "
-            "not be downloaded. On a machine with internet run `huggingface-cli download "
-            f"{name} --local-dir DIR` (or snapshot_download), copy DIR here and pass "
-            "--audio-model DIR, or point HF_HOME/HF_HUB_CACHE at a cache that holds it; "
-            "without weights use --audio-model logmel") from err
+        if local.is_dir():
+            raise _unavailable(name, f"the folder does not hold a loadable model "
+                                     f"({str(err).strip().splitlines()[0]})") from err
+        if not hub_reachable():
+            raise _unavailable(name, "it is not in the Hugging Face cache and the hub cannot be "
+                                     "reached (offline, or HF_HUB_OFFLINE is set)") from err
+        local_only = False
+        try:
+            model = Wav2Vec2Model.from_pretrained(source, dtype=torch.float32)
+        except OSError as download_err:
+            first = str(download_err).strip().splitlines()[0] if str(download_err).strip() else ""
+            raise _unavailable(name, f"it is not in the Hugging Face cache and the download "
+                                     f"failed ({first})") from download_err
     do_normalize = True
     try:  # the feature extractor's own setting; missing file -> the public default (True)
         from transformers import Wav2Vec2FeatureExtractor
 
-        fe = Wav2Vec2FeatureExtractor.from_pretrained(str(local) if local.is_dir() else name)
+        fe = Wav2Vec2FeatureExtractor.from_pretrained(source, local_files_only=local_only)
         do_normalize = bool(fe.do_normalize)
     except OSError:
         log.warning("%s has no preprocessor_config.json; normalising input (do_normalize=True)",

@@ -13,6 +13,9 @@ A checkpoint is one `torch.save`d dict of plain types and tensors only, so it lo
     epoch             epochs completed when it was written (1-based count)
     metrics           that epoch's metrics (plain floats)
     train_state       optional: optimizer state, RNG states, best-so-far (last.pt only)
+    proposal_config   optional: ProposalConfig fields chosen on the validation split for
+                      these weights (`rtdl train` at its end, `rtdl tune --write-checkpoint`)
+    proposal_tuning   optional: how they were chosen (split, protocol, objective, grids, scores)
 
 Writes go to a temporary file in the same folder, are fsync'ed, then renamed over the
 target (`os.replace` is atomic on POSIX), so a kill mid-write leaves the old checkpoint.
@@ -49,6 +52,8 @@ class LoadedCheckpoint:
     epoch: int
     metrics: dict
     train_state: dict | None = None  # optimizer / RNG / best-so-far, for --resume
+    proposal_config: dict | None = None  # tuned ProposalConfig fields (plain types), if any
+    proposal_tuning: dict | None = None  # how proposal_config was chosen, if any
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -87,10 +92,10 @@ def plain(value: Any) -> Any:
 def save_checkpoint(path: str | Path, model: torch.nn.Module, run_config: Any, *,
                     epoch: int, metrics: Mapping[str, Any], feature_settings: Mapping[str, Any],
                     visual_dim: int, audio_dim: int,
-                    train_state: Mapping[str, Any] | None = None) -> Path:
+                    train_state: Mapping[str, Any] | None = None,
+                    proposal_config: Mapping[str, Any] | None = None,
+                    proposal_tuning: Mapping[str, Any] | None = None) -> Path:
     """Atomically write a checkpoint of `model` (unwrapped first) to `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     bare = unwrap_model(model)
     payload = {
         "format": FORMAT,
@@ -107,6 +112,32 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, run_config: Any, *
     }
     if train_state is not None:
         payload["train_state"] = plain(dict(train_state))
+    if proposal_config is not None:
+        payload["proposal_config"] = plain(dict(proposal_config))
+        payload["proposal_tuning"] = plain(dict(proposal_tuning or {}))
+    return save_payload(path, payload)
+
+
+# fields a finished checkpoint may gain later without new weights
+UPDATABLE_FIELDS = ("proposal_config", "proposal_tuning")
+
+
+def update_checkpoint(path: str | Path, **fields: Any) -> Path:
+    """Atomically rewrite checkpoint `path` with `fields` (of UPDATABLE_FIELDS) replaced;
+    weights and everything else stay as they are."""
+    unknown = sorted(set(fields) - set(UPDATABLE_FIELDS))
+    if unknown:
+        raise ValueError(f"update_checkpoint: field(s) {unknown} cannot be changed; "
+                         f"updatable: {list(UPDATABLE_FIELDS)}")
+    payload = read_checkpoint_payload(path)
+    payload.update({key: plain(value) for key, value in fields.items()})
+    return save_payload(path, payload)
+
+
+def save_payload(path: str | Path, payload: Mapping[str, Any]) -> Path:
+    """Write a checkpoint dict to `path` through a fsync'ed temporary and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as handle:
@@ -209,4 +240,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         labels=tuple(payload["labels"]), visual_dim=int(payload["visual_dim"]),
         audio_dim=int(payload["audio_dim"]), feature_settings=dict(payload["feature_settings"]),
         version=str(payload["version"]), epoch=int(payload["epoch"]),
-        metrics=dict(payload["metrics"]), train_state=payload.get("train_state"))
+        metrics=dict(payload["metrics"]), train_state=payload.get("train_state"),
+        proposal_config=payload.get("proposal_config"),
+        proposal_tuning=payload.get("proposal_tuning"))

@@ -39,6 +39,8 @@ class RtdlGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own control flow (`--help`, Ctrl-C), RuntimeErrors too
         except (OSError, ValueError, RuntimeError, KeyError) as err:
             logging.getLogger("rtdl").debug("command failed", exc_info=True)
             raise click.ClickException(error_line(err)) from err
@@ -54,11 +56,22 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
+def check_proposal_options(proposals_path, overrides) -> None:
+    """A bad --proposals file or --set key is a usage error, found before any model runs."""
+    from pipeline.proposals import load_proposal_config
+
+    try:
+        load_proposal_config(proposals_path, overrides)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+
+
 def inference_options(command):
     """Options shared by the commands that run a trained model (predict, localize)."""
     options = [
         click.option("--proposals", "proposals_path", type=click.Path(exists=True, dir_okay=False),
-                     help="YAML of ProposalConfig fields (thresholds, nms, ...), e.g. tuned on dev."),
+                     help="YAML of ProposalConfig fields (thresholds, nms, ...), e.g. from `rtdl "
+                          "tune`. Default: the checkpoint's tuned settings, else the defaults."),
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                      help="Override a proposal setting, e.g. --set nms=hard --set min_frames=3."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
@@ -80,7 +93,8 @@ def inference_options(command):
 @click.option("--metadata", required=True, type=click.Path(exists=True),
               help="Dataset metadata (LAV-DF metadata.json or AV-Deepfake1M *_metadata.json).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Run folder: last.pt, best.pt, metrics.jsonl, run_config.yaml.")
+              help="Run folder: last.pt, best.pt, metrics.jsonl, curves.png, proposals.yaml, "
+                   "run_config.yaml.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               help="YAML with `model:` and `train:` sections (unknown keys rejected).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -90,28 +104,70 @@ def inference_options(command):
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="train.device.")
 @click.option("--in-memory", is_flag=True, default=None, help="Hold the whole cache in RAM.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+@click.option("--tensorboard", is_flag=True, default=None,
+              help="Also log each epoch to OUT/tensorboard (needs the tensorboard extra).")
 def train_command(cache_paths, metadata, out_dir, config_path, overrides, epochs, seed, device,
-                  in_memory, resume):
+                  in_memory, resume, tensorboard):
     """Train RT-DeepLoc on cached features with video-level labels."""
-    from pipeline.train import train
+    from pipeline.train import describe_outcome, train_run
     from pipeline.train_config import load_run_config
 
     try:
         run_config = load_run_config(config_path, overrides, epochs=epochs, seed=seed,
-                                     device=device, in_memory=in_memory)
+                                     device=device, in_memory=in_memory, tensorboard=tensorboard)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     from pipeline.train import NonFiniteLossError
 
     cache = cache_paths[0] if len(cache_paths) == 1 else list(cache_paths)
     try:
-        best = train(run_config, cache, metadata, out_dir, resume=resume)
+        outcome = train_run(run_config, cache, metadata, out_dir, resume=resume)
     except (ValueError, FileNotFoundError, NonFiniteLossError) as err:
         logging.getLogger("rtdl.train").debug("training stopped", exc_info=True)
         raise click.ClickException(str(err)) from err
     import os
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
-        click.echo(f"best checkpoint: {best}")
+        for line in describe_outcome(outcome):
+            click.echo(line)
+
+
+# ----------------------------------------------------------------------------- rtdl tune
+@main.command("tune")
+@click.option("--cache", "cache_paths", multiple=True, required=True,
+              help="Feature cache: an .h5 file, shard files or a glob (repeatable).")
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False),
+              help="Checkpoint written by `rtdl train` (best.pt / last.pt).")
+@click.option("--metadata", required=True, type=click.Path(exists=True),
+              help="Dataset metadata with ground-truth segments.")
+@click.option("--split", default="dev", show_default=True,
+              help="Validation split to tune on (dev / val; never test).")
+@click.option("--grid", "grid_path", type=click.Path(exists=True, dir_okay=False),
+              help="YAML with `signal:` and / or `proposals:` sections of candidate values "
+                   "(default: the built-in two-stage grid).")
+@click.option("--protocol", default="rtdeeploc", show_default=True,
+              type=click.Choice(["rtdeeploc", "lavdf", "avdeepfake1m"]),
+              help="Thresholds the objective (0.5 * mean AP + 0.5 * mean AR) is computed with.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False),
+              help="YAML of the chosen settings [default: proposals.yaml beside the checkpoint].")
+@click.option("--write-checkpoint", is_flag=True,
+              help="Also store the chosen settings in the checkpoint (atomic rewrite, same weights).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+def tune_command(cache_paths, checkpoint, metadata, split, grid_path, protocol, out_path,
+                 write_checkpoint, device):
+    """Choose proposal settings for a checkpoint on a validation split."""
+    from pipeline.tune import describe_tuning, tune_checkpoint
+
+    cache = cache_paths[0] if len(cache_paths) == 1 else list(cache_paths)
+    result = tune_checkpoint(cache, checkpoint, metadata, split, grid_path=grid_path,
+                             protocol=protocol, out_path=out_path,
+                             write_checkpoint=write_checkpoint, device=device)
+    for line in describe_tuning(result["tuning"]):
+        click.echo(line)
+    from data.config import to_dict
+
+    click.echo(f"chosen: {to_dict(result['config'])}")
+    stored = f"; stored in {checkpoint}" if result["checkpoint_updated"] else ""
+    click.echo(f"wrote {result['yaml']}{stored}")
 
 
 # ----------------------------------------------------------------------------- rtdl predict
@@ -135,50 +191,52 @@ def predict_command(cache_paths, checkpoint, metadata, split, out_path, proposal
                     device, batch_size, max_frames, allow_missing):
     """Predict scored forgery segments for every video of a feature cache (or split)."""
     from pipeline.predict import predict_split
-    from pipeline.proposals import load_proposal_config
 
-    try:
-        proposal_config = load_proposal_config(proposals_path, overrides)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
+    check_proposal_options(proposals_path, overrides)
     cache = cache_paths[0] if len(cache_paths) == 1 else list(cache_paths)
     try:
         summary = predict_split(cache, checkpoint, metadata, split, out_path=out_path,
-                                proposal_config=proposal_config, device=device,
-                                batch_size=batch_size, max_frames=max_frames,
+                                proposals_path=proposals_path, proposal_overrides=overrides,
+                                device=device, batch_size=batch_size, max_frames=max_frames,
                                 allow_missing=allow_missing)
     except (ValueError, FileNotFoundError, KeyError) as err:
         raise click.ClickException(str(err)) from err
+    click.echo(f"proposal settings: {summary['proposal_source']} (saved to {summary['proposal_settings']})")
     click.echo(f"{summary['videos']} videos, {summary['proposals']} proposals -> "
                f"{summary['predictions']} (probabilities: {summary['probabilities']})")
 
 
 # ----------------------------------------------------------------------------- rtdl localize
 @main.command("localize")
-@click.argument("videos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("videos", nargs=-1, required=True)
 @click.option("--checkpoint", required=True, type=click.Path(dir_okay=False),
               help="Checkpoint written by `rtdl train`; its feature settings pick the extractors.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Segments JSON: per video its label, class probabilities and scored segments.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False),
               help="Folder for one PNG per video: frame scores and reconstruction errors.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False),
+              help="Folder for report.html: players, labels, timelines and segment tables of "
+                   "every video, one self-contained page that opens from disk.")
 @inference_options
 @click.option("--visual-weights", type=click.Path(exists=True, dir_okay=False),
               help="The TSN weight file the checkpoint's features used, if it moved since extraction.")
-def localize_command(videos, checkpoint, out_path, plot_dir, proposals_path, overrides, device,
-                     max_frames, visual_weights):
-    """Localize forged segments in raw videos with a trained checkpoint."""
-    from pipeline.localize import localize_to_file
-    from pipeline.proposals import load_proposal_config
+def localize_command(videos, checkpoint, out_path, plot_dir, report_dir, proposals_path, overrides,
+                     device, max_frames, visual_weights):
+    """Localize forged segments in raw videos (files, folders or quoted globs) with a
+    trained checkpoint; one JSON for all of them."""
+    from pipeline.localize import expand_video_inputs, localize_to_file
 
+    check_proposal_options(proposals_path, overrides)
     try:
-        proposal_config = load_proposal_config(proposals_path, overrides)
-    except ValueError as err:
+        paths = expand_video_inputs(videos)
+    except FileNotFoundError as err:
         raise click.UsageError(str(err)) from err
     try:
-        output = localize_to_file(list(videos), checkpoint, out_path, plot_dir=plot_dir,
-                                  proposal_config=proposal_config, device=device,
-                                  max_frames=max_frames, visual_weights=visual_weights)
+        output = localize_to_file(paths, checkpoint, out_path, plot_dir=plot_dir,
+                                  proposals_path=proposals_path, proposal_overrides=overrides,
+                                  device=device, max_frames=max_frames,
+                                  visual_weights=visual_weights, report_dir=report_dir)
     except (ValueError, FileNotFoundError, RuntimeError) as err:  # RuntimeError: undecodable video
         raise click.ClickException(str(err)) from err
     for video in output["videos"]:
@@ -189,6 +247,9 @@ def localize_command(videos, checkpoint, out_path, plot_dir, proposals_path, ove
             click.echo(f"  note: {video['audio_note']}")
     if "note" in output:
         click.echo(f"note: {output['note']}", err=True)
+    click.echo(f"proposal settings: {output['proposal_source']}")
+    if "report" in output:
+        click.echo(f"report: {output['report']} (open it in a browser)")
     click.echo(f"wrote {out_path}")
 
 
@@ -210,11 +271,17 @@ def localize_command(videos, checkpoint, out_path, plot_dir, proposals_path, ove
               help="Video probabilities {file: [p_real, p_visual_only, p_audio_only, p_both]} "
                    "(rtdl predict's <stem>_probs.json) for the video-level AUC.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
-              help="Write metrics JSON {ap, ar, ap_avg, ar_avg, auc} (fractions 0-1).")
+              help="Write metrics JSON {ap, ar, ap_avg, ar_avg, auc, ...} (fractions 0-1).")
+@click.option("--format", "output_format", default="table", show_default=True,
+              type=click.Choice(["table", "markdown", "json"]),
+              help="How to print the metrics: a text table, a Markdown table, or JSON only.")
 def evaluate_command(predictions_path, metadata, split, protocol, ap_iou, ar_n, ar_iou,
-                     probs_path, out_path):
+                     probs_path, out_path, output_format):
     """Score predictions against metadata with the official AP@IoU / AR@N protocol (and AUC)."""
-    from pipeline.evaluate import evaluate_files, format_table, parse_list
+    import json
+
+    from pipeline.evaluate import (describe_protocol, evaluate_files, format_markdown,
+                                   format_table, parse_list)
 
     try:
         lists = dict(ap_iou=parse_list(ap_iou, float, "--ap-iou"),
@@ -227,9 +294,15 @@ def evaluate_command(predictions_path, metadata, split, protocol, ap_iou, ar_n, 
                                  probs_path=probs_path, out_path=out_path, **lists)
     except ValueError as err:
         raise click.ClickException(str(err)) from err
-    click.echo(format_table(metrics))
+    if output_format == "json":  # stdout holds the JSON alone, for scripts
+        click.echo(json.dumps(metrics, indent=1))
+    else:
+        for line in describe_protocol(metrics):
+            click.echo(line)
+        click.echo("")
+        click.echo(format_table(metrics) if output_format == "table" else format_markdown(metrics))
     if out_path:
-        click.echo(f"metrics -> {out_path}")
+        click.echo(f"metrics -> {out_path}", err=output_format == "json")
 
 
 # ---------------------------------------------------------------- rtdl synth
@@ -392,3 +465,18 @@ def demo_command(workdir, fresh, num_videos, epochs, seed, device):
         run_demo(workdir, cfg, echo=click.echo, fresh=fresh)
     except DemoFolderError as err:
         raise click.ClickException(str(err)) from err
+
+
+# ----------------------------------------------------------------------------- rtdl info
+@main.command("info")
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of text.")
+def info_command(path, as_json):
+    """Describe a file rtdl wrote: feature cache (file, shard glob, unmerged parts), checkpoint,
+    run folder, predictions / probabilities / localize output, failures report."""
+    import json
+
+    from pipeline.info import describe, format_info
+
+    described = describe(path)
+    click.echo(json.dumps(described, indent=1, default=str) if as_json else format_info(described))

@@ -505,6 +505,13 @@ def evaluate_files(predictions_path: str | Path, metadata_path: str | Path, *,
         ar_iou=ar_iou or chosen.ar_iou, video_probs=probs, source=str(predictions_path),
         probs_source=str(probs_path))
     metrics["protocol"] = protocol
+    metrics["thresholds"] = {
+        "ap_iou": list(ap_iou or chosen.ap_iou), "ar_n": list(ar_n or chosen.ar_n),
+        "ar_iou": list(ar_iou or chosen.ar_iou),
+        "overridden": [name for name, given in (("ap_iou", ap_iou), ("ar_n", ar_n), ("ar_iou", ar_iou))
+                       if given]}
+    metrics["split"] = split
+    metrics["videos"] = len(records)
     if out_path is not None:
         out_path = Path(out_path)
         out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -546,3 +553,41 @@ def format_table(metrics: Mapping[str, Any]) -> str:
     lines.append("-" * len(lines[-1]))
     lines.append(sep.join(out_values))
     return "\n".join(lines)
+
+
+PROTOCOL_SOURCES = {"rtdeeploc": "RT-DeepLoc paper, Table 1", "lavdf": "LAV-DF paper",
+                    "avdeepfake1m": "AV-Deepfake1M benchmark"}
+
+
+def describe_protocol(metrics: Mapping[str, Any]) -> list[str]:
+    """Lines saying which protocol and thresholds produced `metrics` (from `evaluate_files`)."""
+    thresholds = metrics.get("thresholds", {})
+    overridden = set(thresholds.get("overridden", ()))
+
+    def listed(name: str) -> str:
+        values = ",".join(f"{v:g}" for v in thresholds.get(name, ()))
+        return values + (" (overridden)" if name in overridden else "")
+
+    protocol = metrics.get("protocol", "?")
+    split = metrics.get("split")
+    scope = f"split {split!r}" if split else "all records"
+    lines = [f"protocol: {protocol} ({PROTOCOL_SOURCES.get(protocol, 'custom')}); {scope}, "
+             f"{metrics.get('videos', '?')} videos",
+             f"AP at IoU {listed('ap_iou')}; AR@N for N = {listed('ar_n')}, averaged over IoU "
+             f"{listed('ar_iou')}"]
+    if metrics.get("auc") is None:
+        lines.append("AUC: - (no --probs given)")
+    return lines
+
+
+def format_markdown(metrics: Mapping[str, Any]) -> str:
+    """Metrics as a Markdown table (percent, two decimals), for reports and issues."""
+    def pct(value: Any) -> str:
+        return "-" if value is None else f"{100.0 * float(value):.2f}"
+
+    cells = ([(f"AP@{k}", v) for k, v in metrics.get("ap", {}).items()] + [("AP avg.", metrics.get("ap_avg"))]
+             + [(f"AR@{k}", v) for k, v in metrics.get("ar", {}).items()] + [("AR avg.", metrics.get("ar_avg"))]
+             + [("AUC", metrics.get("auc"))])
+    return "\n".join(["| " + " | ".join(name for name, _ in cells) + " |",
+                      "|" + "|".join("---:" for _ in cells) + "|",
+                      "| " + " | ".join(pct(value) for _, value in cells) + " |"])

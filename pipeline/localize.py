@@ -3,7 +3,8 @@ checkpoint was trained on (rebuilt from its `feature_settings`).
 
 Output JSON (one object):
 
-    {"rtdl_version": ..., "checkpoint": path, "extractors": {...}, "videos": [
+    {"rtdl_version": ..., "checkpoint": path, "extractors": {...},
+     "proposal_config": {settings used}, "proposal_source": where they came from, "videos": [
       {"file", "duration", "fps", "n_frames", "has_audio",
        "label", "class_probs": {name: p}, "routed_branch": "visual" | "audio" | "joint",
        "segments": [{"start", "end", "score", "modality"}, ...],   # best first
@@ -11,7 +12,8 @@ Output JSON (one object):
        "note": present when a backbone is random-initialised or weight-free,
        "audio_note": present when the clip has no audio stream (its audio segments are left
                      out: the audio branch saw substituted silence),
-       "plot": PNG path or null}, ...]}
+       "plot": PNG path or null}, ...],
+     "report": path of the HTML report (with --report)}
 
 Choices
 - `modality` of a segment is the branch whose frame scores produced it (Sec. 3.1 routing):
@@ -121,14 +123,45 @@ def _plot_name(path: Path, index: int) -> str:
     return f"{index:03d}_{path.stem}.png"
 
 
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+
+def expand_video_inputs(items: Sequence[str | Path]) -> list[Path]:
+    """Video paths from files, folders (their video files, sorted, not recursive) and glob
+    patterns, in the order given; duplicates kept once. Names what matched nothing."""
+    import glob
+
+    videos: list[Path] = []
+    for item in items:
+        text = str(item)
+        if glob.has_magic(text):
+            matches = [Path(m) for m in sorted(glob.glob(text)) if Path(m).is_file()]
+            if not matches:
+                raise FileNotFoundError(f"{text}: no file matches this pattern")
+        elif Path(text).is_dir():
+            matches = sorted(p for p in Path(text).iterdir()
+                             if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            if not matches:
+                raise FileNotFoundError(f"{text}: the folder holds no video file "
+                                        f"({', '.join(VIDEO_SUFFIXES)})")
+        elif Path(text).is_file():
+            matches = [Path(text)]
+        else:
+            raise FileNotFoundError(f"{text}: video not found")
+        videos += [m for m in matches if m not in videos]
+    return videos
+
+
 def localize_videos(video_paths: Sequence[str | Path], checkpoint, *, checkpoint_label: str = "checkpoint",
                     plot_dir: str | Path | None = None, proposal_config: ProposalConfig | None = None,
                     device: str = "auto", max_frames: int = DEFAULT_MAX_FRAMES, extractors=None,
-                    visual_weights: str | None = None) -> dict:
+                    visual_weights: str | None = None, frame_outputs: dict | None = None) -> dict:
     """Localize forgeries in raw videos with a loaded checkpoint (`LoadedCheckpoint`).
 
     extractors: an already built (visual, audio) pair; None rebuilds them from the
-    checkpoint's feature settings. Returns the output object described in the module doc.
+    checkpoint's feature settings. frame_outputs: a dict to fill with each video's frame
+    curves ({file: predict_arrays outputs}, for the report). Returns the output object
+    described in the module doc.
     """
     from extractors.build import describe_pretrained
     from pipeline.extract import extract_video_features
@@ -146,7 +179,10 @@ def localize_videos(video_paths: Sequence[str | Path], checkpoint, *, checkpoint
                                    "audio": dict(audio_extractor.settings)})
     described["summary"] = summary
     videos = []
-    for index, raw_path in enumerate(video_paths):
+    from tqdm import tqdm
+
+    for index, raw_path in enumerate(tqdm(video_paths, desc="localizing", unit="video",
+                                          disable=len(video_paths) < 2)):
         path = Path(raw_path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: video not found")
@@ -172,6 +208,8 @@ def localize_videos(video_paths: Sequence[str | Path], checkpoint, *, checkpoint
             png = plot_video(outputs, result, float(info["fps"]), title,
                              Path(plot_dir) / _plot_name(path, index))
             record["plot"] = str(png)
+        if frame_outputs is not None:
+            frame_outputs[record["file"]] = outputs
         log.info("%s: %s, %d segment(s)", path, result["label"], len(result["segments"]))
         videos.append(record)
     return {"rtdl_version": __version__, "checkpoint": checkpoint_label, "extractors": described,
@@ -193,16 +231,37 @@ def _drop_silent_audio_evidence(record: dict) -> None:
 def localize_to_file(video_paths: Sequence[str | Path], checkpoint_path: str | Path, out_path: str | Path, *,
                      plot_dir: str | Path | None = None, proposal_config: ProposalConfig | None = None,
                      device: str = "auto", max_frames: int = DEFAULT_MAX_FRAMES,
-                     visual_weights: str | None = None) -> dict:
-    """Load the checkpoint, localize every video, write `out_path` (JSON). Returns the object."""
+                     visual_weights: str | None = None, proposals_path: str | Path | None = None,
+                     proposal_overrides: Sequence[str] = (), report_dir: str | Path | None = None) -> dict:
+    """Load the checkpoint, localize every video, write `out_path` (JSON) and, with
+    `report_dir`, the HTML report (pipeline/report.py). Returns the object.
+
+    proposal_config None chooses the settings as `rtdl localize` does (pipeline/tune.py:
+    `proposals_path`, else the checkpoint's tuned settings, else the defaults).
+    """
     from pipeline.checkpoint import load_checkpoint
+    from pipeline.tune import config_fields, resolve_proposal_config
 
     if not video_paths:
         raise ValueError("no videos given")
     checkpoint = load_checkpoint(checkpoint_path, map_location=resolve_device(device))
+    if proposal_config is None:
+        proposal_config, source = resolve_proposal_config(checkpoint, str(checkpoint_path),
+                                                          proposals_path, proposal_overrides)
+    else:
+        source = "given by the caller"
+    frames: dict = {}
     output = localize_videos(video_paths, checkpoint, checkpoint_label=str(checkpoint_path),
                              plot_dir=plot_dir, proposal_config=proposal_config, device=device,
-                             max_frames=max_frames, visual_weights=visual_weights)
+                             max_frames=max_frames, visual_weights=visual_weights,
+                             frame_outputs=frames)
+    output = {**{k: v for k, v in output.items() if k != "videos"},
+              "proposal_config": config_fields(proposal_config), "proposal_source": source,
+              "videos": output["videos"]}
+    if report_dir is not None:
+        from pipeline.report import write_report
+
+        output["report"] = str(write_report(output, frames, report_dir))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(output, indent=1))

@@ -88,3 +88,58 @@ def plot_evidence(times: Sequence[float], curves: Mapping[str, Sequence[float]],
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+# loss terms and validation metrics of `rtdl train`'s metrics.jsonl rows, as drawn
+TRAIN_NOT_LOSSES = ("train_samples", "train_steps", "train_samples_per_s")
+VALIDATION_CURVES = {"val_ap_avg": "AP (avg.)", "val_ar_avg": "AR (avg.)", "val_auc": "AUC",
+                     "val_accuracy": "accuracy"}
+
+
+def plot_training_curves(rows: Sequence[Mapping], path: str | Path, title: str = "") -> Path:
+    """Write a PNG of a run's metrics.jsonl rows: the training loss terms per epoch (left)
+    and the validation AP / AR / AUC / accuracy per epoch (right), the best epoch marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        raise ValueError("plot_training_curves: no epochs to plot")
+    epochs = [int(row["epoch"]) for row in rows]
+    losses = sorted({key for row in rows for key in row
+                     if key.startswith("train_") and key not in TRAIN_NOT_LOSSES})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.2), width_ratios=(1.25, 1))
+    colours = plt.get_cmap("tab20").colors  # a model has more loss terms than the default cycle
+    for index, key in enumerate(losses):  # the total thickest: it is what the optimiser minimises
+        values = [row.get(key, np.nan) for row in rows]
+        total = key == "train_total"
+        left.plot(epochs, values, marker="o", ms=3, lw=2.6 if total else 1.1, label=key[len("train_"):],
+                  color="black" if total else colours[index % len(colours)], zorder=3 if total else 2)
+    left.set_title("training losses (mean per video)", fontsize=9)
+    left.set_xlabel("epoch")
+    if losses:
+        left.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    for key, label in VALIDATION_CURVES.items():
+        if any(isinstance(row.get(key), (int, float)) for row in rows):
+            right.plot(epochs, [row.get(key, np.nan) for row in rows], marker="o", ms=3, label=label)
+    best = rows[-1].get("best_epoch")
+    if best:
+        right.axvline(best, color="tab:gray", ls="--", lw=1, label=f"best epoch ({best})")
+    right.set_ylim(-0.02, 1.02)
+    right.set_title("validation", fontsize=9)
+    right.set_xlabel("epoch")
+    right.legend(fontsize=7)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)  # a reader never sees a half-written image
+    plt.close(fig)
+    tmp.replace(path)
+    return path

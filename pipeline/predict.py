@@ -8,6 +8,9 @@ Outputs
   list order is decided before rounding.
 - `<out stem>_probs.json`: `{file: [p_real, p_visual_only, p_audio_only, p_both]}`, the
   order of `data.records.LABELS`, for video-level AUC.
+- `<out stem>_proposals.yaml`: the proposal settings used, with a comment saying where they
+  came from (a `--proposals` file, the checkpoint's tuned settings, or the defaults; see
+  pipeline/tune.py); `--proposals` reads it back.
 
 Choices
 - Videos are sorted by length before batching so that padding stays small; outputs are
@@ -302,10 +305,15 @@ def _write_text(path: Path, text: str) -> None:
 def predict_split(cache_path, checkpoint_path, metadata_path=None, split: str | None = None, *,
                   out_path, proposal_config: ProposalConfig | None = None, device: str = "auto",
                   batch_size: int = DEFAULT_BATCH_SIZE, max_frames: int = DEFAULT_MAX_FRAMES,
-                  allow_missing: bool = False) -> dict:
-    """Write preds.json and <stem>_probs.json for one split (or every cached video).
+                  allow_missing: bool = False, proposals_path: str | Path | None = None,
+                  proposal_overrides: Sequence[str] = ()) -> dict:
+    """Write preds.json, <stem>_probs.json and <stem>_proposals.yaml for one split (or
+    every cached video).
 
-    Returns a summary dict: paths written, number of videos and proposals.
+    proposal_config: the settings to use; None chooses them as `rtdl predict` does (the
+    `proposals_path` file, else the checkpoint's tuned settings, else the defaults, with
+    `proposal_overrides` on top). Returns a summary dict: paths written, number of videos
+    and proposals, the settings used and where they came from.
     """
     from data.cache import FeatureCache
     from pipeline.checkpoint import load_checkpoint
@@ -314,6 +322,13 @@ def predict_split(cache_path, checkpoint_path, metadata_path=None, split: str | 
         raise ValueError("--split needs --metadata: the split of a video comes from the metadata")
     torch_device = resolve_device(device)
     checkpoint = load_checkpoint(checkpoint_path, map_location=torch_device)
+    if proposal_config is None:
+        from pipeline.tune import resolve_proposal_config
+
+        proposal_config, proposal_source = resolve_proposal_config(
+            checkpoint, str(checkpoint_path), proposals_path, proposal_overrides)
+    else:
+        proposal_source = "given by the caller"
     cache = FeatureCache(cache_path)
     check_feature_settings(cache.settings, checkpoint.feature_settings, cache_name(cache), str(checkpoint_path))
     if (cache.visual_dim, cache.audio_dim) != (checkpoint.visual_dim, checkpoint.audio_dim):
@@ -340,9 +355,15 @@ def predict_split(cache_path, checkpoint_path, metadata_path=None, split: str | 
                                                  for key, probs in video_probs.items()})}
     for path, text in texts.items():
         _write_text(path, text)
+    from pipeline.tune import write_proposals_yaml
+
+    settings_path = write_proposals_yaml(
+        proposal_config, out_path.with_name(f"{out_path.stem}_proposals.yaml"),
+        [f"proposal settings used for {out_path.name}: {proposal_source}"])
     summary = {"predictions": str(out_path), "probabilities": str(probs_path), "videos": len(predictions),
                "proposals": sum(len(p) for p in predictions.values()),
-               "labels": list(LABELS)}
+               "labels": list(LABELS), "proposal_settings": str(settings_path),
+               "proposal_source": proposal_source}
     log.info("wrote %s (%d videos, %d proposals) and %s", out_path, summary["videos"],
              summary["proposals"], probs_path)
     return summary

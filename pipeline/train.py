@@ -2,7 +2,9 @@
 
 `train(run_config, cache_path, metadata_path, out_dir, resume=False)` returns the path of
 the best checkpoint. The run folder holds `last.pt` (with optimizer and RNG state, for
-`--resume`), `best.pt`, `metrics.jsonl` (one JSON object per epoch) and `run_config.yaml`.
+`--resume`), `best.pt`, `metrics.jsonl` (one JSON object per epoch), `curves.png` (its
+loss terms and validation metrics, redrawn every epoch), `run_config.yaml`, `tensorboard/`
+with `train.tensorboard`, and, once the last epoch is done, `proposals.yaml`.
 
 Choices where the paper and issue 4 leave room:
 - Randomness. Every source is derived from `train.seed`: model init (torch.manual_seed
@@ -37,6 +39,9 @@ Choices where the paper and issue 4 leave room:
   classification loss at chance on `rtdl synth` data. The paper does not mention it; for
   TSN / wav2vec features it is a harmless fixed affine map. Every rank computes the same
   statistics from the same split, so DDP replicas start identical.
+- Proposal settings: after the last epoch the run chooses them on the validation split
+  (pipeline/tune.py, `train.tune_proposals`) and stores them in best.pt and last.pt, so
+  `rtdl predict` / `rtdl localize` use tuned settings without a `--proposals` file.
 - Data-wait share: the time spent in `next(loader)` over the whole step time, per epoch,
   logged in metrics.jsonl as `data_wait_share` (what benchmarks/bench_train.py reports).
 """
@@ -70,7 +75,7 @@ from pipeline.train_config import RunConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
-LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.jsonl"
+LAST, BEST, METRICS, CURVES = "last.pt", "best.pt", "metrics.jsonl", "curves.png"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -83,6 +88,9 @@ class TrainOutcome:
     last_checkpoint: Path  # out_dir/last.pt
     model: torch.nn.Module  # the trained (unwrapped) model of this process
     epochs_completed: int
+    best_epoch: int = 0  # epoch (1-based) best.pt holds
+    best_metrics: dict = dataclasses.field(default_factory=dict)  # that epoch's metrics row
+    proposal_tuning: dict | None = None  # how best.pt's proposal settings were chosen, if tuned
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -209,6 +217,40 @@ def _evaluator():
     return run_predictions, evaluate_predictions, kwargs
 
 
+def open_tensorboard(out_dir: Path):
+    """A SummaryWriter logging into out_dir/tensorboard; a clear error without the package."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:
+        raise ValueError("--tensorboard (train.tensorboard) needs the tensorboard package, an "
+                         "optional extra: pip install 'rtdl[tensorboard]' (or pip install "
+                         "tensorboard)") from err
+    return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+
+
+def log_epoch(writer, row: dict) -> None:
+    """One metrics.jsonl row as TensorBoard scalars, train/* and val/* by epoch."""
+    for key, value in row.items():
+        if key in ("epoch", "best_epoch") or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        group, _, name = key.partition("_")
+        tag = f"{group}/{name}" if group in ("train", "val") else f"run/{key}"
+        writer.add_scalar(tag, value, global_step=row["epoch"])
+    writer.flush()
+
+
+def draw_curves(out_dir: Path) -> None:
+    """Redraw curves.png from metrics.jsonl; a failed plot is logged, never stops training."""
+    from pipeline.plots import plot_training_curves
+
+    try:
+        rows = _read_rows(out_dir / METRICS)
+        if rows:
+            plot_training_curves(rows, out_dir / CURVES, title=f"{out_dir}: {len(rows)} epoch(s)")
+    except (OSError, ValueError, RuntimeError) as err:
+        log.warning("%s: training curves not drawn: %s", out_dir / CURVES, err)
+
+
 def input_statistics(dataset: FeatureDataset) -> tuple[np.ndarray, ...]:
     """(visual mean [Dv], visual std [Dv], audio mean [Da], audio std [Da]) over every frame
     of the dataset's videos (whole videos, not crops; see model/normalize.py)."""
@@ -332,7 +374,11 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
     out_dir = Path(out_dir)
     requested = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     info = init_distributed(requested)
+    writer = None
     try:
+        if cfg.tensorboard and info.is_main:  # checked before any data is read
+            out_dir.mkdir(parents=True, exist_ok=True)
+            writer = open_tensorboard(out_dir)
         device = resolve_device(cfg.device, info.local_rank)
         if device.type == "cuda":
             torch.cuda.set_device(device)  # NCCL and default allocations follow this process's GPU
@@ -420,6 +466,9 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
                     best = {"name": key, "value": float(value), "epoch": epoch + 1}
                 row["best_epoch"] = best["epoch"]
                 append_jsonl(metrics_path, row)
+                draw_curves(out_dir)
+                if writer is not None:
+                    log_epoch(writer, row)
                 common = dict(epoch=epoch + 1, metrics=row, feature_settings=cache.settings,
                               visual_dim=cache.visual_dim, audio_dim=cache.audio_dim)
                 save_checkpoint(last_path, model, run_config, **common, train_state={
@@ -434,8 +483,22 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
                 for name, buffer in model.named_buffers():
                     if "_error_calibration." in name:
                         dist.broadcast(buffer, src=0)
-        return TrainOutcome(best_path, last_path, model, cfg.epochs)
+        outcome = TrainOutcome(best_path, last_path, model, cfg.epochs)
+        if info.is_main and best_path.is_file():
+            payload = read_checkpoint_payload(best_path)
+            outcome.best_epoch, outcome.best_metrics = int(payload["epoch"]), dict(payload["metrics"])
+            outcome.proposal_tuning = payload.get("proposal_tuning")
+            trained_now = start_epoch < cfg.epochs
+            if cfg.tune_proposals and (trained_now or "proposal_config" not in payload):
+                from pipeline.tune import tune_run_checkpoints
+
+                log.info("choosing proposal settings on the %s split", val_split)
+                _, outcome.proposal_tuning = tune_run_checkpoints(
+                    best_path, last_path, model, cache, val_records, val_split, device)
+        return outcome
     finally:
+        if writer is not None:
+            writer.close()
         if info.created_group:
             dist.destroy_process_group()
 
@@ -532,37 +595,37 @@ def _train_epoch(model, loader, optimizer, mask_generator, cfg: TrainConfig, dev
     bare = unwrap_model(model)
     sums: dict[str, float] = {}
     samples, wait_time, step_time = 0, 0.0, 0.0
-    bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
-               disable=not info.is_main, leave=False)
-    iterator = iter(loader)
-    step = 0
-    while True:
-        t0 = time.perf_counter()
-        try:
-            batch: Batch = next(iterator)
-        except StopIteration:
-            break
-        t1 = time.perf_counter()
-        batch = batch.to(device, non_blocking=True)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-            output = model(batch.visual, batch.audio, batch.mask, generator=mask_generator)
-            losses = bare.losses(output, batch.labels)
-        _check_finite(losses, epoch, step, first_global_step + step, info, out_dir)
-        optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        for name, value in losses.items():
-            sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(batch)
-        samples += len(batch)
-        t2 = time.perf_counter()  # .item()/float() above synchronised the device
-        wait_time += t1 - t0
-        step_time += t2 - t0
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{float(losses['total'].detach()):.4f}")
-    bar.close()
+    # closed on every exit: a bar left open by a stopped epoch shifts every later bar
+    with tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
+              disable=not info.is_main, leave=False) as bar:
+        iterator = iter(loader)
+        step = 0
+        while True:
+            t0 = time.perf_counter()
+            try:
+                batch: Batch = next(iterator)
+            except StopIteration:
+                break
+            t1 = time.perf_counter()
+            batch = batch.to(device, non_blocking=True)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+                output = model(batch.visual, batch.audio, batch.mask, generator=mask_generator)
+                losses = bare.losses(output, batch.labels)
+            _check_finite(losses, epoch, step, first_global_step + step, info, out_dir)
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            for name, value in losses.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(batch)
+            samples += len(batch)
+            t2 = time.perf_counter()  # .item()/float() above synchronised the device
+            wait_time += t1 - t0
+            step_time += t2 - t0
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(losses['total'].detach()):.4f}")
     names = sorted(sums)
     totals = torch.tensor([sums[n] for n in names] + [samples, wait_time, step_time],
                           dtype=torch.float64)
@@ -579,6 +642,29 @@ def _train_epoch(model, loader, optimizer, mask_generator, cfg: TrainConfig, dev
                     "data_wait_share": wait_all / time_all if time_all else 0.0,
                     "lr": optimizer.param_groups[0]["lr"]})
     return metrics
+
+
+def describe_outcome(outcome: TrainOutcome) -> list[str]:
+    """The closing lines of a run: where the best checkpoint is, its epoch and metrics, and
+    where the tuned proposal settings went."""
+    metrics = outcome.best_metrics
+    shown = [(name, metrics[key]) for name, key in (("AP", "val_ap_avg"), ("AR", "val_ar_avg"),
+                                                     ("AUC", "val_auc"), ("accuracy", "val_accuracy"))
+             if isinstance(metrics.get(key), (int, float))]
+    values = ", ".join(f"{name} {value:.4f}" for name, value in shown) or "no validation metrics"
+    lines = [f"best checkpoint: {outcome.best_checkpoint} (epoch {outcome.best_epoch} of "
+             f"{outcome.epochs_completed}; validation {values})"]
+    curves = outcome.best_checkpoint.with_name(CURVES)
+    if curves.is_file():
+        lines.append(f"training curves: {curves} (metrics per epoch: "
+                     f"{outcome.best_checkpoint.with_name(METRICS)})")
+    tuning = outcome.proposal_tuning
+    if tuning:
+        lines.append(f"proposal settings: tuned on split {tuning.get('split')!r} "
+                     f"(objective {tuning.get('best_objective', float('nan')):.4f}, defaults "
+                     f"{tuning.get('default_objective', float('nan')):.4f}), stored in best.pt / "
+                     f"last.pt and {outcome.best_checkpoint.with_name('proposals.yaml')}")
+    return lines
 
 
 def train(run_config: RunConfig, cache_path, metadata_path: str | Path, out_dir: str | Path,

@@ -43,6 +43,8 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     train_split: str = "auto"  # metadata split to train on; auto: "train"
     val_split: str = "auto"  # metadata split to validate on; auto: "dev" or "val"
+    tensorboard: bool = False  # also log every epoch's metrics to <run folder>/tensorboard
+    tune_proposals: bool = True  # after the last epoch, choose proposal settings on the validation split
 
     def __post_init__(self) -> None:
         # frozen configs are checked once here, so the trainer can trust every field

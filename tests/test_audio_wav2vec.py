@@ -128,6 +128,24 @@ def test_unavailable_model_says_how_to_supply_it():
     assert "--audio-model DIR" in str(err.value) and "HF_HOME" in str(err.value)
 
 
+def test_offline_failure_is_one_message_without_hub_retries(monkeypatch, caplog):
+    import logging
+
+    import extractors.audio_wav2vec as module
+
+    asked = []
+    monkeypatch.setattr(module, "hub_reachable", lambda: asked.append(1) or False)
+    with caplog.at_level(logging.DEBUG), pytest.raises(WeightsUnavailableError) as err:
+        Wav2Vec2AudioExtractor("rtdl-test/no-such-wav2vec2-model")
+    assert asked == [1]  # the local cache was tried first, then reachability, never a download
+    assert "not in the Hugging Face cache and the hub cannot be reached" in str(err.value)
+    assert "\n" not in str(err.value) and "--audio-model logmel" in str(err.value)
+    assert not [r for r in caplog.records if r.name.startswith("huggingface_hub")]
+    monkeypatch.undo()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert module.hub_reachable() is False
+
+
 def test_layer_norm_models_use_an_attention_mask_for_padding():
     extractor = Wav2Vec2AudioExtractor("random", random_config="tiny", precision="fp32")
     # same weights as a layer-norm (large-style) model: swap in such a config

@@ -108,3 +108,11 @@ def test_caches_are_named_as_plain_paths(tmp_path):
 
     cache, _, _ = make_run_data(tmp_path)
     assert cache_name(FeatureCache(cache)) == str(cache)
+
+
+@pytest.mark.parametrize("command", ["train", "tune", "predict", "localize", "evaluate", "info",
+                                     "extract", "merge", "synth", "demo"])
+def test_every_command_help_exits_zero(command):
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0 and "Error" not in result.output
+    assert result.output.startswith(f"Usage: main {command}") or f"{command} [OPTIONS]" in result.output

@@ -336,6 +336,19 @@ def test_cli_round_trip(tmp_path):
     # fake scores: 1: .9, 2: .4 vs real 3: .5 -> 1 of 2 pairs won
     assert written["auc"] == pytest.approx(0.5)
     assert "33.33" in result.output and "AUC" in result.output
+    # the protocol and thresholds come first, the overridden list marked
+    lines = result.output.splitlines()
+    assert lines[0] == "protocol: lavdf (LAV-DF paper); split 'test', 3 videos"
+    assert lines[1] == ("AP at IoU 0.5,0.75,0.95; AR@N for N = 10,1 (overridden), averaged over "
+                        "IoU 0.5,0.55,0.6,0.65,0.7,0.75,0.8,0.85,0.9,0.95")
+    assert written["thresholds"]["overridden"] == ["ar_n"] and written["split"] == "test"
+    base = ["evaluate", "--predictions", str(paths["preds"]), "--metadata", str(paths["meta"]),
+            "--split", "test", "--probs", str(paths["probs"])]
+    as_json = runner.invoke(main, base + ["--format", "json", "--out", str(out)])
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout) == json.loads(out.read_text())
+    markdown = runner.invoke(main, base + ["--format", "markdown"]).output.splitlines()
+    assert markdown[3].startswith("| AP@0.1 | AP@0.2 |") and markdown[3].endswith("| AR avg. | AUC |")
+    assert markdown[4] == "|" + "---:|" * 14 and markdown[5].endswith(" | 50.00 |")  # AUC 0.5
 
     bad_split = runner.invoke(main, ["evaluate", "--predictions", str(paths["preds"]),
                                      "--metadata", str(paths["meta"]), "--split", "val"])

@@ -145,3 +145,37 @@ def test_cli_localize_real_chain(tmp_path):
     assert "weight-free" in record["extractors"]["summary"]
     png = open(record["plot"], "rb").read()
     assert png[:8] == PNG_MAGIC and len(png) > 1000
+
+
+def test_cli_localize_a_folder_and_a_glob_into_one_json_and_a_report(tmp_path):
+    from extractors.build import build_audio_extractor, build_visual_extractor, extractor_settings
+    from media import make_clip
+    from model.rtdeeploc import build_model
+    from pipeline.checkpoint import save_checkpoint
+    from pipeline.cli import main
+    from train_fixtures import tiny_run_config
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    clips = [make_clip(folder / f"{name}.mp4", seconds=0.6, fps=10, audio="noise") for name in ("a", "b")]
+    (folder / "notes.txt").write_text("not a video")
+    visual, audio = build_visual_extractor("lowlevel"), build_audio_extractor("logmel")
+    run_config = tiny_run_config()
+    ckpt = save_checkpoint(tmp_path / "ckpt.pt", build_model(run_config.model, visual.dim, audio.dim),
+                           run_config, epoch=1, metrics={}, feature_settings=extractor_settings(visual, audio),
+                           visual_dim=visual.dim, audio_dim=audio.dim,
+                           proposal_config={"nms": "hard"}, proposal_tuning={"split": "dev", "protocol": "lavdf"})
+    out = tmp_path / "segments.json"
+    for inputs in ([str(folder)], [f"{folder}/*.mp4", str(clips[0])]):
+        result = CliRunner().invoke(main, ["localize", *inputs, "--checkpoint", str(ckpt), "--out", str(out),
+                                           "--report", str(tmp_path / "report"), "--device", "cpu"])
+        assert result.exit_code == 0, result.output
+        output = json.loads(out.read_text())
+        assert [v["file"] for v in output["videos"]] == [str(c) for c in clips]  # each once, sorted
+        assert output["proposal_config"]["nms"] == "hard"  # the checkpoint's tuned settings
+        assert output["proposal_source"].startswith(f"checkpoint {ckpt} (tuned on split 'dev', lavdf")
+        page = (tmp_path / "report" / "report.html").read_text()
+        assert output["report"] == str(tmp_path / "report" / "report.html") and page.count("<video") == 2
+        assert f"report: {tmp_path / 'report' / 'report.html'}" in result.output
+    bad = CliRunner().invoke(main, ["localize", f"{folder}/*.avi", "--checkpoint", str(ckpt), "--out", str(out)])
+    assert bad.exit_code == 2 and "*.avi: no file matches this pattern" in bad.output

@@ -6,7 +6,7 @@ works. They are adapted to a CPU test in a few stated ways only: `$LAVDF` is a t
 extraction uses the weight-free extractors (no pretrained weights can be downloaded here),
 training is shortened and narrowed, and `suspect.mp4` is a synthetic test clip.
 This is also the CLI test of the whole chain: synth, extract (single, torchrun shards,
-array shards, merge), train (plain, resume, DDP, ablation), predict, evaluate, localize.
+array shards, merge), train (plain, resume, DDP, ablation), tune, predict, evaluate, localize.
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def dataset(tmp_path_factory) -> Path:
 
 def test_walkthrough_commands_run(dataset, tmp_path):
     blocks = bash_blocks("Real data")
-    assert len(blocks) == 6, "the walkthrough's blocks changed: update this test"
+    assert len(blocks) == 8, "the walkthrough's blocks changed: update this test"
     clip = next(dataset.glob("test/*.mp4"))
     single, torchrun_dir, array_dir = tmp_path / "single", tmp_path / "torchrun", tmp_path / "array"
     for folder in (single, torchrun_dir, array_dir):
@@ -121,6 +121,9 @@ def test_walkthrough_commands_run(dataset, tmp_path):
     metrics = json.loads((single / "metrics.json").read_text())
     assert set(metrics["ap"]) == {"0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7"}
     assert set(metrics["ar"]) == {"20", "10", "5", "2"}
+    tuned = single / "runs/lavdf/proposals-lavdf.yaml"
+    assert "objective: 0.5 * mean AP + 0.5 * mean AR (lavdf protocol" in tuned.read_text()
     localized = json.loads((single / "segments.json").read_text())
     assert localized["videos"][0]["file"].endswith(clip.name)
     assert list((single / "plots").glob("*.png"))
+    assert "<video" in (single / "report" / "report.html").read_text()

@@ -158,7 +158,8 @@ def test_a_kill_between_checkpoint_writes_is_repaired_on_resume(tmp_path, run_da
     text = (run / "metrics.jsonl").read_text()
     (run / "metrics.jsonl").write_text(text + text + '{"epoch": 2, "trai')
     train_run(cfg, cache, meta, run, resume=True)  # 1 of 1 epochs done: repair only
-    assert sorted(os.listdir(run)) == ["best.pt", "last.pt", "metrics.jsonl", "run_config.yaml"]
+    assert sorted(os.listdir(run)) == ["best.pt", "curves.png", "last.pt", "metrics.jsonl",
+                                       "proposals.yaml", "run_config.yaml"]
     assert _rows(run) == [row]
     best = load_checkpoint(run / "best.pt")
     assert best.epoch == 1 and best.metrics == row and best.train_state is None
@@ -167,6 +168,45 @@ def test_a_kill_between_checkpoint_writes_is_repaired_on_resume(tmp_path, run_da
     (run / "metrics.jsonl").write_text("")
     train_run(cfg, cache, meta, run, resume=True)
     assert _rows(run) == [row]
+
+
+def test_curves_are_redrawn_every_epoch(tmp_path, run_data, monkeypatch):
+    import pipeline.plots
+
+    cache, meta, _ = run_data
+    drawn = []
+    real = pipeline.plots.plot_training_curves
+
+    def spy(rows, path, title=""):
+        drawn.append([row["epoch"] for row in rows])
+        return real(rows, path, title)
+
+    monkeypatch.setattr(pipeline.plots, "plot_training_curves", spy)
+    train_run(tiny_run_config(epochs=2), cache, meta, tmp_path / "run")
+    assert drawn == [[1], [1, 2]]
+    png = (tmp_path / "run" / "curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_tensorboard_logs_every_epoch_or_names_the_missing_extra(tmp_path, run_data):
+    cache, meta, _ = run_data
+    cfg = tiny_run_config(epochs=2, tensorboard=True)
+    try:
+        import tensorboard  # noqa: F401  (an optional extra)
+    except ImportError:
+        with pytest.raises(ValueError, match=r"needs the tensorboard package.*rtdl\[tensorboard\]"):
+            train_run(cfg, cache, meta, tmp_path / "run")
+        pytest.skip("tensorboard is not installed: only the error without it was checked")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train_run(cfg, cache, meta, tmp_path / "run")
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    rows = _rows(tmp_path / "run")
+    logged = events.Scalars("val/ap_avg")
+    assert [e.step for e in logged] == [1, 2]
+    assert [e.value for e in logged] == pytest.approx([r["val_ap_avg"] for r in rows])
+    assert [e.value for e in events.Scalars("train/total")] == pytest.approx([r["train_total"] for r in rows])
 
 
 def test_splits_default_per_dataset_and_can_be_named(tmp_path):
@@ -209,7 +249,12 @@ def test_cli_trains_and_reports_user_errors(tmp_path, run_data):
             "--config", str(cfg), "--epochs", "1", "--seed", "1", "--device", "cpu", "--in-memory"]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "best.pt" in result.output
+    # the closing lines name the best checkpoint, its epoch and metrics, the curves and settings
+    row = _rows(tmp_path / "run")[-1]
+    assert (f"best checkpoint: {tmp_path / 'run' / 'best.pt'} (epoch 1 of 1; validation "
+            f"AP {row['val_ap_avg']:.4f}, AR {row['val_ar_avg']:.4f}") in result.output
+    assert f"training curves: {tmp_path / 'run' / 'curves.png'}" in result.output
+    assert "proposal settings: tuned on split 'dev'" in result.output
     loaded = load_checkpoint(tmp_path / "run" / "best.pt")
     assert loaded.run_config.train.in_memory and loaded.run_config.train.seed == 1
     result = runner.invoke(main, args[:-1] + ["--set", "train.nope=1"])

@@ -1,0 +1,156 @@
+"""Tuned checkpoints: `rtdl train` stores proposal settings chosen on its validation split,
+`rtdl predict` / `rtdl localize` use them by default, `rtdl tune` redoes the choice."""
+import json
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from data.config import to_dict
+from pipeline.checkpoint import load_checkpoint, read_checkpoint_payload, update_checkpoint
+from pipeline.predict import DEFAULT_TUNING_GRID, SIGNAL_TUNING_GRID
+from pipeline.proposals import ProposalConfig, load_proposal_config
+from pipeline.train import train_run
+from pipeline.tune import load_grid, resolve_proposal_config
+from train_fixtures import make_run_data, tiny_run_config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny two-epoch run (train and dev splits) and its folder."""
+    tmp_path = tmp_path_factory.mktemp("tune")
+    cache, meta, _ = make_run_data(tmp_path)
+    outcome = train_run(tiny_run_config(epochs=2, lr=1e-2), cache, meta, tmp_path / "run")
+    return tmp_path, cache, meta, outcome
+
+
+def _grid_size(grid: dict) -> int:
+    size = 1
+    for values in grid.values():
+        size *= len(values)
+    return size
+
+
+def test_train_stores_settings_tuned_on_dev_in_both_checkpoints(trained):
+    tmp_path, _, _, outcome = trained
+    run = tmp_path / "run"
+    best, last = read_checkpoint_payload(run / "best.pt"), read_checkpoint_payload(run / "last.pt")
+    for payload in (best, last):
+        config = ProposalConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                   for k, v in payload["proposal_config"].items()})
+        tuning = payload["proposal_tuning"]
+        assert tuning["split"] == "dev" and tuning["videos"] == 4 and tuning["protocol"] == "rtdeeploc"
+        assert tuning["objective"].startswith("0.5 * mean AP + 0.5 * mean AR")
+        assert tuning["checkpoint_epoch"] == payload["epoch"]
+        # every candidate of both stages was scored, and the chosen one scores the best of stage 2
+        assert len(tuning["tried"]) == _grid_size(SIGNAL_TUNING_GRID) + _grid_size(DEFAULT_TUNING_GRID)
+        second = [value for _, value in tuning["tried"][_grid_size(SIGNAL_TUNING_GRID):]]
+        assert tuning["best_objective"] == max(second) >= tuning["default_objective"]
+        assert tuning["grid"] == {k: list(v) for k, v in DEFAULT_TUNING_GRID.items()}
+        assert isinstance(config, ProposalConfig)
+    # proposals.yaml beside the checkpoints holds best.pt's settings and says how they were chosen
+    text = (run / "proposals.yaml").read_text()
+    assert "objective: 0.5 * mean AP" in text and "split 'dev'" in text
+    assert to_dict(load_proposal_config(run / "proposals.yaml")) == best["proposal_config"]
+    assert outcome.proposal_tuning["best_objective"] == best["proposal_tuning"]["best_objective"]
+    assert outcome.best_epoch == best["epoch"]
+
+
+def test_settings_come_from_the_file_else_the_checkpoint_else_the_defaults(trained, tmp_path):
+    run = trained[0] / "run"
+    checkpoint = load_checkpoint(run / "best.pt")
+    stored = checkpoint.proposal_config
+    chosen, source = resolve_proposal_config(checkpoint, "best.pt")
+    assert to_dict(chosen) == stored and source.startswith("checkpoint best.pt (tuned on split 'dev'")
+    chosen, source = resolve_proposal_config(checkpoint, "best.pt", overrides=["min_frames=7"])
+    assert chosen.min_frames == 7 and chosen.nms == stored["nms"] and "--set min_frames=7" in source
+    custom = tmp_path / "mine.yaml"
+    custom.write_text("nms: none\n")
+    chosen, source = resolve_proposal_config(checkpoint, "best.pt", custom)
+    assert chosen == ProposalConfig(nms="none") and source == f"file {custom}"
+    checkpoint.proposal_config = None
+    chosen, source = resolve_proposal_config(checkpoint, "best.pt")
+    assert chosen == ProposalConfig() and source.startswith("defaults")
+
+
+def test_predict_uses_the_checkpoint_settings_and_records_them(trained):
+    from pipeline.cli import main
+
+    tmp_path, cache, meta, _ = trained
+    best = tmp_path / "run" / "best.pt"
+    out = tmp_path / "preds.json"
+    args = ["predict", "--cache", str(cache), "--checkpoint", str(best), "--metadata", str(meta),
+            "--split", "dev", "--out", str(out), "--device", "cpu"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert f"proposal settings: checkpoint {best} (tuned on split 'dev'" in result.output
+    used = tmp_path / "preds_proposals.yaml"
+    assert to_dict(load_proposal_config(used)) == read_checkpoint_payload(best)["proposal_config"]
+    assert used.read_text().startswith(f"# proposal settings used for preds.json: checkpoint {best}")
+    result = CliRunner().invoke(main, args + ["--set", "max_proposals=1"])
+    assert result.exit_code == 0, result.output
+    assert all(len(p) <= 1 for p in json.loads(out.read_text()).values())
+    assert load_proposal_config(used).max_proposals == 1 and "--set max_proposals=1" in used.read_text()
+
+
+def test_rtdl_tune_writes_yaml_and_updates_the_checkpoint_atomically(trained, tmp_path):
+    import shutil
+
+    from pipeline.cli import main
+
+    run_dir, cache, meta, _ = trained
+    ckpt = tmp_path / "copy.pt"
+    shutil.copy(run_dir / "run" / "best.pt", ckpt)
+    before = read_checkpoint_payload(ckpt)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("signal: {}\nproposals:\n  min_frames: [2, 5]\n  thresholds: [[0.5], [0.3, 0.6]]\n")
+    out = tmp_path / "tuned.yaml"
+    result = CliRunner().invoke(main, ["tune", "--cache", str(cache), "--checkpoint", str(ckpt),
+                                       "--metadata", str(meta), "--split", "dev", "--grid", str(grid),
+                                       "--protocol", "lavdf", "--out", str(out), "--write-checkpoint",
+                                       "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "objective: 0.5 * mean AP + 0.5 * mean AR (lavdf protocol" in result.output
+    assert "min_frames" in result.output and str(out) in result.output
+    after = read_checkpoint_payload(ckpt)
+    tuning = after["proposal_tuning"]
+    assert tuning["protocol"] == "lavdf" and tuning["signal_grid"] == {}
+    assert tuning["grid"] == {"min_frames": [2, 5], "thresholds": [[0.5], [0.3, 0.6]]}
+    assert len(tuning["tried"]) == 4 and tuning["tuned_by"] == "rtdl tune"
+    chosen = load_proposal_config(out)
+    assert to_dict(chosen) == after["proposal_config"]
+    assert chosen.min_frames in (2, 5) and chosen.thresholds in ((0.5,), (0.3, 0.6))
+    for key in before["model_state"]:  # the weights are untouched
+        assert torch.equal(before["model_state"][key], after["model_state"][key])
+    assert not list(tmp_path.glob(".copy.pt.tmp-*"))
+
+
+def test_bad_grid_files_name_file_and_field(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("proposals:\n  min_frame: [2]\n")
+    with pytest.raises(ValueError, match=f"{grid}.*min_frame"):
+        load_grid(grid)
+    grid.write_text("stage3:\n  min_frames: [2]\n")
+    with pytest.raises(ValueError, match="unknown section.*stage3"):
+        load_grid(grid)
+    grid.write_text("proposals:\n  min_frames: 2\n")
+    with pytest.raises(ValueError, match="proposals.min_frames: expected a non-empty list"):
+        load_grid(grid)
+    grid.write_text("proposals:\n  nms: [soft, fancy]\n")
+    with pytest.raises(ValueError, match="nms"):
+        load_grid(grid)
+    assert load_grid(None) == (None, None)
+
+
+def test_update_checkpoint_changes_only_proposal_fields(trained, tmp_path):
+    import shutil
+
+    ckpt = tmp_path / "c.pt"
+    shutil.copy(trained[0] / "run" / "last.pt", ckpt)
+    with pytest.raises(ValueError, match="model_state"):
+        update_checkpoint(ckpt, model_state={})
+    update_checkpoint(ckpt, proposal_config={"nms": "none"}, proposal_tuning={"split": "x"})
+    payload = read_checkpoint_payload(ckpt)
+    assert payload["proposal_config"] == {"nms": "none"} and "train_state" in payload
+    assert yaml.safe_dump(payload["proposal_tuning"])  # plain types only
