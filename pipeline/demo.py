@@ -122,7 +122,8 @@ def demo_stages(workdir: Path, cfg: DemoConfig, extraction: dict) -> list[Stage]
     synth = to_dict(from_dict(SynthConfig, synth_options(cfg), "synth options"))
     recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "workers"}
     predictions = tuple(name for split in SPLITS for name in (
-        f"preds_{split}.json", f"preds_{split}_probs.json", f"metrics_{split}.json"))
+        f"preds_{split}.json", f"preds_{split}_probs.json", f"preds_{split}_proposals.yaml",
+        f"metrics_{split}.json"))
 
     def synth_complete() -> bool:
         meta = media / "metadata.json"
@@ -151,8 +152,8 @@ def demo_stages(workdir: Path, cfg: DemoConfig, extraction: dict) -> list[Stage]
         Stage("proposals", ("run/proposals.yaml",), {"demo": recipe},
               all_there("run/proposals.yaml")),
         Stage("predictions", predictions, {"demo": recipe}, all_there(*predictions)),
-        Stage("localize", ("localize.json", "plots"), {"demo": recipe},
-              all_there("localize.json", "plots")),
+        Stage("localize", ("localize.json", "plots", "report"), {"demo": recipe},
+              all_there("localize.json", "plots", "report/report.html")),
     ]
 
 
@@ -175,7 +176,7 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
     from pipeline.extract import ExtractionOptions, run_extraction
     from pipeline.localize import localize_to_file
     from pipeline.predict import predict_split, tune_proposals
-    from pipeline.proposals import load_proposal_config, save_proposal_config
+    from pipeline.proposals import ProposalConfig, load_proposal_config, save_proposal_config
     from pipeline.synth import synth_dataset
     from pipeline.train import train
 
@@ -234,10 +235,14 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
 
     records = load_metadata(metadata)
     proposals_yaml = run_dir / "proposals.yaml"
-    if begin("proposals", "4/6 choosing proposal settings on the dev split"):
+    if begin("proposals", "4/6 proposal settings chosen on the dev split (evidence, routing, "
+                          "thresholds; by rtdl train at the end of training)"):
         checkpoint = load_checkpoint(best)
-        proposal_config, _ = tune_proposals(checkpoint.model, FeatureCache(cache_path),
-                                            records_for_split(records, "dev"))
+        if checkpoint.proposal_config is not None:
+            proposal_config = ProposalConfig(**checkpoint.proposal_config)
+        else:  # a checkpoint trained with tuning switched off
+            proposal_config, _ = tune_proposals(checkpoint.model, FeatureCache(cache_path),
+                                                records_for_split(records, "dev"))
         save_proposal_config(proposal_config, proposals_yaml)
         folder.finish("proposals")
     proposal_config = load_proposal_config(str(proposals_yaml))
@@ -269,22 +274,32 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
     test_fakes = [r for r in records_for_split(records, "test") if r.is_fake]
     example = media / test_fakes[0].file
     segments_path, plot_dir = workdir / "localize.json", workdir / "plots"
+    report_dir = workdir / "report"
     if begin("localize", "6/6 localizing one test video from its raw mp4"):
         result = localize_to_file([example], best, segments_path, plot_dir=plot_dir,
-                                  proposal_config=proposal_config, device=cfg.device)
+                                  proposal_config=proposal_config, device=cfg.device,
+                                  report_dir=report_dir)
         folder.finish("localize")
     else:
         result = json.loads(segments_path.read_text())
     video = result["videos"][0] if "videos" in result else result
     echo(f"{example.name}: ground truth {list(test_fakes[0].fake_segments)}")
     echo(f"predicted: {json.dumps(video, default=str)[:600]}")
-    outputs.update({"segments": segments_path, "plots": plot_dir})
+    outputs.update({"segments": segments_path, "plots": plot_dir,
+                    "report": report_dir / "report.html"})
 
     step("done. Outputs:")
     for name, path in outputs.items():
         echo(f"  {name:<22} {path}")
     echo("Stages: " + ", ".join(f"{name} {status}" for name, status in folder.decisions.items())
          + f" (a rerun in {workdir} reuses finished stages; --fresh starts over).")
+    from pipeline.machine import describe_machine
+
+    echo(f"How far to trust these numbers: one seed on {cfg.num_videos} synthetic clips, made on "
+         f"{describe_machine()}; other machines give other numbers for the same seed (floating "
+         f"point), and the same recipe varies by several avg-AP points from seed to seed "
+         f"(BENCHMARKS.md, 'The demo').")
+    echo(f"Open the analyst report: {report_dir / 'report.html'}")
     echo(f"Re-check the metrics with: rtdl evaluate --predictions {outputs['predictions_test']} "
          f"--metadata {metadata} --split test --probs "
          f"{Path(outputs['predictions_test']).with_name('preds_test_probs.json')}")
