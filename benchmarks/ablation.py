@@ -269,12 +269,14 @@ def main() -> None:
 
     rows = list(done.values())
     table = [r for r in rows if r["variant"] in VARIANTS]
-    print(f"\nmachine: {machine()}")
+    print(f"\n{machine()}")
     print("\nTable 3 (ablation), localizer chosen on dev (heads + error evidence):\n"
           + "\n".join(summarize(table, lambda r: r["variant"])))
     print("\nEvery variant x localizer (each tuned on dev), and the references:")
+    # without the FDN there is no reconstruction error, so no "recon error only" row
     by_localizer = [dict(r, test=loc["test"], test_unseen=loc["test_unseen"], localizer=name)
-                    for r in table for name, loc in r.get("localizers", {}).items()]
+                    for r in table for name, loc in r.get("localizers", {}).items()
+                    if not (name == "recon error only" and r["overrides"].get("use_fdn") is False)]
     reference = reference_row(args.workdir, metadata, cache)
     print("\n".join(summarize(by_localizer + [reference],
                              lambda r: f"{r['variant']} / {r['localizer']}")))

@@ -85,11 +85,12 @@ def run_report(run_dir: Path, cache, records_by_split, forgery_types) -> dict:
     report = {"run": str(run_dir), "frame_auc": {}, "routing": {}, "localizers": {}}
     report["localizers"]["heads (paper)"] = tune_and_test(scores, records_by_split, {})
     report["localizers"]["heads + error"] = tune_and_test(scores, records_by_split, None)
-    evidence = {split: {f: np.maximum(o["visual_error_evidence"], o["audio_error_evidence"])
-                        for f, o in outs.items()} for split, outs in outputs.items()}
-    report["localizers"]["recon error only"] = tune_and_test(
-        {s: fixed_scores(evidence[s], records_by_split[s]) for s in SPLITS}, records_by_split,
-        {"smooth_frames": (1, 5)})
+    if model.config.use_fdn:  # without the FDN there is no reconstruction error to use
+        evidence = {split: {f: np.maximum(o["visual_error_evidence"], o["audio_error_evidence"])
+                            for f, o in outs.items()} for split, outs in outputs.items()}
+        report["localizers"]["recon error only"] = tune_and_test(
+            {s: fixed_scores(evidence[s], records_by_split[s]) for s in SPLITS}, records_by_split,
+            {"smooth_frames": (1, 5)})
     from pipeline.proposals import ProposalConfig
 
     chosen = ProposalConfig(**report["localizers"]["heads + error"]["config"])
@@ -146,7 +147,7 @@ def main() -> None:
     arrays = [cache.read(r.file) for r in train]
     stats = (frame_statistics(v for v, _ in arrays), frame_statistics(a for _, a in arrays))
     out = {"machine": machine(), "reference": reference_report(cache, by_split, types, stats), "runs": []}
-    print(f"machine: {out['machine']}")
+    print(out["machine"])
     ref = out["reference"]
     print(f"median deviation reference: test AP {100 * ref['test']['ap_avg']:.1f} AR "
           f"{100 * ref['test']['ar_avg']:.1f} | unseen AP {100 * ref['test_unseen']['ap_avg']:.1f} "

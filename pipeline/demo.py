@@ -296,7 +296,7 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
     from pipeline.machine import describe_machine
 
     echo(f"How far to trust these numbers: one seed on {cfg.num_videos} synthetic clips, made on "
-         f"{describe_machine()}; other machines give other numbers for the same seed (floating "
+         f"{describe_machine().removeprefix('machine: ')}; other machines give other numbers for the same seed (floating "
          f"point), and the same recipe varies by several avg-AP points from seed to seed "
          f"(BENCHMARKS.md, 'The demo').")
     echo(f"Open the analyst report: {report_dir / 'report.html'}")
