@@ -130,6 +130,8 @@ def frame_auc_summary(rows: list[dict]) -> list[str]:
         groups.setdefault(row["variant"], []).append(row)
     for variant, group in groups.items():
         for signal in signals:
+            if "recon" in signal and group[0]["overrides"].get("use_fdn") is False:
+                continue  # no FDN, no reconstruction error
             cells = []
             for split in ("test", "test_unseen"):
                 for modality in ("visual", "audio"):
