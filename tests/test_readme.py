@@ -73,7 +73,7 @@ def run(words: list[str], cwd: Path, extra_env: dict | None = None) -> str:
 def dataset(tmp_path_factory) -> Path:
     """README's own `rtdl synth` command, made smaller (16 short clips)."""
     root = tmp_path_factory.mktemp("lavdf")
-    [[command]] = bash_blocks("Synthetic benchmark")
+    [command] = bash_blocks("Synthetic benchmark")[0]
     command = re.sub(r"--num-videos \d+", "--num-videos 16", command).replace("--out synth", f"--out {root}")
     run(shlex.split(command) + ["--duration", "2,3", "--seed", "3"], root)
     return root
@@ -127,3 +127,28 @@ def test_walkthrough_commands_run(dataset, tmp_path):
     assert localized["videos"][0]["file"].endswith(clip.name)
     assert list((single / "plots").glob("*.png"))
     assert "<video" in (single / "report" / "report.html").read_text()
+
+
+def test_localization_benchmark_command_runs(dataset, tmp_path):
+    """README's frame-level diagnostics command on a briefly trained model of the dataset."""
+    [command] = bash_blocks("Synthetic benchmark")[1]
+    meta, cache, run_dir = dataset / "metadata.json", tmp_path / "synth.h5", tmp_path / "runs" / "synth"
+    run(["rtdl", "extract", "--metadata", str(meta), "--root", str(dataset), "--out", str(cache),
+         "--visual-model", "lowlevel", "--audio-model", "logmel", "--device", "cpu"], tmp_path)
+    run(["rtdl", "train", "--cache", str(cache), "--metadata", str(meta), "--out", str(run_dir),
+         "--device", "cpu", "--epochs", "1", "--set", "model.d_model=16", "--set", "train.batch_size=8"],
+        tmp_path)
+    command = (command.replace("synth/metadata.json", str(meta)).replace("synth.h5", str(cache))
+               .replace("runs/synth", str(run_dir)))
+    words = shlex.split(command)
+    words[0] = sys.executable
+    words[1] = str(README.parent / words[1])
+    out = run(words, tmp_path)
+    report = json.loads((tmp_path / "localization.json").read_text())
+    assert "median deviation reference" in out and "frame AUC" in out
+    [run_report] = report["runs"]
+    assert set(run_report["localizers"]) == {"heads (paper)", "heads + error", "recon error only"}
+    for split in ("test", "test_unseen"):
+        for table in run_report["frame_auc"][split].values():
+            for by_type in table.values():
+                assert all(0.0 <= cell["auc"] <= 1.0 for cell in by_type.values())
