@@ -57,6 +57,7 @@ class ModelConfig:
     mae_heads: int = 4  # attention heads in MAE encoder and decoder
     ff_mult: int = 2  # feed-forward width = ff_mult * layer width
     mask_ratio: float = 0.75  # rho: floor(rho * valid_len) frames hidden per video
+    fdn_target: str = "embedding"  # embedding (the paper) | input: what the FDN's error measures (model/fdn.py)
     n_inference_masks: int = 0  # fixed complementary masks at inference; 0 = ceil(1/(1-rho))
     # --- Asymmetric Intra-video Contrastive Loss (Sec. 3.3) ---
     aicl_k: int = 10  # K: top-K frames by reconstruction error form the local feature
@@ -97,6 +98,8 @@ class ModelConfig:
             raise bad("d_model", f"must be divisible by mae_heads={self.mae_heads}")
         if self.mae_decoder_dim % self.mae_heads:
             raise bad("mae_decoder_dim", f"must be divisible by mae_heads={self.mae_heads}")
+        if self.fdn_target not in ("embedding", "input"):
+            raise bad("fdn_target", "must be 'embedding' or 'input'")
         if self.input_contrast not in ("none", "append", "replace"):
             raise bad("input_contrast", "must be one of 'none', 'append', 'replace'")
         if not 0.0 <= self.mask_ratio < 1.0:

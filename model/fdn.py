@@ -24,8 +24,11 @@ reconstructed stream at the ~25% visible frames is the decoder's output with the
 while at inference every frame is reconstructed while hidden; training-time hotspot selection
 for AICL therefore looks at hidden frames only (see `Reconstruction.hidden`).
 
-Reconstruction target: the embedded features F_v / F_a (the streams AICL and the MTLR heads
-use), with stop-gradient on the target. Without it, Eq. 2 could be lowered by collapsing the
+Reconstruction target (`ModelConfig.fdn_target`): "embedding" (default, the paper) is the
+embedded features F_v / F_a (the streams AICL and the MTLR heads use), with stop-gradient on
+the target. "input" reads the reconstructed embedding out linearly to the model's
+standardised input and reports (and trains, Eq. 2) that error instead: the target is then
+fixed, so the classification losses cannot reshape what the error measures. Without it, Eq. 2 could be lowered by collapsing the
 embedding towards a constant, which would also erase the forgery cues; the embedding is shaped
 by the classification and AICL losses instead, and the MAE learns to reconstruct it. Errors
 are mean squared differences over channels: Eq. 2's squared L2 norm divided by the width,
@@ -155,8 +158,11 @@ class Reconstruction:
 class ForgeryDiscoveryNetwork(nn.Module):
     """The FDN of one modality: masking + `MaskedAutoencoder1d` + per-frame errors."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, input_dim: int | None = None):
         super().__init__()
+        # fdn_target "input": a linear read-out from the reconstructed embedding to the
+        # model's (standardised) input, whose error is the one reported and trained
+        self.to_input = nn.Linear(cfg.d_model, input_dim) if cfg.fdn_target == "input" else None
         self.mae = MaskedAutoencoder1d(cfg.d_model, cfg.mae_decoder_dim, cfg.mae_encoder_layers,
                                        cfg.mae_decoder_layers, cfg.mae_heads, cfg.ff_mult,
                                        cfg.dropout)
@@ -164,12 +170,12 @@ class ForgeryDiscoveryNetwork(nn.Module):
         self.n_inference_masks = cfg.inference_mask_count
 
     def forward(self, features: Tensor, valid: Tensor, generator: torch.Generator | None = None,
-                deterministic: bool = False) -> Reconstruction:
-        # features [B, T, D], valid [B, T]
+                deterministic: bool = False, inputs: Tensor | None = None) -> Reconstruction:
+        # features [B, T, D], valid [B, T]; inputs [B, T, C]: the target with fdn_target "input"
         if not deterministic:
             hidden = random_masking(valid, self.mask_ratio, generator)  # [B, T]
             recon = self.mae(features, valid, hidden)  # [B, T, D]
-            return Reconstruction(recon, frame_errors(features, recon, valid), hidden)
+            return Reconstruction(recon, self._errors(features, recon, valid, inputs), hidden)
 
         n = self.n_inference_masks
         hidden_n = complementary_masks(valid, n)  # [n, B, T]
@@ -182,4 +188,12 @@ class ForgeryDiscoveryNetwork(nn.Module):
         # a one-frame video is never hidden: fall back to the passes that saw it
         recon = torch.where(count > 0, from_hidden, recon_n.mean(dim=0))  # [B, T, D]
         hidden = count[..., 0] > 0  # [B, T]
-        return Reconstruction(recon, frame_errors(features, recon, valid), hidden)
+        return Reconstruction(recon, self._errors(features, recon, valid, inputs), hidden)
+
+    def _errors(self, features: Tensor, recon: Tensor, valid: Tensor, inputs: Tensor | None) -> Tensor:
+        """Per-frame errors [B, T] against the embedding (the paper) or against the inputs."""
+        if self.to_input is None:
+            return frame_errors(features, recon, valid)
+        if inputs is None:
+            raise ValueError("fdn_target='input' needs the model inputs as the reconstruction target")
+        return frame_errors(inputs, self.to_input(recon), valid)

@@ -111,8 +111,8 @@ class RTDeepLoc(nn.Module):
                                          cfg.head_kernel, cfg.dropout)
         # only what is switched on is built, so every parameter gets a gradient (DDP)
         if cfg.use_fdn:
-            self.visual_fdn = ForgeryDiscoveryNetwork(cfg)
-            self.audio_fdn = ForgeryDiscoveryNetwork(cfg)
+            self.visual_fdn = ForgeryDiscoveryNetwork(cfg, widen * visual_dim)
+            self.audio_fdn = ForgeryDiscoveryNetwork(cfg, widen * audio_dim)
         if cfg.mtlr_active:
             self.aux_heads = AuxiliaryHeads(cfg.d_model, cfg.head_hidden, cfg.head_kernel,
                                             cfg.dropout)
@@ -146,8 +146,10 @@ class RTDeepLoc(nn.Module):
                               main_video_logits=topk_mil_pool(main_frame, mask,
                                                               cfg.mil_topk_ratio))
         if cfg.use_fdn:  # Forgery Discovery Network, one MAE per modality
-            out.visual_reconstruction = self.visual_fdn(enc.visual, mask, generator, fixed_masks)
-            out.audio_reconstruction = self.audio_fdn(enc.audio, mask, generator, fixed_masks)
+            out.visual_reconstruction = self.visual_fdn(enc.visual, mask, generator, fixed_masks,
+                                                        inputs=visual)
+            out.audio_reconstruction = self.audio_fdn(enc.audio, mask, generator, fixed_masks,
+                                                      inputs=audio)
         if cfg.mtlr_active:  # six auxiliary heads over original / reconstructed / combined
             out.aux_frame_logits = self.aux_heads(enc.visual, enc.audio,
                                                   out.visual_reconstruction.recon,

@@ -122,3 +122,28 @@ def test_inference_mask_count_is_derived_from_the_ratio():
     assert ModelConfig(mask_ratio=0.9).inference_mask_count == 10
     assert ModelConfig(mask_ratio=0.0).inference_mask_count == 2
     assert ModelConfig(n_inference_masks=3).inference_mask_count == 3
+
+
+def test_input_target_measures_the_error_against_the_model_inputs():
+    """fdn_target='input': the error is that of a linear read-out to the inputs, so a frame
+    whose input is shifted shows it even when the embedding is unchanged."""
+    import torch
+
+    from model.config import ModelConfig
+    from model.fdn import ForgeryDiscoveryNetwork
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(d_model=8, mae_decoder_dim=8, mae_heads=2, fusion_heads=2, fdn_target="input")
+    fdn = ForgeryDiscoveryNetwork(cfg, input_dim=5).eval()
+    features = torch.randn(1, 12, 8)
+    valid = torch.ones(1, 12, dtype=torch.bool)
+    inputs = torch.zeros(1, 12, 5)
+    base = fdn(features, valid, deterministic=True, inputs=inputs).errors
+    inputs[0, 6] = 10.0  # only frame 6's target moves
+    moved = fdn(features, valid, deterministic=True, inputs=inputs).errors
+    changed = (moved - base).abs() > 1e-6
+    assert changed[0].tolist() == [i == 6 for i in range(12)]
+    import pytest
+
+    with pytest.raises(ValueError, match="inputs"):
+        fdn(features, valid, deterministic=True)
