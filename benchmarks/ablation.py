@@ -35,6 +35,7 @@ VARIANTS = {  # name -> ModelConfig overrides (Table 3, plus rtdl's authentic-fr
     "no_mtlr": {"use_mtlr": False},
     "no_fdn (baseline)": {"use_fdn": False},
     "full + authentic frames": {"frame_negative_weight": 1.0},
+    "full, FDN error on the input": {"fdn_target": "input"},
 }
 
 
@@ -77,6 +78,7 @@ def run_one(name: str, overrides: dict, seed: int, args, metadata: Path, cache_p
 
     slug = name.split()[0].replace("=", "")  # "K=5" -> "K5", "no_fdn (baseline)" -> "no_fdn"
     slug += "-afr" if overrides.get("frame_negative_weight") else ""
+    slug += "-inp" if overrides.get("fdn_target") == "input" else ""
     run_dir = args.workdir / "runs" / f"{slug}-s{seed}"
     demo = DemoConfig(seed=seed, device="cpu", **{k: getattr(args, k) for k in
                                                   ("epochs", "batch_size", "lr", "d_model")})
