@@ -35,7 +35,7 @@ VARIANTS = {  # name -> ModelConfig overrides (Table 3, plus rtdl's authentic-fr
     "no_mtlr": {"use_mtlr": False},
     "no_fdn (baseline)": {"use_fdn": False},
     "full + authentic frames": {"frame_negative_weight": 1.0},
-    "full, FDN error on the input": {"fdn_target": "input"},
+    "full + FDN error on the input": {"fdn_target": "input"},
 }
 
 
