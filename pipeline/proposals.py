@@ -1,4 +1,4 @@
-"""From frame-level forgery scores to scored temporal proposals (issue 3, paper Sec. 3.1).
+"""From frame-level forgery scores to scored temporal proposals (paper Sec. 3.1).
 
 The paper says only that "the model dynamically routes the localization task to the most
 pertinent modality branch (visual, audio, or joint) based on the predicted video-level
@@ -12,6 +12,22 @@ A video predicted *real* still gets proposals, from the joint scores, so that AR
 meaningful; their scores are multiplied by the video's fake probability
 (1 - p_real, see `_final_score`) so that AP is honest: a confident "real" puts them at
 the bottom of the pooled ranking.
+
+Evidence (`branch_curve`): each branch's curve is (1 - error_weight) x the head score +
+error_weight x the reconstruction-error percentile among authentic training frames
+(`model/evidence.py`; the joint branch takes the larger of the two modalities'), then a
+centred moving average over `smooth_frames` frames. The paper says the FDN's errors provide
+the fine-grained cues but not how they reach a segment; mixing them in with a weight chosen
+on dev lets the data decide, and 0 keeps the paper's heads-only reading. Smoothing is the
+training-free temporal consistency step that weakly-supervised localization work uses
+against isolated frame spikes.
+
+Routing alternatives (`routing`): a wrong class prediction sends a video to the wrong
+branch (routing accuracy is 0.3-0.45 on rtdl synth, see BENCHMARKS.md), so besides the
+paper's argmax there is "soft" (both modality curves propose, each proposal scored as for a
+predicted-real video with P(modality modified) in place of the fake probability, then
+suppressed together) and "joint" (the joint curve for every video). Which one is used is
+chosen on dev with the other settings.
 
 Candidates: the score curve is thresholded at several levels: absolute levels
 (`thresholds`, scores are probabilities in [0, 1]) and levels relative to the video's own
