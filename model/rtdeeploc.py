@@ -19,7 +19,9 @@ Frame scores in `Prediction` (what the localizer routes between by the predicted
 - visual / audio: sigmoid of the visual / audio *combined* heads (original (+) reconstructed
   stream) when MTLR is active; without MTLR (or without the FDN) the main head's per-frame
   marginals p(visual_only) + p(both) and p(audio_only) + p(both).
-Reconstruction errors are the FDN's deterministic per-frame errors, and zeros without the FDN.
+Reconstruction errors are the FDN's deterministic per-frame errors, and zeros without the FDN;
+the error evidence is each error's percentile among authentic training frames
+(`model/evidence.py`, set by the trainer), what the localizer mixes into its curves.
 All frame outputs are zero on padding.
 
 Loss terms: every key is always present (zero when its component is switched off) so logs
