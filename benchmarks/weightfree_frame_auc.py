@@ -34,34 +34,17 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from data.cache import FeatureCache  # noqa: E402
+from pipeline.diagnostics import clip_median_deviation  # noqa: E402
+from pipeline.evaluate import rank_auc  # noqa: E402
 from pipeline.extract import ExtractionOptions, run_extraction  # noqa: E402
 from pipeline.synth import synth_dataset  # noqa: E402
-
-
-def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Mann-Whitney ROC AUC of `scores` [N] for boolean labels `positive` [N] (ties 0.5)."""
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    sorted_scores = scores[order]
-    # average ranks over ties
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_scores)) + 1]
-    stops = np.r_[starts[1:], len(scores)]
-    for a, b in zip(starts, stops):
-        ranks[order[a:b]] = (a + b + 1) / 2.0
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def median_distance(features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """{key: [T,D]} -> {key: [T]} distance of each standardised frame from its clip's median."""
     stacked = np.concatenate(list(features.values())).astype(np.float64)  # [sum T, D]
     mean, std = stacked.mean(0), stacked.std(0)
-    std[std < 1e-8] = 1.0
-    scores = {}
-    for key, x in features.items():
-        z = (x.astype(np.float64) - mean) / std  # [T,D]
-        scores[key] = np.linalg.norm(z - np.median(z, axis=0), axis=1)
-    return scores
+    return {key: clip_median_deviation(x, mean, std) for key, x in features.items()}
 
 
 def frame_types(n_frames: int, fps: float, periods, kinds) -> np.ndarray:
@@ -87,7 +70,7 @@ def per_type_auc(records: list[dict], scores: dict[str, np.ndarray], modality: s
             forged = types == kind
             keep = authentic | forged
             if forged.sum() and authentic.sum():
-                result[kind].append(roc_auc(score[keep], forged[keep]))
+                result[kind].append(rank_auc(forged[keep], score[keep]))
     return result
 
 

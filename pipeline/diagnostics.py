@@ -35,6 +35,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from data.records import LABELS, VideoRecord
+from pipeline.evaluate import rank_auc
 
 MODALITIES = ("visual", "audio")
 
@@ -75,23 +76,6 @@ def modality_segments(record: VideoRecord, modality: str) -> tuple[tuple[float, 
         return tuple(own)
     modified = bool(record.label & (1 if modality == "visual" else 2))
     return tuple(record.fake_segments) if modified else ()
-
-
-def roc_auc_ranks(positive: np.ndarray, scores: np.ndarray) -> float | None:
-    """ROC AUC of `scores` for bool labels `positive` (ties count half); None if one class is empty."""
-    positive = np.asarray(positive, dtype=bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    scores = np.asarray(scores, dtype=np.float64)
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    sorted_scores = scores[order]
-    # average ranks over ties (1-based)
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    mean_rank = first + (counts + 1) / 2.0
-    ranks[order] = np.repeat(mean_rank, counts)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def clip_median_deviation(features: np.ndarray, mean: np.ndarray | None = None,
@@ -135,13 +119,13 @@ def frame_auc_table(signals: Mapping[str, Mapping[str, np.ndarray]], records: Se
                     by_type[name].append(segment)
             for name, curve in curves.items():
                 curve = np.asarray(curve[:n_frames], dtype=np.float64)
-                auc = roc_auc_ranks(forged, curve)
+                auc = rank_auc(forged, curve)
                 if auc is not None:
                     collected[name][modality]["all"].append(auc)
                 for kind, kind_segments in by_type.items():
                     positive = frame_mask(kind_segments, n_frames, record.fps)
                     keep = positive | ~forged  # this type's frames against authentic ones
-                    auc = roc_auc_ranks(positive[keep], curve[keep])
+                    auc = rank_auc(positive[keep], curve[keep])
                     if auc is not None:
                         collected[name][modality][kind].append(auc)
     return {name: {modality: {kind: {"auc": float(np.mean(v)), "n": len(v)} for kind, v in kinds.items()}

@@ -432,6 +432,15 @@ def video_fake_scores(video_probs: Mapping[str, Any], files: Sequence[str],
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """Video-level ROC AUC (`rank_auc`); None, with a warning, if one class is absent."""
+    auc = rank_auc(labels, scores)
+    if auc is None:
+        log.warning("AUC is undefined: the evaluated videos are all %s",
+                    "real" if not np.asarray(labels, dtype=bool).any() else "fake")
+    return auc
+
+
+def rank_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     """Area under the ROC curve: Mann-Whitney U / (n_pos * n_neg) with tied scores given
     their average rank. labels bool [V], scores float [V]; None if one class is absent."""
     labels = np.asarray(labels, dtype=bool)
@@ -439,8 +448,6 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     n_pos = int(labels.sum())
     n_neg = len(labels) - n_pos
     if n_pos == 0 or n_neg == 0:
-        log.warning("AUC is undefined: the evaluated videos are all %s",
-                    "real" if n_pos == 0 else "fake")
         return None
     order = np.argsort(scores, kind="stable")
     sorted_scores = scores[order]

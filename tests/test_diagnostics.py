@@ -6,7 +6,8 @@ import pytest
 
 from data.records import VideoRecord
 from pipeline.diagnostics import (clip_median_deviation, format_auc_table, frame_auc_table, frame_mask,
-                                  load_forgery_types, modality_segments, roc_auc_ranks, routing_report)
+                                  load_forgery_types, modality_segments, routing_report)
+from pipeline.evaluate import rank_auc
 
 
 def record(file, label, visual=None, audio=None, segments=(), fps=10.0, n=20):
@@ -21,12 +22,12 @@ def test_frame_mask_uses_frame_centres():
     assert frame_mask([(0.12, 0.14)], 5, 10.0).tolist() == [False] * 5  # no centre inside
 
 
-def test_roc_auc_ranks_by_hand():
-    assert roc_auc_ranks(np.array([0, 0, 1, 1], bool), np.array([0.1, 0.2, 0.3, 0.4])) == 1.0
-    assert roc_auc_ranks(np.array([1, 1, 0, 0], bool), np.array([0.1, 0.2, 0.3, 0.4])) == 0.0
+def test_rank_auc_by_hand():
+    assert rank_auc(np.array([0, 0, 1, 1], bool), np.array([0.1, 0.2, 0.3, 0.4])) == 1.0
+    assert rank_auc(np.array([1, 1, 0, 0], bool), np.array([0.1, 0.2, 0.3, 0.4])) == 0.0
     # one positive at 0.5, negatives 0.5 (tie: half) and 0.1 (below): (0.5 + 1) / 2
-    assert roc_auc_ranks(np.array([1, 0, 0], bool), np.array([0.5, 0.5, 0.1])) == 0.75
-    assert roc_auc_ranks(np.array([0, 0], bool), np.array([0.1, 0.2])) is None
+    assert rank_auc(np.array([1, 0, 0], bool), np.array([0.5, 0.5, 0.1])) == 0.75
+    assert rank_auc(np.array([0, 0], bool), np.array([0.1, 0.2])) is None
 
 
 def test_lavdf_style_records_use_fake_periods_for_modified_modalities():
