@@ -311,7 +311,11 @@ def score_curve_proposals(scores: np.ndarray, fps: float, duration: float, p_fak
             continue  # the run lies wholly past the end of the video
         key = (t0, t1)
         best[key] = max(score, best.get(key, -math.inf))
-    proposals = [[score, t0, t1] for (t0, t1), score in best.items()]
+    return suppress_and_rank([[score, t0, t1] for (t0, t1), score in best.items()], cfg)
+
+
+def suppress_and_rank(proposals: list[list[float]], cfg: ProposalConfig) -> list[list[float]]:
+    """`cfg.nms` over [score, start, end] proposals, then the best `cfg.max_proposals` by score."""
     if cfg.nms == "hard":
         proposals = hard_nms(proposals, cfg.nms_iou)
     elif cfg.nms == "soft":
@@ -386,25 +390,14 @@ def labelled_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -
         return [[*p, branch] for p in found]
     unsuppressed = dataclasses.replace(cfg, nms="none", max_proposals=10 ** 9)
     pooled: list[list[float]] = []
-    branches: dict[tuple[float, float, float], str] = {}
+    # suppression keeps spans and changes scores: a span's branch is that of its best entry
+    branch_of: dict[tuple[float, float], tuple[float, str]] = {}
     for modality, p_modified in modality_probabilities(scores.class_probs).items():
         for p in score_curve_proposals(branch_curve(scores, modality, cfg), scores.fps, scores.duration,
                                        p_modified, True, unsuppressed):
             pooled.append(p)
-            branches.setdefault((p[1], p[2], p[0]), modality)
-    if cfg.nms == "hard":
-        pooled = hard_nms(pooled, cfg.nms_iou)
-    elif cfg.nms == "soft" and pooled:
-        decayed = soft_nms(pooled, cfg.soft_sigma)
-        # soft-NMS changes scores, not spans; find each span's branch by its original entry
-        by_span = {}
-        for (start, end, score), branch in branches.items():
-            by_span.setdefault((start, end), branch)
-        branches = {(p[1], p[2], p[0]): by_span[(p[1], p[2])] for p in decayed}
-        pooled = decayed
-    pooled.sort(key=lambda p: (-p[0], p[1], p[2]))
-    return [[float(s), float(a), float(b), branches.get((a, b, s), "joint")]
-            for s, a, b in pooled[:cfg.max_proposals]]
+            branch_of[(p[1], p[2])] = max(branch_of.get((p[1], p[2]), (-math.inf, "")), (p[0], modality))
+    return [[*p, branch_of[(p[1], p[2])][1]] for p in suppress_and_rank(pooled, cfg)]
 
 
 def scores_to_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -> list[list[float]]:
