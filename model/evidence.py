@@ -22,10 +22,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from model.layers import KeepsBuffersMissingFromOldCheckpoints
+
 N_QUANTILES = 201  # the 0, 0.5, ..., 100 th percentiles
 
 
-class ErrorCalibration(nn.Module):
+class ErrorCalibration(KeepsBuffersMissingFromOldCheckpoints):
     """errors [B, T] -> percentile among authentic training frames, in [0, 1]."""
 
     def __init__(self):
@@ -56,11 +58,3 @@ class ErrorCalibration(nn.Module):
         cdf = torch.where(flat <= q[0], torch.zeros_like(cdf), cdf)
         cdf = torch.where(flat >= q[-1], torch.ones_like(cdf), cdf)
         return cdf.reshape(errors.shape)
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
-        # checkpoints from before calibration existed: keep "not set"
-        for name in ("quantiles", "is_set"):
-            state_dict.setdefault(prefix + name, getattr(self, name).detach().clone())
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)

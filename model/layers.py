@@ -56,3 +56,20 @@ def check_inputs(visual: Tensor, audio: Tensor, mask: Tensor, visual_dim: int,
     if not bool(mask.any(dim=1).all()):
         empty = (~mask.any(dim=1)).nonzero().flatten().tolist()
         raise ValueError(f"mask: every video needs at least one valid frame; empty rows {empty}")
+
+
+class KeepsBuffersMissingFromOldCheckpoints(nn.Module):
+    """A module whose own buffers keep their initial values when a state dict lacks them.
+
+    For buffers added after checkpoints were already written (input statistics, error
+    calibration): an older checkpoint loads with the identity / "not set" state it was
+    trained with instead of failing on missing keys.
+    """
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        for name, buffer in self._buffers.items():
+            if buffer is not None:
+                state_dict.setdefault(prefix + name, buffer.detach().clone())
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)

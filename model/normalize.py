@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from model.layers import KeepsBuffersMissingFromOldCheckpoints
+
 MIN_STD = 1e-6  # below this a dimension counts as constant: centred, not scaled
 
 
@@ -58,7 +60,7 @@ def frame_statistics(arrays: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarr
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-class InputStandardizer(nn.Module):
+class InputStandardizer(KeepsBuffersMissingFromOldCheckpoints):
     """x [B, T, C] -> (x - mean) / std, zero on padding; mean and std are buffers [C]."""
 
     def __init__(self, dim: int):
@@ -83,14 +85,6 @@ class InputStandardizer(nn.Module):
         # x [B, T, C], mask [B, T] -> [B, T, C]
         out = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
         return out * mask[..., None].to(out.dtype)
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
-        # checkpoints from before standardisation existed: keep the identity buffers
-        for name in ("mean", "std"):
-            state_dict.setdefault(prefix + name, getattr(self, name).detach().clone())
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
 
 
 def clip_median(x: Tensor, mask: Tensor) -> Tensor:
