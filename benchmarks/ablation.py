@@ -61,12 +61,6 @@ def prepare_data(workdir: Path, num_videos: int, data_seed: int,
     return metadata, cache, why
 
 
-def machine() -> str:
-    from pipeline.machine import describe_machine
-
-    return describe_machine()
-
-
 def run_one(name: str, overrides: dict, seed: int, args, metadata: Path, cache_path: Path) -> dict:
     """Train one configuration, tune proposals on dev, evaluate test and test_unseen."""
     from data.cache import FeatureCache
@@ -273,7 +267,7 @@ def main() -> None:
 
     rows = list(done.values())
     table = [r for r in rows if r["variant"] in VARIANTS]
-    print(f"\n{machine()}")
+    print(f"\n{describe_machine()}")
     print("\nTable 3 (ablation), localizer chosen on dev (heads + error evidence):\n"
           + "\n".join(summarize(table, lambda r: r["variant"])))
     print("\nEvery variant x localizer (each tuned on dev), and the references:")

@@ -32,12 +32,6 @@ sys.path.insert(0, str(REPO))
 SPLITS = ("dev", "test", "test_unseen")
 
 
-def machine() -> str:
-    from pipeline.machine import describe_machine
-
-    return describe_machine()
-
-
 def evaluate(predictions, records):
     from pipeline.evaluate import PROTOCOLS, evaluate_predictions
 
@@ -137,6 +131,7 @@ def main() -> None:
     from data.metadata import load_metadata, records_for_split
     from model.normalize import frame_statistics
     from pipeline.diagnostics import format_auc_table, load_forgery_types
+    from pipeline.machine import describe_machine
 
     torch.set_num_threads(2)
     cache = FeatureCache(args.cache)
@@ -146,7 +141,7 @@ def main() -> None:
     train = [r for r in records if r.split == "train"]
     arrays = [cache.read(r.file) for r in train]
     stats = (frame_statistics(v for v, _ in arrays), frame_statistics(a for _, a in arrays))
-    out = {"machine": machine(), "reference": reference_report(cache, by_split, types, stats), "runs": []}
+    out = {"machine": describe_machine(), "reference": reference_report(cache, by_split, types, stats), "runs": []}
     print(out["machine"])
     ref = out["reference"]
     print(f"median deviation reference: test AP {100 * ref['test']['ap_avg']:.1f} AR "
