@@ -117,14 +117,16 @@ def frame_auc_table(signals: Mapping[str, Mapping[str, np.ndarray]], records: Se
             if len(names) == len(segments):
                 for name, segment in zip(names, segments):
                     by_type[name].append(segment)
+            # per type: its frames (positive) against authentic ones (positive | ~forged kept)
+            type_masks = {kind: frame_mask(kind_segments, n_frames, record.fps)
+                          for kind, kind_segments in by_type.items()}
             for name, curve in curves.items():
                 curve = np.asarray(curve[:n_frames], dtype=np.float64)
                 auc = rank_auc(forged, curve)
                 if auc is not None:
                     collected[name][modality]["all"].append(auc)
-                for kind, kind_segments in by_type.items():
-                    positive = frame_mask(kind_segments, n_frames, record.fps)
-                    keep = positive | ~forged  # this type's frames against authentic ones
+                for kind, positive in type_masks.items():
+                    keep = positive | ~forged
                     auc = rank_auc(positive[keep], curve[keep])
                     if auc is not None:
                         collected[name][modality][kind].append(auc)
