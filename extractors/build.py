@@ -10,7 +10,9 @@ Every extractor's `.settings` is a plain-JSON dict with a `kind` (`tsn`, `lowlev
 features are (weights identifier, preprocessing sizes, layer, windowing). `extractor_settings`
 combines the two into the dict a cache stores, and `build_extractors_from_settings` turns it
 back into extractors (how `rtdl localize` extracts a new clip exactly as the training cache
-was made). Execution choices (device, precision, batch size) are not part of the settings.
+was made). Execution choices (device, precision, backend, batch size) are not part of the
+settings. `--precision int8` quantises the visual backbone only: the audio backbone is built
+with `auto` then (wav2vec 2.0 is ~5 % of the compute; extractors/precision.py).
 """
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ def build_visual_extractor(name: str = "tsn", weights: str = DEFAULT_VISUAL_WEIG
 
     `weights` (tsn only): `imagenet`, `random` or a path to a torchvision / mmaction2 file.
     `options` go to the extractor: tsn `resize_short`, `crop_size`, `mean`, `std`,
-    `channels_last`, `fold_bn`, `seed`; lowlevel `size`, `grid`.
+    `channels_last`, `fold_bn`, `seed`, `backend` (auto/torch/openvino), `calibration_size`;
+    lowlevel `size`, `grid`.
     """
     if name == "tsn":
         from extractors.visual_tsn import IMAGENET_MEAN, IMAGENET_STD, TSNPreprocess, \
@@ -51,7 +54,8 @@ def build_visual_extractor(name: str = "tsn", weights: str = DEFAULT_VISUAL_WEIG
             mean=tuple(options.pop("mean", IMAGENET_MEAN)),
             std=tuple(options.pop("std", IMAGENET_STD)))
         _reject_unknown(options, "tsn", ("resize_short", "crop_size", "mean", "std",
-                                         "channels_last", "fold_bn", "seed"))
+                                         "channels_last", "fold_bn", "seed", "backend",
+                                         "calibration_size"))
         return TSNVisualExtractor(weights=weights, device=device, precision=precision,
                                   batch_size=batch_size, preprocess=preprocess, **options)
     if name == "lowlevel":
@@ -76,6 +80,9 @@ def build_audio_extractor(name: str = DEFAULT_AUDIO_MODEL, device: str = "cpu",
         return LogMelAudioExtractor(device=device, **options)
     from extractors.audio_wav2vec import Wav2Vec2AudioExtractor
 
+    if precision == "int8":  # int8 is the visual backbone's (see the module doc)
+        precision = "auto"
+
     _reject_unknown(options, "wav2vec2", ("window_s", "overlap_s", "batch_size",
                                           "random_config", "seed"))
     return Wav2Vec2AudioExtractor(model=name, device=device, precision=precision, layer=layer,
@@ -88,18 +95,20 @@ def extractor_settings(visual, audio) -> dict:
 
 
 def build_extractors_from_settings(settings: dict, device: str = "cpu",
-                                   precision: str = "auto", visual_weights: str | None = None):
+                                   precision: str = "auto", visual_weights: str | None = None,
+                                   backend: str = "auto"):
     """Rebuild (visual, audio) extractors exactly as `settings` (a cache's `.settings`) describe.
 
     `settings` holds `visual` and `audio` sub-dicts, each an extractor's `.settings`.
     `visual_weights` overrides where a TSN weight file is found (the settings keep the
     path it had at extraction time); its sha256 must still match the recorded one.
+    `backend`: the TSN runtime (auto/torch/openvino), an execution choice like precision.
     """
     for part in ("visual", "audio"):
         if not isinstance(settings.get(part), dict) or "kind" not in settings[part]:
             raise ValueError(f"extractor settings: field {part!r} missing or has no 'kind' "
                              f"(got keys {sorted(settings)}); was the cache written by rtdl?")
-    return (_visual_from_settings(settings["visual"], device, precision, visual_weights),
+    return (_visual_from_settings(settings["visual"], device, precision, visual_weights, backend),
             _audio_from_settings(settings["audio"], device, precision))
 
 
@@ -144,7 +153,8 @@ def pretrained_weights_on_disk(visual_weights: str = DEFAULT_VISUAL_WEIGHTS,
     return visual, audio
 
 
-def _visual_from_settings(s: dict, device: str, precision: str, weights_override: str | None):
+def _visual_from_settings(s: dict, device: str, precision: str, weights_override: str | None,
+                          backend: str = "auto"):
     kind = s["kind"]
     if kind == "lowlevel":
         from extractors.lowlevel_visual import VERSION
@@ -173,7 +183,7 @@ def _visual_from_settings(s: dict, device: str, precision: str, weights_override
         extractor = build_visual_extractor(
             "tsn", weights=weights, device=device, precision=precision,
             resize_short=s["resize_short"], crop_size=s["crop_size"], mean=s["mean"],
-            std=s["std"], **({"seed": s["seed"]} if weights == "random" else {}))
+            std=s["std"], backend=backend, **({"seed": s["seed"]} if weights == "random" else {}))
     else:
         raise ValueError(f"extractor settings: unknown visual kind {kind!r}")
     _check_dim("visual", extractor, s)

@@ -1,4 +1,6 @@
-"""Numeric precision for backbone inference: `auto`, `fp32`, `bf16`, `fp16`.
+"""Numeric precision and runtime for backbone inference.
+
+Precision: `auto`, `fp32`, `bf16`, `fp16`, `int8`. Backend: `auto`, `torch`, `openvino`.
 
 `auto` picks bf16 autocast where the hardware runs it natively and fp32 elsewhere:
 - CUDA: bf16 when the GPU supports it, else fp16.
@@ -8,6 +10,15 @@
 `torch.backends.cpu.get_cpu_capability()` only reports the vector ISA level ("AVX512"),
 not the bf16 extension (on this project's 2-core machine it says "AVX512" although
 /proc/cpuinfo lists `avx512_bf16`), so the CPU flags are read from /proc/cpuinfo.
+
+`int8` (opt-in, never chosen by `auto`) is post-training quantisation of the visual
+backbone and runs on the OpenVINO backend only (`extractors/openvino_backend.py`); the
+audio backbone then runs as `auto` would run it (wav2vec 2.0 is ~5 % of the compute).
+
+Backend `auto`: torch on CUDA and wherever the resolved precision is bf16/fp16 (the
+AVX512-BF16 path measured in BENCHMARKS.md stays as it was); OpenVINO for fp32 and int8 on
+the CPU, where it measured faster than every torch mode on an AVX2-only CPU
+(`benchmarks/bench_visual_backends.py`); torch again when OpenVINO is not installed.
 
 Precision is an execution choice, not part of what a feature *is*: the extractors do not
 write it into their `.settings` (the cache identity), so shards extracted on a GPU in bf16
@@ -22,7 +33,8 @@ from pathlib import Path
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+BACKENDS = ("auto", "torch", "openvino")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -55,6 +67,32 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     return "fp32"
 
 
+def openvino_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+def resolve_backend(backend: str, precision: str, device: torch.device | str) -> str:
+    """Turn `auto` into `torch` or `openvino` for a *resolved* precision on `device`."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r}: expected one of {list(BACKENDS)}")
+    device = torch.device(device)
+    if backend == "openvino" and device.type != "cpu":
+        raise ValueError(f"--backend openvino runs on the CPU, not on {device}")
+    if backend == "auto":
+        if device.type != "cpu":
+            backend = "torch"
+        elif precision == "int8":
+            backend = "openvino"  # an explicit int8 request; a missing package is then an error
+        else:
+            backend = "openvino" if precision == "fp32" and openvino_installed() else "torch"
+    if backend == "torch" and precision == "int8":
+        raise ValueError("--precision int8 runs on the OpenVINO backend on the CPU: use "
+                         "--backend openvino (or auto) and --device cpu")
+    return backend
+
+
 def store_weights_for_autocast(model: torch.nn.Module, precision: str,
                                device: torch.device | str) -> torch.nn.Module:
     """On the CPU, keep Linear/Conv weights in the autocast dtype instead of casting per call.
@@ -68,7 +106,7 @@ def store_weights_for_autocast(model: torch.nn.Module, precision: str,
     Parametrized modules (wav2vec 2.0's weight-normed positional conv) are left alone: their
     weight is computed in fp32 at each call. CUDA keeps plain autocast. In place; returns it.
     """
-    if precision == "fp32" or torch.device(device).type != "cpu":
+    if precision not in _DTYPES or torch.device(device).type != "cpu":
         return model
     from torch.nn.utils import parametrize
 
@@ -82,6 +120,6 @@ def store_weights_for_autocast(model: torch.nn.Module, precision: str,
 
 def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
     """Autocast context for a resolved precision (`fp32` gives a no-op context)."""
-    if precision == "fp32":
+    if precision not in _DTYPES:  # fp32, and int8 (which runs outside torch)
         return contextlib.nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=_DTYPES[precision])

@@ -36,6 +36,16 @@ Choices:
   3%, noise on a shared machine), so autocast stays, the same on CPU and CUDA; on the CPU
   the folded copy's conv weights are stored in bf16 once (`store_weights_for_autocast`),
   which gives autocast's numbers without its per-call weight casts.
+- Backend (`extractors/precision.py: resolve_backend`): on CPUs without native bf16 the
+  folded copy is exported to OpenVINO (`extractors/openvino_backend.py`), which measured
+  faster than every torch mode there (torch eager, TorchScript freezing, torch.compile;
+  `benchmarks/bench_visual_backends.py`). Preprocessing stays in torch either way, so both
+  backends see the same input tensor.
+- `--precision int8` calibrates its activation ranges on a fixed set of natural photographs
+  (the colour photographs inside scikit-image's wheel, `calibration_frames`), preprocessed
+  exactly as the frames are. A fixed set keeps int8 features independent of which video an
+  extraction happens to start with, and the export cacheable; its fidelity to fp32 is
+  measured in the benchmark and bounded in the tests.
 """
 from __future__ import annotations
 
@@ -51,7 +61,8 @@ import torch.nn.functional as F
 import torchvision
 
 from extractors.frame_batches import map_frame_batches
-from extractors.precision import autocast, resolve_precision, store_weights_for_autocast
+from extractors.precision import autocast, resolve_backend, resolve_precision, \
+    store_weights_for_autocast
 from extractors.weights import WeightsUnavailableError, list_keys, sha256_prefix
 
 log = logging.getLogger(__name__)
@@ -256,6 +267,33 @@ def build_resnet50_backbone(weights: str, seed: int = 0) -> tuple[torch.nn.Modul
     return model.eval(), info
 
 
+# colour photographs shipped inside scikit-image's wheel (no download): int8 calibration
+CALIBRATION_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "retina")
+
+
+def calibration_frames(n: int = 64, size: int = 320, seed: int = 0) -> np.ndarray:
+    """uint8 RGB frames [n,size,size,3]: random square crops of scikit-image's photographs.
+
+    Crops of random position and scale (40-100 % of the short side), so the set covers
+    close-ups and wide shots; deterministic for a seed.
+    """
+    import skimage.data
+    import skimage.transform
+
+    rng = np.random.default_rng(seed)
+    photos = [np.asarray(getattr(skimage.data, name)())[..., :3] for name in CALIBRATION_PHOTOS]
+    frames = np.empty((n, size, size, 3), np.uint8)
+    for i in range(n):
+        photo = photos[i % len(photos)]
+        h, w = photo.shape[:2]
+        side = int(min(h, w) * rng.uniform(0.4, 1.0))
+        top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        crop = photo[top:top + side, left:left + side]
+        frames[i] = (skimage.transform.resize(crop, (size, size), anti_aliasing=True,
+                                              preserve_range=True)).round().astype(np.uint8)
+    return frames
+
+
 class TSNVisualExtractor:
     """Per-frame TSN RGB features: uint8 frames [N,H,W,3] -> float32 [N,2048]."""
 
@@ -265,7 +303,8 @@ class TSNVisualExtractor:
     def __init__(self, weights: str = "imagenet", device: str | torch.device = "cpu",
                  precision: str = "auto", batch_size: int = 32,
                  preprocess: TSNPreprocess = TSNPreprocess(), channels_last: bool = True,
-                 seed: int = 0, fold_bn: bool = True):
+                 seed: int = 0, fold_bn: bool = True, backend: str = "auto",
+                 calibration_size: int = 64):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = torch.device(device)
@@ -279,7 +318,11 @@ class TSNVisualExtractor:
         self.inference_model = fold_batchnorm(self.model) if fold_bn else self.model
         if channels_last:
             self.inference_model = self.inference_model.to(memory_format=torch.channels_last)
-        if fold_bn:  # the folded copy is ours: bf16 conv weights once instead of per call
+        self.backend = resolve_backend(backend, self.precision, self.device)
+        self._openvino = None
+        if self.backend == "openvino":
+            self._openvino = self._export_openvino(calibration_size)
+        elif fold_bn:  # the folded copy is ours: bf16 conv weights once instead of per call
             store_weights_for_autocast(self.inference_model, self.precision, self.device)
         self.settings = {
             "kind": "tsn", "name": self.name, "stream": "rgb", "arch": "resnet50",
@@ -287,8 +330,26 @@ class TSNVisualExtractor:
             "resize_short": preprocess.resize_short, "crop_size": preprocess.crop_size,
             "mean": list(preprocess.mean), "std": list(preprocess.std),
         }
-        log.info("TSN ResNet-50 (%s) on %s, precision %s, batch %d", weight_info["weights_id"],
-                 self.device, self.precision, batch_size)
+        log.info("TSN ResNet-50 (%s) on %s, %s backend, precision %s, batch %d",
+                 weight_info["weights_id"], self.device, self.backend, self.precision, batch_size)
+
+    def _export_openvino(self, calibration_size: int):
+        from extractors.openvino_backend import OpenVINOModel
+
+        cfg = self.preprocess
+        calibration_id = None
+        if self.precision == "int8":
+            calibration_id = (f"skimage-photos:n={calibration_size}:seed=0:resize={cfg.resize_short}:"
+                              f"crop={cfg.crop_size}:mean={cfg.mean}:std={cfg.std}")
+
+        def calibration() -> list[torch.Tensor]:
+            frames = torch.from_numpy(calibration_frames(calibration_size))
+            return [preprocess_frames(frames[i:i + 16], cfg)
+                    for i in range(0, calibration_size, 16)]
+
+        return OpenVINOModel(self.inference_model, (3, cfg.crop_size, cfg.crop_size),
+                             precision=self.precision, calibration=calibration,
+                             calibration_id=calibration_id)
 
     def start_video(self) -> None:
         """TSN features are per frame: no state to reset (kept for the extractor interface)."""
@@ -298,6 +359,8 @@ class TSNVisualExtractor:
         # move uint8 (4x smaller than float) to the device, preprocess there
         batch = batch.to(self.device, non_blocking=True)
         x = preprocess_frames(batch, self.preprocess)  # [b,3,crop,crop]
+        if self._openvino is not None:
+            return self._openvino(x)  # [b,2048]
         # preprocessing permutes NHWC frames, so x already has channels-last strides;
         # without channels_last the model gets a truly contiguous NCHW tensor, else
         # PyTorch would silently pick channels-last kernels anyway

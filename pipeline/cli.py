@@ -387,8 +387,13 @@ def synth(out_dir: str, num_videos: int, seed: int, duration: str, fps: float, s
 @click.option("--device", default="auto", show_default=True,
               help="auto, cpu, cuda or cuda:N (under torchrun, cuda means cuda:LOCAL_RANK).")
 @click.option("--precision", default="auto", show_default=True,
-              type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
-              help="Backbone autocast; auto = bf16/fp16 where the hardware runs it natively.")
+              type=click.Choice(["auto", "fp32", "bf16", "fp16", "int8"]),
+              help="Backbone precision; auto = bf16/fp16 where the hardware runs it natively, "
+                   "else fp32; int8 = quantised TSN (opt-in, OpenVINO + NNCF).")
+@click.option("--backend", default="auto", show_default=True,
+              type=click.Choice(["auto", "torch", "openvino"]),
+              help="TSN runtime; auto = OpenVINO for fp32/int8 on the CPU when installed, "
+                   "else torch.")
 @click.option("--num-shards", type=click.IntRange(min=1), help="Default: $WORLD_SIZE or 1.")
 @click.option("--shard-index", type=click.IntRange(min=0), help="Default: $RANK or 0.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N videos (by key).")
@@ -399,8 +404,8 @@ def synth(out_dir: str, num_videos: int, seed: int, duration: str, fps: float, s
 @click.option("--decode-workers", default=0, show_default=True, type=click.IntRange(min=0),
               help="Videos decoded in parallel threads (0 = 1 on CPU, 4 on a GPU).")
 def extract_command(videos, out, metadata, root, visual_model, visual_weights, audio_model,
-                    audio_layer, device, precision, num_shards, shard_index, limit, chunk_frames,
-                    cache_dtype, decode_workers):
+                    audio_layer, device, precision, backend, num_shards, shard_index, limit,
+                    chunk_frames, cache_dtype, decode_workers):
     """Extract TSN visual + wav2vec 2.0 audio features of videos into an HDF5 cache."""
     from pipeline.extract import ExtractionOptions, run_extraction
 
@@ -408,7 +413,7 @@ def extract_command(videos, out, metadata, root, visual_model, visual_weights, a
         raise click.UsageError("give either VIDEO paths or --metadata (one of the two)")
     options = ExtractionOptions(visual_model=visual_model, visual_weights=visual_weights,
                                 audio_model=audio_model, audio_layer=audio_layer, device=device,
-                                precision=precision, chunk_frames=chunk_frames,
+                                precision=precision, backend=backend, chunk_frames=chunk_frames,
                                 cache_dtype=cache_dtype, decode_workers=decode_workers)
     from extractors.build import WeightsUnavailableError, describe_pretrained
 
@@ -417,7 +422,7 @@ def extract_command(videos, out, metadata, root, visual_model, visual_weights, a
                                  num_shards=num_shards, shard_index=shard_index, limit=limit)
     except (ValueError, FileNotFoundError) as err:
         raise click.UsageError(str(err)) from err
-    except WeightsUnavailableError as err:
+    except (WeightsUnavailableError, ImportError) as err:  # ImportError: a missing optional runtime
         raise click.ClickException(str(err)) from err
     click.echo(f"features from {describe_pretrained(summary.settings)}")
     if summary.n_failed:

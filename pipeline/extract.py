@@ -78,7 +78,8 @@ class ExtractionOptions:
     audio_model: str = DEFAULT_AUDIO_MODEL  # HF id | local dir | random | logmel
     audio_layer: int = -1  # wav2vec 2.0 hidden layer (-1 = last)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast of the backbones)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 | int8 (int8: visual backbone only)
+    backend: str = "auto"  # auto | torch | openvino: the visual backbone's runtime
     chunk_frames: int = 64  # frames decoded and embedded per model call (bounds memory)
     prefetch_chunks: int = 4  # decoded chunks waiting per decode worker at most
     decode_threads: int = 1  # decord decoder threads per video (the models want the cores)
@@ -377,7 +378,9 @@ def build_extractors(options: ExtractionOptions, device: str):
     # per-op thread synchronisation weighs less in bigger batches); +~450 MiB of activations
     visual = build_visual_extractor(options.visual_model, weights=options.visual_weights,
                                     device=device, precision=options.precision,
-                                    batch_size=options.chunk_frames)
+                                    batch_size=options.chunk_frames,
+                                    **({"backend": options.backend}
+                                       if options.visual_model == "tsn" else {}))
     audio_options = {}
     if options.audio_model != "logmel" and not device.startswith("cuda"):
         # wav2vec 2.0 on the CPU: one 20 s window per forward pass. Batching 4 windows gains

@@ -222,7 +222,8 @@ def test_model_input_memory_format_follows_channels_last(channels_last):
     """channels_last=False must feed truly contiguous NCHW input: preprocessing permutes NHWC
     frames, and channels-last strides would make PyTorch pick channels-last kernels anyway."""
     extractor = TSNVisualExtractor("random", precision="fp32", channels_last=channels_last,
-                                   preprocess=TSNPreprocess(resize_short=32, crop_size=32))
+                                   preprocess=TSNPreprocess(resize_short=32, crop_size=32),
+                                   backend="torch")  # the torch path's own input layout
     seen = []
     extractor.inference_model.conv1.register_forward_pre_hook(
         lambda module, args: seen.append((args[0].is_contiguous(),

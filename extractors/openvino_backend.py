@@ -1,0 +1,165 @@
+"""Run a backbone through OpenVINO on the CPU, exported from the torch module that holds its
+actual weights, with the exported model cached on disk.
+
+Why OpenVINO: on CPUs without native bf16 (AVX2-only laptops and most cloud VMs), torch's
+eager ResNet-50 reaches about half of what the cores can do; OpenVINO's CPU plugin fuses
+the whole graph and ran it measurably faster in fp32 (`benchmarks/bench_visual_backends.py`
+compares torch eager, TorchScript freezing, torch.compile, ONNX Runtime and OpenVINO in one
+run). It is also the only candidate whose int8 path (NNCF post-training quantisation) was
+both faster and faithful on that CPU, so `--precision int8` lives here.
+
+Choices:
+- Export from the live torch module (`ov.convert_model`), never from a downloaded IR, so a
+  user's own TSN (mmaction2 / torchvision) weights carry over. The exported IR is written
+  to `cache_dir()` (default `~/.cache/rtdl/openvino`, `RTDL_CACHE_DIR` moves it) under a key
+  of: a sha256 of every weight tensor (names, shapes, dtypes, bytes), the input shape, the
+  precision, the calibration set's id (int8), the OpenVINO version and `EXPORT_VERSION`.
+  Changed weights give a new key, so a stale export is never used; the conversion (and for
+  int8 the calibration) costs tens of seconds once, a cached load about a second.
+  Files are written under a temporary name and renamed, so a crash leaves no half model.
+- The batch dimension is dynamic: a clip's last chunk is shorter than the others, and
+  padding a 25-frame clip to a 64-frame batch would more than double its cost.
+- Precision: `fp32` forces `INFERENCE_PRECISION_HINT=f32` (OpenVINO would otherwise pick
+  bf16 on AVX512-BF16 CPUs behind the caller's back); `bf16` asks for bf16; `int8` runs the
+  NNCF-quantised model (int8 weights per channel, int8 activations calibrated on
+  `calibration` inputs). NNCF is an optional extra (`pip install 'rtdl[int8]'`).
+- Threads: as many as torch uses (`torch.get_num_threads()`), so `OMP_NUM_THREADS` and the
+  tests' thread settings hold for both runtimes; latency hint (one request at a time: the
+  extractor calls it batch by batch).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+EXPORT_VERSION = 1  # bump when the export recipe changes: old cache entries stop matching
+OV_PRECISIONS = ("fp32", "bf16", "int8")
+
+
+class MissingBackendError(ImportError):
+    """An optional runtime package is not installed; the message names the option and the fix."""
+
+
+def require_openvino(option: str = "--backend openvino"):
+    """The `openvino` module, or an error naming the option that needed it."""
+    try:
+        import openvino
+    except ImportError as err:
+        raise MissingBackendError(
+            f"{option} needs the OpenVINO runtime, which is not installed: "
+            "pip install 'rtdl[openvino]' (or pip install openvino), or choose "
+            "--backend torch") from err
+    return openvino
+
+
+def require_nncf(option: str = "--precision int8"):
+    try:
+        import nncf
+    except ImportError as err:
+        raise MissingBackendError(
+            f"{option} needs NNCF for post-training quantisation, which is not installed: "
+            "pip install 'rtdl[int8]' (or pip install nncf), or choose another --precision") from err
+    return nncf
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("RTDL_CACHE_DIR") or Path.home() / ".cache" / "rtdl"
+    return Path(root) / "openvino"
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """sha256 over every parameter and buffer (name, dtype, shape, bytes) of `module`."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        # bytes via a uint8 view: works for every dtype, bf16 included, without a copy
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def export_key(module: torch.nn.Module, input_shape: Sequence[int], precision: str,
+               calibration_id: str | None) -> str:
+    import openvino
+
+    text = "|".join([f"v{EXPORT_VERSION}", weights_digest(module),
+                     "x".join(str(int(s)) for s in input_shape), precision,
+                     calibration_id or "-", openvino.get_version()])
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+class OpenVINOModel:
+    """A torch module compiled by OpenVINO: float32 tensors [b, *input_shape] -> float32 [b, ...].
+
+    input_shape: the shape of one sample (e.g. (3, 256, 256)); the batch is dynamic.
+    calibration: for int8, a callable returning a list of float32 input batches [k, *input_shape]
+    (called only when no cached export exists), and its `calibration_id` names it in the key.
+    """
+
+    def __init__(self, module: torch.nn.Module, input_shape: Sequence[int], *,
+                 precision: str = "fp32", calibration: Callable[[], list[torch.Tensor]] | None = None,
+                 calibration_id: str | None = None, threads: int | None = None,
+                 cache: Path | str | None = None):
+        if precision not in OV_PRECISIONS:
+            raise ValueError(f"OpenVINO precision {precision!r}: expected one of {list(OV_PRECISIONS)}")
+        ov = require_openvino()
+        if precision == "int8":
+            if calibration is None or not calibration_id:
+                raise ValueError("int8 needs calibration inputs and a calibration_id")
+            require_nncf()
+        self.precision = precision
+        self.input_shape = tuple(int(s) for s in input_shape)
+        folder = Path(cache) if cache is not None else cache_dir()
+        self.key = export_key(module, self.input_shape, precision, calibration_id)
+        self.path = folder / f"{self.key}.xml"
+        started = time.perf_counter()
+        core = ov.Core()
+        if self.path.is_file():
+            model = core.read_model(str(self.path))
+            self.cache_hit = True
+        else:
+            model = self._export(ov, module, calibration)
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f"{self.key}.tmp{os.getpid()}.xml"
+            ov.save_model(model, str(tmp), compress_to_fp16=False)  # fp32 weights stay fp32
+            tmp.with_suffix(".bin").replace(self.path.with_suffix(".bin"))
+            tmp.replace(self.path)  # the .xml last: its presence marks a complete entry
+            self.cache_hit = False
+        config = {"INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
+                  "PERFORMANCE_HINT": "LATENCY",
+                  "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
+        self._compiled = core.compile_model(model, "CPU", config)
+        self._request = self._compiled.create_infer_request()
+        self.prepare_seconds = time.perf_counter() - started
+        log.info("OpenVINO %s model %s (%s, %.1f s)", precision, self.path.name,
+                 "cached export" if self.cache_hit else "exported now", self.prepare_seconds)
+
+    def _export(self, ov, module: torch.nn.Module, calibration):
+        example = torch.zeros(1, *self.input_shape)
+        with torch.no_grad():
+            model = ov.convert_model(module.eval(), example_input=example,
+                                     input=[ov.PartialShape([-1, *self.input_shape])])
+        if self.precision == "int8":
+            nncf = require_nncf()
+            batches = [np.ascontiguousarray(b.float().numpy()) for b in calibration()]
+            subset = sum(len(b) for b in batches)
+            # per-sample items: NNCF's subset_size counts dataset items
+            items = [b[i:i + 1] for b in batches for i in range(len(b))]
+            model = nncf.quantize(model, nncf.Dataset(items), subset_size=subset,
+                                  preset=nncf.QuantizationPreset.PERFORMANCE)
+        return model
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """float32 [b, *input_shape] (any memory layout) -> float32 tensor [b, ...] (CPU)."""
+        array = np.ascontiguousarray(x.detach().float().cpu().numpy())
+        out = self._request.infer({0: array}, share_inputs=True)[0]
+        return torch.from_numpy(np.array(out, copy=True))
