@@ -41,8 +41,21 @@ The backbones are random-initialised at real size (`--visual-weights random`, wa
 base config): speed does not depend on weight values, and nothing can be downloaded here.
 Random-weight features are for timing only.
 
+Many short clips (`--many-clips N`, instead of everything above): N one-second clips, as a
+dataset of a million ~9 s clips multiplies every fixed cost per clip. Reports per clip:
+  decode      the decoding itself, serially: decord opens the file and decodes its frames,
+              one ffmpeg process decodes the audio (what any extractor has to do)
+  full        `run_extraction` into a cache with instant stand-in backbones (zeros of the
+              real 2048 / 768 dims), so the cache writes are real-sized
+  overhead    full - decode: probing, process spawns, part files opened / sealed / merged,
+              queues, model-state resets; what the issue bounds at 20 ms per clip
+  main thread the consumer's own per-clip work (assembling, pooling audio onto frames,
+              writing the cache, merging the parts at the end), which runs in series with
+              the backbones when they, not decoding, are the bottleneck
+
     python benchmarks/bench_extract.py                 # a few minutes on 2 CPU cores
     python benchmarks/bench_extract.py --rss-seconds 10 --clip-seconds 2   # quicker
+    python benchmarks/bench_extract.py --many-clips 300                   # ~1 min
 """
 from __future__ import annotations
 
@@ -199,6 +212,107 @@ def rss_child(clip: str, precision: str) -> None:
                       "max_rss_second_half_mb": second}))
 
 
+class InstantVisual:
+    """Stand-in TSN: zeros [N, 2048] at no cost (the many-clips mode times everything else)."""
+
+    name, dim = "instant", 2048
+    settings = {"kind": "bench_instant", "name": "instant", "dim": 2048, "pretrained": False}
+
+    def start_video(self) -> None:
+        pass
+
+    def __call__(self, frames) -> np.ndarray:
+        return np.zeros((len(frames), self.dim), np.float32)
+
+
+class InstantAudio:
+    """Stand-in wav2vec 2.0: zeros [M, 768] on its 50 Hz frame grid."""
+
+    name, dim, sample_rate = "instant", 768, 16000
+    settings = {"kind": "bench_instant", "name": "instant", "dim": 768, "pretrained": False}
+
+    def start_video(self) -> None:
+        pass
+
+    def __call__(self, wave):
+        from extractors.audio_wav2vec import frame_centre_times, n_frames_for
+
+        m = n_frames_for(max(len(wave), 400))
+        return np.zeros((m, self.dim), np.float32), frame_centre_times(0, m)
+
+
+def decode_minimal(clip: Path) -> int:
+    """The decoding any extractor must do: decord frames + one ffmpeg audio process."""
+    import decord
+
+    from extractors.ffmpeg_bin import ffmpeg_exe
+
+    reader = decord.VideoReader(str(clip), ctx=decord.cpu(0), num_threads=1)
+    n = len(reader)
+    reader.get_batch(list(range(n))).asnumpy()
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(clip), "-map", "0:a:0",
+                    "-vn", "-ac", "1", "-ar", "16000", "-f", "f32le", "pipe:1"],
+                   capture_output=True, check=True)
+    return n
+
+
+def many_clips(args) -> dict:
+    """Per-clip cost of extraction beyond decoding and the backbones (module doc)."""
+    import data.cache
+    import pipeline.extract
+    from pipeline.extract import run_extraction
+    from pipeline.machine import machine_info
+
+    work = Path(tempfile.mkdtemp(prefix="rtdl-bench-many-"))
+    clips = make_clips(work / "clips", args.many_clips, 1.0, args.size)
+    results = {"machine": machine_info(), "clips": f"{len(clips)} x 1 s, {args.size}x{args.size}, 25 fps",
+               "load_average_at_start": [round(x, 2) for x in os.getloadavg()], "rounds": []}
+    print(results, flush=True)
+    # the consumer's own steps, timed where they run (wrapping, not copying, the real code)
+    spent = {"assemble": 0.0, "write": 0.0, "close": 0.0}
+
+    def timed_wrapper(owner, name, label):
+        original = getattr(owner, name)
+
+        def wrapper(*a, **kw):
+            start = time.perf_counter()
+            try:
+                return original(*a, **kw)
+            finally:
+                spent[label] += time.perf_counter() - start
+        setattr(owner, name, wrapper)
+
+    timed_wrapper(pipeline.extract, "_assemble", "assemble")
+    timed_wrapper(data.cache.CacheWriter, "write", "write")
+    timed_wrapper(data.cache.CacheWriter, "close", "close")
+    decode_minimal(clips[0])  # warm the page cache and the ffmpeg binary
+    for r in range(args.rounds):
+        _, t_decode = timed(lambda: [decode_minimal(c) for c in clips])
+        for key in spent:
+            spent[key] = 0.0
+        _, t_full = timed(lambda: run_extraction(work / f"many{r}.h5", clips,
+                                                 visual_extractor=InstantVisual(),
+                                                 audio_extractor=InstantAudio(), progress=False))
+        n = len(clips)
+        row = {"decode_ms": 1000 * t_decode / n, "full_ms": 1000 * t_full / n,
+               "overhead_ms": 1000 * (t_full - t_decode) / n,
+               **{f"main_{k}_ms": 1000 * v / n for k, v in spent.items()}}
+        row["main_thread_ms"] = sum(row[f"main_{k}_ms"] for k in spent)
+        row = {k: round(v, 2) for k, v in row.items()}
+        results["rounds"].append(row)
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+    median = {k: float(np.median([row[k] for row in results["rounds"]])) for k in results["rounds"][0]}
+    results["median"] = median
+    results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(f"per clip (median of {args.rounds} rounds): decoding {median['decode_ms']:.1f} ms, "
+          f"full pipeline {median['full_ms']:.1f} ms, overhead beyond decoding and backbones "
+          f"{median['overhead_ms']:.1f} ms; main-thread work {median['main_thread_ms']:.1f} ms "
+          f"(assemble {median['main_assemble_ms']:.1f}, cache write {median['main_write_ms']:.1f}, "
+          f"seal + merge {median['main_close_ms']:.1f})")
+    print(json.dumps(results))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", type=int, default=2, help="clips for the stage comparison")
@@ -209,8 +323,15 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", help="precision of the optimised runs")
     parser.add_argument("--rss-seconds", default="10,30,120", help="clip lengths for peak RSS ('' to skip)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--many-clips", type=int, default=0,
+                        help="only the many-short-clips mode, on this many 1 s clips")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.many_clips:
+        results = many_clips(args)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
+        return
     if args.rss_child:
         rss_child(args.rss_child, args.precision)
         return

@@ -56,9 +56,17 @@ def pool_to_frames(features: np.ndarray, centre_times_s: np.ndarray, n_frames: i
 
     index = frame_index_of_times(centres, n_frames, fps, frame_starts)  # [M]
     keep = index >= 0
+    # sum runs of equal frame index with reduceat after a stable sort (centres usually come
+    # sorted already): np.add.at did the same ~10x slower, 4 ms of a 1 s clip's overhead
+    kept_index = index[keep]
+    order = np.argsort(kept_index, kind="stable")
+    sorted_index = kept_index[order]
     sums = np.zeros((n_frames, dim), np.float64)  # [T, D]
-    np.add.at(sums, index[keep], features[keep])
-    counts = np.bincount(index[keep], minlength=n_frames)  # [T]
+    if sorted_index.size:
+        runs = np.flatnonzero(np.r_[True, sorted_index[1:] != sorted_index[:-1]])  # run starts
+        sums[sorted_index[runs]] = np.add.reduceat(features[keep][order].astype(np.float64),
+                                                   runs, axis=0)
+    counts = np.bincount(kept_index, minlength=n_frames)  # [T]
     pooled = sums / np.maximum(counts, 1)[:, None]
 
     empty = np.flatnonzero(counts == 0)  # frames that hold no centre

@@ -4,7 +4,11 @@ Video
 - decord first (`VideoReader`, read in consecutive `get_batch` chunks, so at most
   `chunk_frames` decoded frames exist at a time: a 10-minute video never sits whole in
   memory). Frame count, per-frame timestamps, fps and duration come from the container
-  index that decord builds when it opens the file.
+  index that decord builds when it opens the file; the frame size from the first chunk.
+  No `ffmpeg -i` runs on this path: spawning ffmpeg to read the stream list cost ~15-30 ms
+  per clip, the largest fixed cost of extracting many short clips (issue 13), and decord
+  already knows everything but the audio stream, which `decode_audio` finds out itself
+  (`MediaInfo.has_audio` is None until then).
 - When decord cannot open a file, ffmpeg (the binary from `ffmpeg_exe()`) decodes it to raw
   rgb24 frames over a pipe, `-fps_mode passthrough` so no frame is duplicated or dropped.
   Stream facts then come from parsing `ffmpeg -i` (no ffprobe ships with imageio-ffmpeg);
@@ -21,8 +25,10 @@ Audio
   (`-f f32le pipe:1`); ffmpeg's own resampler does the rate conversion during decoding, so
   no in-memory resampling is needed (`resample_wave` uses torchaudio where a caller does
   need one).
-- Audio presence is read from the stream list that `ffmpeg -i` prints. No audio stream is
-  not an error: a zero waveform as long as the video, `has_audio=False`, and a warning.
+- Audio presence: the decoding ffmpeg maps the audio stream as optional (`-map 0:a:0?`)
+  and says so when there is none, so the same process that decodes the audio tells whether
+  it exists (no separate `ffmpeg -i`). No audio stream is not an error: a zero waveform as
+  long as the video, `has_audio=False`, and a warning.
 """
 from __future__ import annotations
 
@@ -54,7 +60,7 @@ class MediaInfo:
     duration: float  # seconds of video: end time of the last frame
     width: int  # frame width, pixels
     height: int  # frame height, pixels
-    has_audio: bool  # the container holds an audio stream
+    has_audio: bool | None  # the container holds an audio stream (None: not looked up; decord)
     backend: str  # "decord" or "ffmpeg"
     frame_starts: np.ndarray | None = None  # [n_frames] start times (s), only for VFR video
 
@@ -114,23 +120,24 @@ class VideoStream:
         self.path = Path(path)
         self.chunk_frames = chunk_frames  # decoded frames held at once
         self.decode_threads = decode_threads  # decord's decoder threads (0 = its default)
-        facts = probe(self.path)
-        if not facts["has_video"]:
-            raise DecodeError(f"{self.path}: no video stream")
+        if not self.path.is_file():
+            raise DecodeError(f"{self.path}: no such file")
         self._reader = None
         if backend in ("auto", "decord"):
             try:
-                self.info = self._open_decord(facts)
+                self.info = self._open_decord()
+                return
             except Exception as err:  # noqa: BLE001 - decord raises bare RuntimeErrors/DECORDErrors
                 if backend == "decord":
                     raise DecodeError(f"{self.path}: decord cannot open it ({_first_line(err)})") from err
                 log.info("%s: decord cannot open it (%s); decoding with ffmpeg", self.path, _first_line(err))
-                self.info = self._ffmpeg_info(facts)
-        else:
-            self.info = self._ffmpeg_info(facts)
+        facts = probe(self.path)  # the fallback needs ffmpeg's stream list (size, rate, audio)
+        if not facts["has_video"]:
+            raise DecodeError(f"{self.path}: no video stream")
+        self.info = self._ffmpeg_info(facts)
 
     # -- decord
-    def _open_decord(self, facts: dict) -> MediaInfo:
+    def _open_decord(self) -> MediaInfo:
         import decord
 
         reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=self.decode_threads)
@@ -153,9 +160,9 @@ class VideoStream:
         else:
             duration = n_frames / fps
         self._reader = reader
-        # frame size from the stream list: asking decord would decode a frame
-        return MediaInfo(str(self.path), fps, n_frames, duration, int(facts["width"] or 0),
-                         int(facts["height"] or 0), bool(facts["has_audio"]), "decord", frame_starts)
+        # frame size: asking decord would decode a frame, so it is filled in from the first
+        # chunk; audio presence is left to decode_audio (module doc)
+        return MediaInfo(str(self.path), fps, n_frames, duration, 0, 0, None, "decord", frame_starts)
 
     def _iter_decord(self) -> Iterator[np.ndarray]:
         n = self.info.n_frames
@@ -165,6 +172,8 @@ class VideoStream:
                 chunk = self._reader.get_batch(indices).asnumpy()  # [n, H, W, 3] uint8
             except Exception as err:  # noqa: BLE001
                 raise DecodeError(f"{self.path}: decord failed at frame {start} ({_first_line(err)})") from err
+            if start == 0:
+                self.info = replace(self.info, height=int(chunk.shape[1]), width=int(chunk.shape[2]))
             yield chunk
 
     # -- ffmpeg fallback
@@ -225,22 +234,23 @@ def decode_audio(path: str | Path, *, has_audio: bool | None = None, duration: f
     `has_audio`/`duration` may be passed when already known (saves one `ffmpeg -i`).
     """
     path = Path(path)
-    if has_audio is None or (not has_audio and duration is None):
-        facts = probe(path)
-        has_audio = facts["has_audio"] if has_audio is None else has_audio
-        duration = facts["duration"] if duration is None else duration
-    if not has_audio:
-        log.warning("%s: no audio stream; using silence (has_audio=False)", path)
-        return np.zeros(int(round((duration or 0.0) * sample_rate)), np.float32), False
-    cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-vn",
-           "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "pipe:1"]
-    result = subprocess.run(cmd, capture_output=True)
-    if result.returncode != 0:
+    if has_audio is not False:
+        # the audio stream mapped as optional: without one, ffmpeg says so and exits non-zero
+        cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0?", "-vn",
+               "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "pipe:1"]
+        result = subprocess.run(cmd, capture_output=True)
         stderr = result.stderr.decode(errors="replace").strip()
-        raise DecodeError(f"{path}: ffmpeg could not decode the audio "
-                          f"({stderr.splitlines()[-1] if stderr else 'exit code %d' % result.returncode})")
-    wave = np.frombuffer(result.stdout, dtype="<f4").astype(np.float32)  # [S]
-    return wave, True
+        if result.returncode == 0:
+            return np.frombuffer(result.stdout, dtype="<f4").astype(np.float32), True  # [S]
+        if "does not contain any stream" not in stderr:
+            if not path.is_file():
+                raise DecodeError(f"{path}: no such file")
+            raise DecodeError(f"{path}: ffmpeg could not decode the audio "
+                              f"({stderr.splitlines()[-1] if stderr else 'exit code %d' % result.returncode})")
+    if duration is None:
+        duration = probe(path)["duration"]
+    log.warning("%s: no audio stream; using silence (has_audio=False)", path)
+    return np.zeros(int(round((duration or 0.0) * sample_rate)), np.float32), False
 
 
 def resample_wave(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
