@@ -3,7 +3,8 @@
 Stages, each in frames/s of video:
   decode        frames (chunked decord) + 16 kHz audio (ffmpeg pipe), no model
   visual        TSN ResNet-50 on pre-decoded frames as `rtdl extract` runs it: precision
-                auto (bf16 autocast on AVX512-BF16 CPUs), channels-last, BN folded
+                and backend auto (torch bf16 autocast, channels-last, BN folded on
+                AVX512-BF16 CPUs; the BN-folded network on OpenVINO in fp32 elsewhere)
   audio         wav2vec 2.0 base on pre-decoded waves (precision auto)
   full          `run_extraction` into an HDF5 cache: decoding overlapped with the models
   plain fp32    decode the whole clip into memory, then torchvision ResNet-50 in fp32 on
@@ -89,15 +90,18 @@ def make_clips(folder: Path, n: int, seconds: float, size: int) -> list[Path]:
                       audio="noise" if i % 2 else "sine") for i in range(n)]
 
 
-def build(precision: str, channels_last: bool, fold_bn: bool = True, device: str = "cpu"):
-    """Extractors as `rtdl extract --visual-weights random --audio-model random` builds them."""
+def build(precision: str, channels_last: bool, fold_bn: bool = True, device: str = "cpu",
+          backend: str = "auto"):
+    """Extractors as `rtdl extract --visual-weights random --audio-model random` builds them
+    (`backend="torch"` for the plain loop: torch eager is what a first script runs)."""
     from extractors.build import build_visual_extractor
     from pipeline.extract import ExtractionOptions, build_extractors
 
     _, audio = build_extractors(ExtractionOptions(visual_model="lowlevel", audio_model="random",
                                                   precision=precision), device)
     visual = build_visual_extractor("tsn", weights="random", device=device, precision=precision,
-                                    channels_last=channels_last, fold_bn=fold_bn, batch_size=BATCH)
+                                    channels_last=channels_last, fold_bn=fold_bn, batch_size=BATCH,
+                                    backend=backend)
     return visual, audio
 
 
@@ -321,6 +325,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2,
                         help="times each stage is timed, interleaved; rates are totals over rounds")
     parser.add_argument("--precision", default="auto", help="precision of the optimised runs")
+    parser.add_argument("--backend", default="auto", help="TSN runtime of the optimised runs")
     parser.add_argument("--rss-seconds", default="10,30,120", help="clip lengths for peak RSS ('' to skip)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--many-clips", type=int, default=0,
@@ -352,8 +357,9 @@ def main() -> None:
 
     frames, waves = decode_all(clips)
     n_frames = sum(len(f) for f in frames)
-    visual, audio = build(args.precision, channels_last=True)
-    plain_visual, plain_audio = build("fp32", channels_last=False, fold_bn=False)
+    visual, audio = build(args.precision, channels_last=True, backend=args.backend)
+    results["backend"] = visual.backend
+    plain_visual, plain_audio = build("fp32", channels_last=False, fold_bn=False, backend="torch")
     for v, a in ((visual, audio), (plain_visual, plain_audio)):
         stage_visual(v, [frames[0][:8]])  # warm-up: first calls allocate and pick kernels
         a(waves[0][:16000])
