@@ -76,3 +76,21 @@ def test_corrupt_file_raises_decode_error_naming_it(clips):
 def test_resample_wave_changes_length():
     wave = np.sin(np.linspace(0, 100, 8000)).astype(np.float32)
     assert resample_wave(wave, 8000, 16000).shape == (16000,)
+
+
+def test_decord_path_and_audio_spawn_no_probe(clips, monkeypatch):
+    """Per-clip overhead (issue 13): decord's path and the audio decode must not run a
+    separate `ffmpeg -i`; audio presence comes from the decoding ffmpeg itself."""
+    import extractors.decode as decode
+
+    def no_probe(path):
+        raise AssertionError(f"probe({path}) ran")
+
+    monkeypatch.setattr(decode, "probe", no_probe)
+    stream = VideoStream(clips["tone"])
+    assert sum(len(c) for c in stream) == 25 and stream.info.has_audio is None
+    wave, has_audio = decode_audio(clips["tone"], duration=stream.info.duration)
+    assert has_audio and wave.size > 15000
+    silent = VideoStream(clips["silent"])
+    wave, has_audio = decode_audio(clips["silent"], duration=silent.info.duration)
+    assert not has_audio and wave.shape == (9600,) and not wave.any()
