@@ -177,7 +177,7 @@ def figure4(run_dir: Path, metadata: Path, cache_path: Path, out_dir: Path, per_
     """Reconstruction-error curves against ground truth for test videos of each class."""
     from data.cache import FeatureCache
     from data.metadata import load_metadata, records_for_split
-    from data.records import LABELS
+    from data.labels import LABELS
     from pipeline.checkpoint import load_checkpoint
     from pipeline.plots import plot_evidence
     from pipeline.predict import predict_arrays

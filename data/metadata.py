@@ -39,7 +39,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from data.records import Segment, VideoRecord, label_from_flags
+from data.labels import label_from_flags
+from data.records import Segment, VideoRecord
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +311,7 @@ def _check_fake_flag(segments: tuple[Segment, ...], modified: bool, key: str,
 
 def summarize(records: list[VideoRecord]) -> dict[str, Any]:
     """Counts per split and per label, for logs and `rtdl` messages."""
-    from data.records import LABELS
+    from data.labels import LABELS
     return {
         "videos": len(records),
         "splits": dict(Counter(r.split for r in records)),

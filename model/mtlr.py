@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from data.labels import is_modified
 from model.layers import masked_conv
 
 AUX_HEADS: tuple[str, ...] = (
@@ -83,7 +84,7 @@ class AuxiliaryHeads(nn.Module):
 
 def modality_targets(labels: Tensor) -> dict[str, Tensor]:
     """Per-modality 'modified' bits of 4-class labels. labels [B] long -> {'visual','audio'}: [B] bool."""
-    return {"visual": (labels & 1).bool(), "audio": (labels & 2).bool()}
+    return {modality: is_modified(labels, modality).bool() for modality in ("visual", "audio")}
 
 
 def auxiliary_cls_losses(video_logits: dict[str, Tensor], labels: Tensor) -> dict[str, Tensor]:

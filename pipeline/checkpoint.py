@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from data.config import from_dict, to_dict
-from data.records import LABELS
+from data.labels import LABELS
 from pipeline import __version__
 
 FORMAT = "rtdl-checkpoint-v1"

@@ -28,7 +28,8 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from data.records import LABELS, VideoRecord
+from data.labels import LABELS
+from data.records import VideoRecord
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from data.records import LABELS, VideoRecord
+from data.labels import LABELS
+from data.records import VideoRecord
 from pipeline.evaluate import rank_auc
 
 MODALITIES = ("visual", "audio")

@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from data.records import LABELS
+from data.labels import LABELS
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive

@@ -34,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from data.records import LABELS
+from data.labels import LABELS
 from pipeline import __version__
 from pipeline.devices import resolve_device
 from pipeline.predict import DEFAULT_MAX_FRAMES, predict_arrays, to_video_scores

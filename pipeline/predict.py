@@ -39,7 +39,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data.records import LABELS, VideoRecord
+from data.labels import LABELS
+from data.records import VideoRecord
 from pipeline.dataset import cache_name, check_finite_features, iter_windows, missing_keys_error
 from pipeline.devices import resolve_device
 from model.rtdeeploc import FRAME_FIELDS

@@ -68,19 +68,12 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from data.records import LABELS
+from data.labels import LABEL_INDEX, LABELS, branch_of, fake_probability, modality_probabilities
 
 log = logging.getLogger(__name__)
 
 NMS_MODES = ("hard", "soft", "none")
 ROUTING_MODES = ("argmax", "soft", "joint")
-# which frame-score curve localizes each predicted class (Sec. 3.1); real -> joint, see above
-ROUTE_BY_LABEL: dict[str, str] = {
-    "real": "joint",
-    "visual_only": "visual",
-    "audio_only": "audio",
-    "both": "joint",
-}
 
 
 @dataclass(frozen=True)
@@ -182,13 +175,9 @@ def predicted_label(class_probs: Sequence[float]) -> str:
 
 
 def route(class_probs: Sequence[float]) -> str:
-    """Which branch localizes this video: "visual", "audio" or "joint" (Sec. 3.1)."""
-    return ROUTE_BY_LABEL[predicted_label(class_probs)]
-
-
-def fake_probability(class_probs: Sequence[float]) -> float:
-    """Video-level probability that anything is forged: 1 - p_real."""
-    return float(1.0 - np.asarray(class_probs, dtype=np.float64).reshape(-1)[0])
+    """Which branch localizes this video: "visual", "audio" or "joint" (Sec. 3.1; a video
+    predicted real is localized on the joint branch, see the module docstring)."""
+    return branch_of(LABEL_INDEX[predicted_label(class_probs)])
 
 
 # ---------------------------------------------------------------- candidate runs
@@ -325,12 +314,6 @@ def suppress_and_rank(proposals: list[list[float]], cfg: ProposalConfig) -> list
     return [[float(s), float(a), float(b)] for s, a, b in proposals[:cfg.max_proposals]]
 
 
-def modality_probabilities(class_probs: Sequence[float]) -> dict[str, float]:
-    """P(visual modified) = p(visual_only) + p(both); P(audio modified) = p(audio_only) + p(both)."""
-    probs = np.asarray(class_probs, dtype=np.float64).reshape(-1)
-    return {"visual": float(probs[1] + probs[3]), "audio": float(probs[2] + probs[3])}
-
-
 def smooth(scores: np.ndarray, frames: int) -> np.ndarray:
     """Centred moving average over `frames` frames (edges average over what exists)."""
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -384,20 +367,20 @@ def labelled_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -
     cfg = cfg or ProposalConfig()
     label = predicted_label(scores.class_probs)
     if cfg.routing in ("argmax", "joint"):
-        branch = ROUTE_BY_LABEL[label] if cfg.routing == "argmax" else "joint"
+        branch = branch_of(LABEL_INDEX[label]) if cfg.routing == "argmax" else "joint"
         found = score_curve_proposals(branch_curve(scores, branch, cfg), scores.fps, scores.duration,
                                       fake_probability(scores.class_probs), label == "real", cfg)
         return [[*p, branch] for p in found]
     unsuppressed = dataclasses.replace(cfg, nms="none", max_proposals=10 ** 9)
     pooled: list[list[float]] = []
     # suppression keeps spans and changes scores: a span's branch is that of its best entry
-    branch_of: dict[tuple[float, float], tuple[float, str]] = {}
+    span_branch: dict[tuple[float, float], tuple[float, str]] = {}
     for modality, p_modified in modality_probabilities(scores.class_probs).items():
         for p in score_curve_proposals(branch_curve(scores, modality, cfg), scores.fps, scores.duration,
                                        p_modified, True, unsuppressed):
             pooled.append(p)
-            branch_of[(p[1], p[2])] = max(branch_of.get((p[1], p[2]), (-math.inf, "")), (p[0], modality))
-    return [[*p, branch_of[(p[1], p[2])][1]] for p in suppress_and_rank(pooled, cfg)]
+            span_branch[(p[1], p[2])] = max(span_branch.get((p[1], p[2]), (-math.inf, "")), (p[0], modality))
+    return [[*p, span_branch[(p[1], p[2])][1]] for p in suppress_and_rank(pooled, cfg)]
 
 
 def scores_to_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -> list[list[float]]:

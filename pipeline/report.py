@@ -30,7 +30,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from data.records import LABELS
+from data.labels import LABELS
 
 REPORT_NAME = "report.html"
 EMBED_LIMIT_MB = 25.0

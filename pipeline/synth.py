@@ -50,7 +50,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data.config import from_dict, to_dict
-from data.records import LABELS
+from data.labels import LABELS, is_modified
 from data.synth.clip import ClipSpec, ForgedSpan, make_clip, plan_spans
 from data.synth.forgeries import AUDIO_FORGERIES, VISUAL_FORGERIES
 from data.synth.writer import write_mp4
@@ -173,7 +173,8 @@ def plan_dataset(cfg: SynthConfig) -> list[PlannedClip]:
         for label in labels:
             clip_rng = np.random.default_rng([cfg.seed, index, 1])
             n_frames = int(round(clip_rng.uniform(*cfg.duration_s) * cfg.fps))
-            spans = plan_spans(n_frames, cfg.fps, visual=label in (1, 3), audio=label in (2, 3),
+            spans = plan_spans(n_frames, cfg.fps, visual=bool(is_modified(label, "visual")),
+                               audio=bool(is_modified(label, "audio")),
                                visual_kinds=visual_kinds, audio_kinds=audio_kinds, rng=clip_rng,
                                segment_s=cfg.segment_s, max_segments=cfg.max_segments)
             spec = ClipSpec(seed=(cfg.seed, index, 2), n_frames=n_frames, fps=cfg.fps,

@@ -154,7 +154,7 @@ def check_split_labels(train_records: Sequence[VideoRecord], val_records: Sequen
     and writes a best.pt), and a validation split without a fake video leaves the average
     AP that picks best.pt undefined; both are found here, before any epoch is spent.
     """
-    from data.records import LABELS
+    from data.labels import LABELS
 
     counts = Counter(LABELS[r.label] for r in train_records)
     if len(counts) < 2:

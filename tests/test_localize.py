@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from data.records import LABELS
+from data.labels import LABELS
 from pipeline import checkpoint as checkpoint_module
 from pipeline.localize import localize_to_file, localize_videos
 from pipeline.plots import plot_evidence

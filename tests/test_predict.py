@@ -8,7 +8,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from data.records import LABELS, VideoRecord
+from data.labels import LABELS
+from data.records import VideoRecord
 from pipeline.proposals import ProposalConfig
 from pipeline.predict import predict_arrays, predict_split, probs_path_for, run_predictions, tune_proposals
 from pipeline.proposals import load_proposal_config, save_proposal_config

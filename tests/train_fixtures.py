@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.records import label_from_flags
+from data.labels import label_from_flags
 
 VISUAL_DIM, AUDIO_DIM = 6, 4
 SETTINGS = {"visual": {"name": "test-random", "dim": VISUAL_DIM},
