@@ -42,7 +42,8 @@ VARIANTS = {  # name -> ModelConfig overrides (Table 3, plus rtdl's authentic-fr
 def prepare_data(workdir: Path, num_videos: int, data_seed: int,
                  split_sizes: tuple[int, ...] | None = None) -> tuple[Path, Path, str]:
     from pipeline.demo import choose_extractors
-    from pipeline.extract import ExtractionOptions, run_extraction
+    from pipeline.extract import run_extraction
+    from pipeline.options import ExtractionOptions
     from pipeline.synth import synth_dataset
 
     media, cache = workdir / "media", workdir / "features.h5"
@@ -180,7 +181,7 @@ def figure4(run_dir: Path, metadata: Path, cache_path: Path, out_dir: Path, per_
     from data.labels import LABELS
     from pipeline.checkpoint import load_checkpoint
     from pipeline.plots import plot_evidence
-    from pipeline.predict import predict_arrays
+    from pipeline.inference import predict_arrays
 
     checkpoint = load_checkpoint(run_dir / "best.pt")
     cache = FeatureCache(cache_path)

@@ -34,7 +34,7 @@ import torch
 
 from data.config import from_dict, to_dict
 from data.labels import LABELS
-from pipeline import __version__
+from data.version import __version__
 
 FORMAT = "rtdl-checkpoint-v1"
 

@@ -173,10 +173,13 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
     from pipeline.checkpoint import load_checkpoint, read_checkpoint_payload
     from pipeline.demo_stages import RESUMED, REUSED, DemoFolder
     from pipeline.evaluate import evaluate_files, format_table
-    from pipeline.extract import ExtractionOptions, run_extraction
+    from pipeline.extract import run_extraction
     from pipeline.localize import localize_to_file
-    from pipeline.predict import predict_split, tune_proposals
-    from pipeline.proposals import ProposalConfig, load_proposal_config, save_proposal_config
+    from pipeline.options import ExtractionOptions
+    from pipeline.predict import predict_split
+    from pipeline.proposal_settings import load_proposal_config, write_proposals_yaml
+    from pipeline.proposal_tuning import tune_proposals
+    from pipeline.proposals import ProposalConfig
     from pipeline.synth import synth_dataset
     from pipeline.train import train
 
@@ -243,7 +246,7 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
         else:  # a checkpoint trained with tuning switched off
             proposal_config, _ = tune_proposals(checkpoint.model, FeatureCache(cache_path),
                                                 records_for_split(records, "dev"))
-        save_proposal_config(proposal_config, proposals_yaml)
+        write_proposals_yaml(proposal_config, proposals_yaml)
         folder.finish("proposals")
     proposal_config = load_proposal_config(str(proposals_yaml))
     echo(f"chosen: {json.dumps(to_dict(proposal_config))}")

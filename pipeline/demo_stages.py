@@ -39,7 +39,7 @@ MANIFEST = "manifest.json"
 REUSED, RESUMED, RAN = "reused", "resumed", "ran"
 
 
-class DemoFolderError(Exception):
+class DemoFolderError(ValueError):
     """The demo folder cannot be used as it is; the message says what to do."""
 
 
@@ -243,7 +243,7 @@ class DemoFolder:
         self._write_stamp(self.stages[name], complete=True)
 
     def _write_stamp(self, stage: Stage, complete: bool) -> None:
-        from pipeline import __version__
+        from data.version import __version__
 
         _write_json(self.state / f"{stage.name}.json",
                     {"stage": stage.name, "complete": complete,

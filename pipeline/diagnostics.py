@@ -36,7 +36,7 @@ import numpy as np
 
 from data.labels import LABELS
 from data.records import VideoRecord
-from pipeline.evaluate import rank_auc
+from pipeline.metrics import rank_auc
 
 MODALITIES = ("visual", "audio")
 

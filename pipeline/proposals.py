@@ -144,25 +144,6 @@ class VideoScores:
     audio_evidence: np.ndarray | None = None
 
 
-def load_proposal_config(path: str | None = None, overrides: Sequence[str] = ()) -> ProposalConfig:
-    """ProposalConfig from an optional YAML file, then `key=value` overrides (unknown keys rejected)."""
-    from data.config import apply_overrides, load_yaml
-
-    cfg = load_yaml(ProposalConfig, path) if path else ProposalConfig()
-    return apply_overrides(cfg, list(overrides))
-
-
-def save_proposal_config(cfg: ProposalConfig, path) -> None:
-    """Write `cfg` as YAML that `load_proposal_config` / `rtdl predict --proposals` read back."""
-    from pathlib import Path
-
-    import yaml
-
-    from data.config import to_dict
-
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-
-
 # ---------------------------------------------------------------- routing
 
 

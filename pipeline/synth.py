@@ -54,7 +54,7 @@ from data.labels import LABELS, is_modified
 from data.synth.clip import ClipSpec, ForgedSpan, make_clip, plan_spans
 from data.synth.forgeries import AUDIO_FORGERIES, VISUAL_FORGERIES
 from data.synth.writer import write_mp4
-from pipeline import __version__
+from data.version import __version__
 
 log = logging.getLogger(__name__)
 

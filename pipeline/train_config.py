@@ -33,8 +33,6 @@ class TrainConfig:
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     grad_clip: float = 0.0  # max global grad norm; 0 disables clipping
     max_len: int = 512  # training sequences longer than this are randomly cropped (frames)
-    eval_window: int = 0  # validation frames per window for the accuracy pass; 0 = whole videos
-    eval_batch_size: int = 8  # videos per validation batch
     standardize_inputs: bool = True  # per-dimension mean/std of training frames, see model/normalize.py
     seed: int = 0  # model init, data order, crops, masking: all derived from it
     num_workers: int = 0  # DataLoader worker processes per training process
@@ -48,13 +46,13 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         # frozen configs are checked once here, so the trainer can trust every field
-        positive = ("epochs", "batch_size", "max_len", "eval_batch_size")
+        positive = ("epochs", "batch_size", "max_len")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name}: must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"train.lr: must be > 0, got {self.lr}")
-        for name in ("weight_decay", "grad_clip", "eval_window", "num_workers"):
+        for name in ("weight_decay", "grad_clip", "num_workers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name}: must be >= 0, got {getattr(self, name)}")
         if self.device not in DEVICES:

@@ -85,7 +85,7 @@ def tiny_model_config(**changes):
 def tiny_run_config(model_changes=None, **train_changes):
     from pipeline.train_config import RunConfig, TrainConfig
 
-    train = dict(epochs=1, batch_size=4, lr=1e-3, max_len=16, eval_batch_size=4, seed=0,
+    train = dict(epochs=1, batch_size=4, lr=1e-3, max_len=16, seed=0,
                  device="cpu")
     train.update(train_changes)
     return RunConfig(model=tiny_model_config(**(model_changes or {})), train=TrainConfig(**train))
