@@ -67,7 +67,8 @@ def run_one(name: str, overrides: dict, seed: int, args, metadata: Path, cache_p
     from data.cache import FeatureCache
     from data.metadata import load_metadata, records_for_split
     from localization_bench import SPLITS, run_report
-    from pipeline.demo import DemoConfig, demo_run_config
+    from pipeline.demo import DEMO_PRESET
+    from pipeline.train_config import load_run_config
     from pipeline.diagnostics import load_forgery_types
     from pipeline.train import train
 
@@ -75,9 +76,9 @@ def run_one(name: str, overrides: dict, seed: int, args, metadata: Path, cache_p
     slug += "-afr" if overrides.get("frame_negative_weight") else ""
     slug += "-inp" if overrides.get("fdn_target") == "input" else ""
     run_dir = args.workdir / "runs" / f"{slug}-s{seed}"
-    demo = DemoConfig(seed=seed, device="cpu", **{k: getattr(args, k) for k in
-                                                  ("epochs", "batch_size", "lr", "d_model")})
-    run_cfg = demo_run_config(demo, **overrides)
+    changes = [f"model.d_model={args.d_model}", *(f"model.{k}={v}" for k, v in overrides.items())]
+    run_cfg = load_run_config(DEMO_PRESET, changes, epochs=args.epochs, batch_size=args.batch_size,
+                              lr=args.lr, seed=seed, device="cpu")
     t0 = time.perf_counter()
     if not (run_dir / "best.pt").exists():
         train(run_cfg, cache_path, metadata, run_dir)
@@ -221,13 +222,14 @@ def main() -> None:
     parser.add_argument("--no-figures", action="store_true")
     parser.add_argument("--threads", type=int, default=2,
                         help="torch threads (1 when running several seeds side by side)")
-    from pipeline.demo import DemoConfig  # the demo's training settings are the defaults
+    from pipeline.demo import DEMO_PRESET  # the demo's training settings are the defaults
+    from pipeline.train_config import load_run_config
 
-    demo = DemoConfig()
-    parser.add_argument("--epochs", type=int, default=demo.epochs)
-    parser.add_argument("--batch-size", type=int, default=demo.batch_size)
-    parser.add_argument("--lr", type=float, default=demo.lr)
-    parser.add_argument("--d-model", type=int, default=demo.d_model)
+    demo = load_run_config(DEMO_PRESET)
+    parser.add_argument("--epochs", type=int, default=demo.train.epochs)
+    parser.add_argument("--batch-size", type=int, default=demo.train.batch_size)
+    parser.add_argument("--lr", type=float, default=demo.train.lr)
+    parser.add_argument("--d-model", type=int, default=demo.model.d_model)
     parser.add_argument("--figures", type=Path, default=REPO / "benchmarks" / "figures")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)

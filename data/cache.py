@@ -54,7 +54,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import h5py
 import numpy as np
@@ -577,8 +577,3 @@ def merge_caches(sources: str | os.PathLike | Sequence[str | os.PathLike], out: 
         raise
     log.info("merged %d videos from %d file(s) into %s", len(cache), len(cache.files), out)
     return out
-
-
-def cache_files(source: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
-    """The files a `FeatureCache(source)` would read (for logs and `rtdl merge`)."""
-    return _resolve_sources(source if isinstance(source, (str, os.PathLike)) else list(source))

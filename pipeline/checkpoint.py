@@ -37,6 +37,9 @@ from data.labels import LABELS
 from data.version import __version__
 
 FORMAT = "rtdl-checkpoint-v1"
+# TrainConfig fields that no longer exist (the validation accuracy pass); checkpoints that
+# still record them load, the values are unused
+RETIRED_TRAIN_FIELDS = ("eval_window", "eval_batch_size")
 
 
 @dataclass
@@ -227,7 +230,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     from pipeline.train_config import RunConfig
 
     payload = read_checkpoint_payload(path, map_location)
-    run_config = from_dict(RunConfig, payload["run_config"], f"{path}: run_config")
+    stored = dict(payload["run_config"])
+    stored["train"] = {k: v for k, v in stored.get("train", {}).items() if k not in RETIRED_TRAIN_FIELDS}
+    run_config = from_dict(RunConfig, stored, f"{path}: run_config")
     model = build_model(run_config.model, payload["visual_dim"], payload["audio_dim"])
     try:
         model.load_state_dict(payload["model_state"])

@@ -108,8 +108,9 @@ def inference_options(command):
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Run folder: last.pt, best.pt, metrics.jsonl, curves.png, proposals.yaml, "
                    "run_config.yaml.")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-              help="YAML with `model:` and `train:` sections (unknown keys rejected).")
+@click.option("--config", "config_path",
+              help="YAML with `model:` and `train:` sections (unknown keys rejected), or the name "
+                   "of a preset shipped with rtdl (`demo`: the demo's recipe).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set train.lr=1e-4 --set model.mask_ratio=0.5.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Number of epochs (train.epochs).")

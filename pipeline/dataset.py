@@ -19,7 +19,6 @@ Choices:
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -30,9 +29,6 @@ from tqdm import tqdm
 
 from data.labels import LABELS
 from data.records import VideoRecord
-
-log = logging.getLogger(__name__)
-
 
 def cache_name(cache) -> str:
     """A human name for a FeatureCache in error messages: its path(s), comma-separated."""

@@ -6,7 +6,7 @@ the best checkpoint. The run folder holds `last.pt` (with optimizer and RNG stat
 loss terms and validation metrics, redrawn every epoch), `run_config.yaml`, `tensorboard/`
 with `train.tensorboard`, and, once the last epoch is done, `proposals.yaml`.
 
-Choices where the paper and issue 4 leave room:
+Choices the paper leaves open:
 - Randomness. Every source is derived from `train.seed`: model init (torch.manual_seed
   before build_model), data order (DistributedSampler seeded with the seed, reshuffled per
   epoch), crop offsets (seeded by (seed, epoch, item), see pipeline/dataset.py), masking
@@ -57,7 +57,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch

@@ -17,8 +17,8 @@ import pipeline.train
 from pipeline.cli import main
 from pipeline.demo import DemoConfig, run_demo
 
-TINY = DemoConfig(num_videos=16, epochs=2, batch_size=4, d_model=16, duration_s=(2.0, 3.0),
-                  workers=1, device="cpu")
+TINY = DemoConfig(num_videos=16, epochs=2, overrides=("train.batch_size=4", "model.d_model=16"),
+                  duration_s=(2.0, 3.0), workers=1, device="cpu")
 STAGES = ("synth", "features", "train", "proposals", "predictions", "localize")
 
 
