@@ -32,6 +32,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from data.atomic import write_atomic
 from data.config import from_dict, to_dict
 from data.labels import LABELS
 from data.version import __version__
@@ -139,19 +140,7 @@ def update_checkpoint(path: str | Path, **fields: Any) -> Path:
 
 def save_payload(path: str | Path, payload: Mapping[str, Any]) -> Path:
     """Write a checkpoint dict to `path` through a fsync'ed temporary and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_atomic(path, lambda handle: torch.save(payload, handle), durable=True)
 
 
 def _process_alive(pid: int) -> bool:

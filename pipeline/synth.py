@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +48,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from data.atomic import write_atomic
 from data.config import from_dict, to_dict
 from data.labels import LABELS, is_modified
 from data.synth.clip import ClipSpec, ForgedSpan, make_clip, plan_spans
@@ -277,6 +277,4 @@ def _write_json(path: Path, value) -> None:
         text = "[\n" + ",\n".join(json.dumps(item) for item in value) + "\n]\n"
     else:
         text = json.dumps(value, indent=1) + "\n"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)

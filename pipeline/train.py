@@ -66,6 +66,7 @@ import yaml
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from data.atomic import write_atomic
 from data.config import to_dict
 from data.records import VideoRecord
 from data.feature_settings import FeatureSettings
@@ -519,9 +520,7 @@ def repair_run_folder(out_dir: Path, completed: int, last_row: dict | None, best
     if repaired != rows:
         log.warning("%s: rewritten with the %d row(s) of the epochs completed in %s (it had %d)",
                     metrics_path, len(repaired), LAST, len(rows))
-        tmp = metrics_path.with_name(f".{METRICS}.tmp")
-        tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in repaired))
-        os.replace(tmp, metrics_path)
+        write_atomic(metrics_path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in repaired))
     if not completed or best.get("epoch") != completed:
         return
     best_epoch = None
