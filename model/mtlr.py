@@ -17,7 +17,7 @@ not available, so the choice made here is:
 Why binary targets for the six modality-separated heads: a stream that carries one modality
 can only witness whether that modality was manipulated; asking the visual stream to tell
 audio-only fakes from real videos would teach it to hallucinate. The bits come from the label
-layout of `data.records.label_from_flags` (label = visual + 2 * audio). The combined heads see
+layout of `data/labels.py` (label = visual + 2 * audio). The combined heads see
 both the feature and its reconstruction, so they can read the discrepancy that the FDN makes
 large on forged frames; their sigmoid frame scores are the per-modality localization scores.
 

@@ -219,7 +219,7 @@ def localize_to_file(video_paths: Sequence[str | Path], checkpoint_path: str | P
     """Load the checkpoint, localize every video, write `out_path` (JSON) and, with
     `report_dir`, the HTML report (pipeline/report.py). Returns the object.
 
-    proposal_config None chooses the settings as `rtdl localize` does (pipeline/tune.py:
+    proposal_config None chooses the settings as `rtdl localize` does (pipeline/proposal_settings.py:
     `proposals_path`, else the checkpoint's tuned settings, else the defaults).
     """
     if not video_paths:

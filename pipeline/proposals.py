@@ -6,7 +6,7 @@ label" and that "the final temporal boundaries are then determined by thresholdi
 merging the predicted frame-level scores". Everything else here is our choice, written
 down so it can be changed in one place:
 
-Routing (`route`): argmax of the 4 class probabilities (order of `data.records.LABELS`):
+Routing (`route`): argmax of the 4 class probabilities (order of `data.labels.LABELS`):
 visual_only -> visual frame scores, audio_only -> audio scores, both -> joint scores.
 A video predicted *real* still gets proposals, from the joint scores, so that AR is
 meaningful; their scores are multiplied by the video's fake probability
@@ -395,9 +395,9 @@ def grid_search(videos: Mapping[str, VideoScores], evaluate: Callable[[dict], fl
     """Pick ProposalConfig fields on a validation split by exhaustive search.
 
     videos: the model's per-video scores on the *validation* split (compute them once with
-    `pipeline.predict.predict_scores`); evaluate: maps a predictions dict {file: proposals}
+    `pipeline.inference.predict_scores`); evaluate: maps a predictions dict {file: proposals}
     to one number, higher is better (e.g. the mean of AP and AR from
-    `pipeline.evaluate.evaluate_predictions`); grid: {field name: candidate values}.
+    `pipeline.metrics.evaluate_predictions`); grid: {field name: candidate values}.
     Returns the best config (first one wins ties, so list the default first) and every
     (overrides, value) tried, in order.
     """

@@ -40,7 +40,7 @@ Choices the paper leaves open:
   TSN / wav2vec features it is a harmless fixed affine map. Every rank computes the same
   statistics from the same split, so DDP replicas start identical.
 - Proposal settings: after the last epoch the run chooses them on the validation split
-  (pipeline/tune.py, `train.tune_proposals`) and stores them in best.pt and last.pt, so
+  (pipeline/proposal_tuning.py, `train.tune_proposals`) and stores them in best.pt and last.pt, so
   `rtdl predict` / `rtdl localize` use tuned settings without a `--proposals` file.
 - Data-wait share: the time spent in `next(loader)` over the whole step time, per epoch,
   logged in metrics.jsonl as `data_wait_share` (what benchmarks/bench_train.py reports).
