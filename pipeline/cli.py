@@ -157,7 +157,7 @@ def train_command(cache_paths, metadata, out_dir, config_path, overrides, epochs
               help="YAML of the chosen settings [default: proposals.yaml beside the checkpoint].")
 @click.option("--write-checkpoint", is_flag=True,
               help="Also store the chosen settings in the checkpoint (atomic rewrite, same weights).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default=InferenceOptions.device, show_default=True, help="auto, cpu, cuda or cuda:N.")
 def tune_command(cache_paths, checkpoint, metadata, split, grid_path, protocol, out_path,
                  write_checkpoint, device):
     """Choose proposal settings for a checkpoint on a validation split."""

@@ -68,7 +68,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from data.labels import LABEL_INDEX, LABELS, branch_of, fake_probability, modality_probabilities
+from data.labels import LABEL_INDEX, LABELS, REAL, branch_of, fake_probability, modality_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +350,7 @@ def labelled_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -
     if cfg.routing in ("argmax", "joint"):
         branch = branch_of(LABEL_INDEX[label]) if cfg.routing == "argmax" else "joint"
         found = score_curve_proposals(branch_curve(scores, branch, cfg), scores.fps, scores.duration,
-                                      fake_probability(scores.class_probs), label == "real", cfg)
+                                      fake_probability(scores.class_probs), LABEL_INDEX[label] == REAL, cfg)
         return [[*p, branch] for p in found]
     unsuppressed = dataclasses.replace(cfg, nms="none", max_proposals=10 ** 9)
     pooled: list[list[float]] = []

@@ -167,7 +167,7 @@ def test_a_truncated_video_shorter_than_its_metadata_is_a_failure(tmp_path, capl
     """The first half of an mp4 with its index up front decodes without error, just shorter."""
     import logging
 
-    from extractors.ffmpeg_bin import ffmpeg_exe
+    from data.ffmpeg_bin import ffmpeg_exe
 
     whole = make_clip(tmp_path / "whole.mp4", 2.44)
     front = tmp_path / "front.mp4"  # the layout rtdl synth and most web video use
