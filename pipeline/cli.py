@@ -9,6 +9,7 @@ import logging
 import click
 
 from data.version import __version__
+from pipeline.demo import DemoConfig
 from pipeline.options import ExtractionOptions, InferenceOptions
 
 
@@ -437,16 +438,19 @@ def merge_command(sources, out, force):
                    "A rerun there reuses every stage that finished with the same settings.")
 @click.option("--fresh", is_flag=True,
               help="Start over in --workdir, removing what an earlier demo wrote there first.")
-@click.option("--num-videos", default=None, type=int, help="Synthetic clips (default 240).")
-@click.option("--epochs", default=None, type=int, help="Training epochs (default 12).")
-@click.option("--seed", default=None, type=int, help="Seed for synthesis and training (default 0).")
+@click.option("--num-videos", default=None, type=int,
+              help=f"Synthetic clips (default {DemoConfig.num_videos}).")
+@click.option("--epochs", default=None, type=int,
+              help="Training epochs (default: the `demo` preset's, see `rtdl train --config`).")
+@click.option("--seed", default=None, type=int,
+              help=f"Seed for synthesis and training (default {DemoConfig.seed}).")
 @click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]),
-              help="Where extraction and training run (default auto).")
+              help=f"Where extraction and training run (default {DemoConfig.device}).")
 def demo_command(workdir, fresh, num_videos, epochs, seed, device):
     """End-to-end demo: synth, extract, train, predict, evaluate, localize (minutes on a CPU)."""
     import dataclasses
 
-    from pipeline.demo import DemoConfig, run_demo
+    from pipeline.demo import run_demo
 
     given = {"num_videos": num_videos, "epochs": epochs, "seed": seed, "device": device}
     cfg = dataclasses.replace(DemoConfig(), **{k: v for k, v in given.items() if v is not None})

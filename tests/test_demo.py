@@ -12,7 +12,7 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-import pipeline.demo
+import pipeline.cli
 import pipeline.train
 from pipeline.cli import main
 from pipeline.demo import DemoConfig, run_demo
@@ -40,7 +40,7 @@ def closing_summary(text: str) -> list[str]:
 def demo_cli(workdir, *args: str, epochs: int | None = None):
     """`rtdl demo` on the tiny config (the CLI starts from DemoConfig(), patched here)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline.demo, "DemoConfig", lambda: TINY)
+        patch.setattr(pipeline.cli, "DemoConfig", lambda: TINY)
         words = ["demo", "--workdir", str(workdir), *args]
         return CliRunner().invoke(main, words + (["--epochs", str(epochs)] if epochs else []))
 
