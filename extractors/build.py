@@ -17,14 +17,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from data.feature_settings import FeatureSettings
+from data.feature_settings import WEIGHT_FREE_KINDS, FeatureSettings
 from extractors.defaults import DEFAULT_AUDIO_MODEL, DEFAULT_VISUAL_WEIGHTS
 from extractors.weights import WeightsUnavailableError, sha256_prefix
 
 log = logging.getLogger(__name__)
 
 VISUAL_NAMES = ("tsn", "lowlevel")
-WEIGHT_FREE_AUDIO = ("logmel",)
 
 __all__ = ["build_visual_extractor", "build_audio_extractor", "build_extractors_from_settings",
            "extractor_settings", "WeightsUnavailableError", "DEFAULT_AUDIO_MODEL",
@@ -118,7 +117,7 @@ def pretrained_weights_on_disk(visual_weights: str = DEFAULT_VISUAL_WEIGHTS,
         visual = (Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name).is_file()
     else:
         visual = visual_weights != "random" and Path(visual_weights).expanduser().is_file()
-    if audio_model in ("random", *WEIGHT_FREE_AUDIO):
+    if audio_model in ("random", *WEIGHT_FREE_KINDS):  # logmel: an extractor name is its kind
         audio = False
     else:
         from extractors.audio_wav2vec import available_locally

@@ -75,7 +75,7 @@ def describe_cache(source: str) -> dict:
     import h5py
 
     from data.cache import FeatureCache, _SHARD_RE
-    from data.feature_settings import FeatureSettings
+    from data.feature_settings import FeatureSettings, backbone_source
 
     cache = FeatureCache(source)
     frames, seconds, without_audio, fps = 0, 0.0, 0, set()
@@ -109,7 +109,7 @@ def describe_cache(source: str) -> dict:
         "audio_dim": cache.audio_dim,
         "dtype": str(attrs["storage_dtype"]),
         "extractors": FeatureSettings(settings).describe(),
-        "pretrained": {part: bool(settings.get(part, {}).get("pretrained", False))
+        "pretrained": {part: backbone_source(settings.get(part, {})) == "pretrained"
                        for part in ("visual", "audio")},
         "settings": settings,
         "written_by": f"rtdl {attrs['rtdl_version']}, cache format {attrs['format_version']}",

@@ -103,9 +103,9 @@ def produce(tmp_path: Path) -> dict[str, str]:
     """{golden file name: text} of this code's outputs on the fixed inputs."""
     from pipeline.checkpoint import load_checkpoint
     from pipeline.cli import main
+    from pipeline.inference import localize_features
     from pipeline.proposals import ProposalConfig
 
-    localize_features = _localize_features()
     checkpoint, cache, arrays = make_inputs(tmp_path)
     texts = {}
     runs = {"tuned": [], "argmax": ["--set", "routing=argmax", "--set", "error_weight=0.0"]}
@@ -132,14 +132,6 @@ def produce(tmp_path: Path) -> dict[str, str]:
                                       for k, v in sorted(outputs.items())}}
     texts["localize_features.json"] = json.dumps(localized, indent=1, sort_keys=True) + "\n"
     return texts
-
-
-def _localize_features():
-    try:
-        from pipeline.localize import localize_features
-    except ImportError:
-        from pipeline.inference import localize_features
-    return localize_features
 
 
 def _numbers_close(a, b, path: str) -> None:
