@@ -10,7 +10,7 @@ Each record has the LAV-DF fields (`file`, `split`, `duration`, `video_frames`, 
 `visual_forgery_types` / `audio_forgery_types` (the forgery name of each period, in the
 same order) and `forgery_types` (sorted distinct names in the clip).
 
-Choices where the issue leaves room:
+Choices:
 - Times are exact frame boundaries: a span of frames [a, b) is written as [a/fps, b/fps].
   `fake_periods` is the union of the visual and audio periods (overlapping or touching
   periods merged), as LAV-DF gives one list per video.
