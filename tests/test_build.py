@@ -8,11 +8,9 @@ import torch
 import torchvision
 
 from data.feature_settings import FeatureSettings
-from extractors import audio_wav2vec
-from extractors.build import (DEFAULT_AUDIO_MODEL, WeightsUnavailableError, build_audio_extractor,
+from extractors.build import (WeightsUnavailableError, build_audio_extractor,
                               build_extractors_from_settings, build_visual_extractor,
-                              extractor_settings,
-                              pretrained_weights_on_disk)
+                              extractor_settings, pretrained_weights_on_disk)
 
 FRAMES = np.random.default_rng(0).integers(0, 256, (3, 48, 64, 3), dtype=np.uint8)
 WAVE = np.random.default_rng(1).standard_normal(12000).astype(np.float32)
