@@ -34,8 +34,11 @@ import numpy as np
 from extractors.align import pool_to_frames
 from extractors.decode import VideoStream, decode_audio
 from extractors.memory import release_freed_memory
+from pipeline.options import ExtractionOptions
 
 log = logging.getLogger(__name__)
+
+DEFAULTS = ExtractionOptions()  # chunking and prefetching defaults, declared there once
 
 # trim the heap between passes only when the resident set outgrew its size before the last
 # trim by this much: memory each video uses again stays mapped (trimming it after every
@@ -145,8 +148,10 @@ class _Prefetcher:
 # ----------------------------------------------------------------------------- core loop
 
 def extract_stream(items: Sequence[tuple[str, Path]], visual_extractor, audio_extractor, *,
-                    chunk_frames: int = 64, prefetch_chunks: int = 4, decode_threads: int = 1,
-                    decode_workers: int = 1, on_frames=None) -> Iterator[tuple[str, Path, object]]:
+                    chunk_frames: int = DEFAULTS.chunk_frames,
+                    prefetch_chunks: int = DEFAULTS.prefetch_chunks,
+                    decode_threads: int = DEFAULTS.decode_threads, decode_workers: int = 1,
+                    on_frames=None) -> Iterator[tuple[str, Path, object]]:
     """Yield (key, path, (visual [T,Dv], audio [T,Da], info) or failure reason str) per video."""
     import torch
 
@@ -231,8 +236,9 @@ def _assemble(visual_parts: list[np.ndarray], audio_result, info, has_audio: boo
 
 
 def extract_video_features(path: str | Path, visual_extractor, audio_extractor, *,
-                           chunk_frames: int = 64, prefetch_chunks: int = 4,
-                           decode_threads: int = 1) -> tuple[np.ndarray, np.ndarray, dict]:
+                           chunk_frames: int = DEFAULTS.chunk_frames,
+                           prefetch_chunks: int = DEFAULTS.prefetch_chunks,
+                           decode_threads: int = DEFAULTS.decode_threads) -> tuple[np.ndarray, np.ndarray, dict]:
     """Features of one video in memory: (visual [T, Dv], audio [T, Da], info).
 
     info: fps, duration, n_frames, has_audio (plus width, height, decoder).
