@@ -34,6 +34,7 @@ SIGNAL_TUNING_GRID = {
     "error_weight": (0.0, 0.5, 0.75, 1.0),
     "routing": ("argmax", "soft", "joint"),
     "smooth_frames": (1, 5),
+    "curve_normalization": ("none", "rank"),
 }
 # then a small search space around the default proposal settings (defaults first)
 DEFAULT_TUNING_GRID = {

@@ -22,6 +22,17 @@ on dev lets the data decide, and 0 keeps the paper's heads-only reading. Smoothi
 training-free temporal consistency step that weakly-supervised localization work uses
 against isolated frame spikes.
 
+Curve normalisation (`curve_normalization`): proposal scores are pooled over all videos
+before AP is computed, so a curve's *level* matters as much as its shape. A trained head's
+frame probabilities are calibrated differently from video to video (saturated near 1 in
+some, flat near 0 in others) and from seed to seed, which makes the inner-minus-outer
+contrast of one video incomparable with another's. "rank" replaces each curve by its
+within-video ranks scaled to [0, 1] (ties share their average rank): the ordering of
+frames, which is all the frame AUC measures, is kept; the per-video scale is dropped and the
+video-level probability alone says how likely a video is to hold a forgery. Measured on
+rtdl synth (BENCHMARKS.md): training a few epochs longer left the routed curve's frame AUC
+unchanged but lowered tuned test AP from 31.4 to 18.4; ranks brought it back to 31.0.
+
 Routing alternatives (`routing`): a wrong class prediction sends a video to the wrong
 branch (routing accuracy is 0.3-0.45 on rtdl synth, see BENCHMARKS.md), so besides the
 paper's argmax there is "soft" (both modality curves propose, each proposal scored as for a
@@ -74,6 +85,7 @@ log = logging.getLogger(__name__)
 
 NMS_MODES = ("hard", "soft", "none")
 ROUTING_MODES = ("argmax", "soft", "joint")
+CURVE_NORMALIZATIONS = ("none", "rank")
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,10 @@ class ProposalConfig:
     # audio curves both give proposals, each scored by its modality's probability; "joint":
     # the joint curve for every video (no routing decision to get wrong)
     routing: str = "argmax"
+    # "none": the curve's values as they are (the paper); "rank": each frame's rank within
+    # its video's curve, scaled to [0, 1], so proposal scores are comparable across videos
+    # whatever the head's calibration (see the module docstring)
+    curve_normalization: str = "none"
 
     def __post_init__(self) -> None:
         if self.nms not in NMS_MODES:
@@ -127,6 +143,9 @@ class ProposalConfig:
             raise ValueError(f"ProposalConfig.smooth_frames: must be >= 1, got {self.smooth_frames}")
         if self.routing not in ROUTING_MODES:
             raise ValueError(f"ProposalConfig.routing: expected one of {ROUTING_MODES}, got {self.routing!r}")
+        if self.curve_normalization not in CURVE_NORMALIZATIONS:
+            raise ValueError(f"ProposalConfig.curve_normalization: expected one of "
+                             f"{CURVE_NORMALIZATIONS}, got {self.curve_normalization!r}")
 
 
 @dataclass(frozen=True)
@@ -306,8 +325,20 @@ def smooth(scores: np.ndarray, frames: int) -> np.ndarray:
     return total / count
 
 
+def rank_normalize(scores: np.ndarray) -> np.ndarray:
+    """Each value's rank within the curve scaled to [0, 1]; equal values share their average
+    rank, so a flat curve stays flat (0.5) instead of becoming an arbitrary ramp."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)  # [T]
+    if scores.size < 2:
+        return np.full_like(scores, 0.5)
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    average_rank = np.cumsum(counts) - (counts + 1) / 2  # 0-based mean rank of each distinct value
+    return average_rank[inverse] / (scores.size - 1)
+
+
 def branch_curve(scores: VideoScores, branch: str, cfg: ProposalConfig) -> np.ndarray:
-    """One branch's frame curve: head score mixed with error evidence, then smoothed.
+    """One branch's frame curve: head score mixed with error evidence, smoothed, and (with
+    `curve_normalization="rank"`) replaced by its within-video ranks.
 
     branch: "visual", "audio" or "joint" (whose evidence is the larger of the two modalities').
     """
@@ -320,7 +351,8 @@ def branch_curve(scores: VideoScores, branch: str, cfg: ProposalConfig) -> np.nd
         visual_ev, audio_ev = evidence(scores.visual_evidence), evidence(scores.audio_evidence)
         ev = {"visual": visual_ev, "audio": audio_ev, "joint": np.maximum(visual_ev, audio_ev)}[branch]
         head = (1 - w) * head + w * ev
-    return smooth(head, cfg.smooth_frames)
+    curve = smooth(head, cfg.smooth_frames)
+    return rank_normalize(curve) if cfg.curve_normalization == "rank" else curve
 
 
 def routed_curve(scores: VideoScores, cfg: ProposalConfig | None = None) -> np.ndarray:
