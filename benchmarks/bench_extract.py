@@ -167,7 +167,7 @@ def cosine_min(a: np.ndarray, b: np.ndarray) -> float:
 
 def rss_child(clip: str, precision: str) -> None:
     """Fresh process: build extractors, extract one clip, print peak RSS as JSON."""
-    from pipeline.extract import extract_video_features
+    from pipeline.video_features import extract_video_features
 
     visual, audio = build(precision, channels_last=True)
     rss_models = _status_mb("VmRSS")

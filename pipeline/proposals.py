@@ -6,7 +6,7 @@ label" and that "the final temporal boundaries are then determined by thresholdi
 merging the predicted frame-level scores". Everything else here is our choice, written
 down so it can be changed in one place:
 
-Routing (`route`): argmax of the 4 class probabilities (order of `data.records.LABELS`):
+Routing (`route`): argmax of the 4 class probabilities (order of `data.labels.LABELS`):
 visual_only -> visual frame scores, audio_only -> audio scores, both -> joint scores.
 A video predicted *real* still gets proposals, from the joint scores, so that AR is
 meaningful; their scores are multiplied by the video's fake probability
@@ -79,20 +79,13 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from data.records import LABELS
+from data.labels import LABEL_INDEX, LABELS, REAL, branch_of, fake_probability, modality_probabilities
 
 log = logging.getLogger(__name__)
 
 NMS_MODES = ("hard", "soft", "none")
 ROUTING_MODES = ("argmax", "soft", "joint")
 CURVE_NORMALIZATIONS = ("none", "rank")
-# which frame-score curve localizes each predicted class (Sec. 3.1); real -> joint, see above
-ROUTE_BY_LABEL: dict[str, str] = {
-    "real": "joint",
-    "visual_only": "visual",
-    "audio_only": "audio",
-    "both": "joint",
-}
 
 
 @dataclass(frozen=True)
@@ -170,25 +163,6 @@ class VideoScores:
     audio_evidence: np.ndarray | None = None
 
 
-def load_proposal_config(path: str | None = None, overrides: Sequence[str] = ()) -> ProposalConfig:
-    """ProposalConfig from an optional YAML file, then `key=value` overrides (unknown keys rejected)."""
-    from data.config import apply_overrides, load_yaml
-
-    cfg = load_yaml(ProposalConfig, path) if path else ProposalConfig()
-    return apply_overrides(cfg, list(overrides))
-
-
-def save_proposal_config(cfg: ProposalConfig, path) -> None:
-    """Write `cfg` as YAML that `load_proposal_config` / `rtdl predict --proposals` read back."""
-    from pathlib import Path
-
-    import yaml
-
-    from data.config import to_dict
-
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-
-
 # ---------------------------------------------------------------- routing
 
 
@@ -201,13 +175,9 @@ def predicted_label(class_probs: Sequence[float]) -> str:
 
 
 def route(class_probs: Sequence[float]) -> str:
-    """Which branch localizes this video: "visual", "audio" or "joint" (Sec. 3.1)."""
-    return ROUTE_BY_LABEL[predicted_label(class_probs)]
-
-
-def fake_probability(class_probs: Sequence[float]) -> float:
-    """Video-level probability that anything is forged: 1 - p_real."""
-    return float(1.0 - np.asarray(class_probs, dtype=np.float64).reshape(-1)[0])
+    """Which branch localizes this video: "visual", "audio" or "joint" (Sec. 3.1; a video
+    predicted real is localized on the joint branch, see the module docstring)."""
+    return branch_of(LABEL_INDEX[predicted_label(class_probs)])
 
 
 # ---------------------------------------------------------------- candidate runs
@@ -344,12 +314,6 @@ def suppress_and_rank(proposals: list[list[float]], cfg: ProposalConfig) -> list
     return [[float(s), float(a), float(b)] for s, a, b in proposals[:cfg.max_proposals]]
 
 
-def modality_probabilities(class_probs: Sequence[float]) -> dict[str, float]:
-    """P(visual modified) = p(visual_only) + p(both); P(audio modified) = p(audio_only) + p(both)."""
-    probs = np.asarray(class_probs, dtype=np.float64).reshape(-1)
-    return {"visual": float(probs[1] + probs[3]), "audio": float(probs[2] + probs[3])}
-
-
 def smooth(scores: np.ndarray, frames: int) -> np.ndarray:
     """Centred moving average over `frames` frames (edges average over what exists)."""
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -416,20 +380,20 @@ def labelled_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -
     cfg = cfg or ProposalConfig()
     label = predicted_label(scores.class_probs)
     if cfg.routing in ("argmax", "joint"):
-        branch = ROUTE_BY_LABEL[label] if cfg.routing == "argmax" else "joint"
+        branch = branch_of(LABEL_INDEX[label]) if cfg.routing == "argmax" else "joint"
         found = score_curve_proposals(branch_curve(scores, branch, cfg), scores.fps, scores.duration,
-                                      fake_probability(scores.class_probs), label == "real", cfg)
+                                      fake_probability(scores.class_probs), LABEL_INDEX[label] == REAL, cfg)
         return [[*p, branch] for p in found]
     unsuppressed = dataclasses.replace(cfg, nms="none", max_proposals=10 ** 9)
     pooled: list[list[float]] = []
     # suppression keeps spans and changes scores: a span's branch is that of its best entry
-    branch_of: dict[tuple[float, float], tuple[float, str]] = {}
+    span_branch: dict[tuple[float, float], tuple[float, str]] = {}
     for modality, p_modified in modality_probabilities(scores.class_probs).items():
         for p in score_curve_proposals(branch_curve(scores, modality, cfg), scores.fps, scores.duration,
                                        p_modified, True, unsuppressed):
             pooled.append(p)
-            branch_of[(p[1], p[2])] = max(branch_of.get((p[1], p[2]), (-math.inf, "")), (p[0], modality))
-    return [[*p, branch_of[(p[1], p[2])][1]] for p in suppress_and_rank(pooled, cfg)]
+            span_branch[(p[1], p[2])] = max(span_branch.get((p[1], p[2]), (-math.inf, "")), (p[0], modality))
+    return [[*p, span_branch[(p[1], p[2])][1]] for p in suppress_and_rank(pooled, cfg)]
 
 
 def scores_to_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -> list[list[float]]:
@@ -463,9 +427,9 @@ def grid_search(videos: Mapping[str, VideoScores], evaluate: Callable[[dict], fl
     """Pick ProposalConfig fields on a validation split by exhaustive search.
 
     videos: the model's per-video scores on the *validation* split (compute them once with
-    `pipeline.predict.predict_scores`); evaluate: maps a predictions dict {file: proposals}
+    `pipeline.inference.predict_scores`); evaluate: maps a predictions dict {file: proposals}
     to one number, higher is better (e.g. the mean of AP and AR from
-    `pipeline.evaluate.evaluate_predictions`); grid: {field name: candidate values}.
+    `pipeline.metrics.evaluate_predictions`); grid: {field name: candidate values}.
     Returns the best config (first one wins ties, so list the default first) and every
     (overrides, value) tried, in order.
     """

@@ -10,7 +10,7 @@ Each record has the LAV-DF fields (`file`, `split`, `duration`, `video_frames`, 
 `visual_forgery_types` / `audio_forgery_types` (the forgery name of each period, in the
 same order) and `forgery_types` (sorted distinct names in the clip).
 
-Choices where the issue leaves room:
+Choices:
 - Times are exact frame boundaries: a span of frames [a, b) is written as [a/fps, b/fps].
   `fake_periods` is the union of the visual and audio periods (overlapping or touching
   periods merged), as LAV-DF gives one list per video.
@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,12 +48,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from data.atomic import write_atomic
 from data.config import from_dict, to_dict
-from data.records import LABELS
+from data.labels import LABELS, is_modified
 from data.synth.clip import ClipSpec, ForgedSpan, make_clip, plan_spans
 from data.synth.forgeries import AUDIO_FORGERIES, VISUAL_FORGERIES
 from data.synth.writer import write_mp4
-from pipeline import __version__
+from data.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,8 @@ def plan_dataset(cfg: SynthConfig) -> list[PlannedClip]:
         for label in labels:
             clip_rng = np.random.default_rng([cfg.seed, index, 1])
             n_frames = int(round(clip_rng.uniform(*cfg.duration_s) * cfg.fps))
-            spans = plan_spans(n_frames, cfg.fps, visual=label in (1, 3), audio=label in (2, 3),
+            spans = plan_spans(n_frames, cfg.fps, visual=bool(is_modified(label, "visual")),
+                               audio=bool(is_modified(label, "audio")),
                                visual_kinds=visual_kinds, audio_kinds=audio_kinds, rng=clip_rng,
                                segment_s=cfg.segment_s, max_segments=cfg.max_segments)
             spec = ClipSpec(seed=(cfg.seed, index, 2), n_frames=n_frames, fps=cfg.fps,
@@ -276,6 +277,4 @@ def _write_json(path: Path, value) -> None:
         text = "[\n" + ",\n".join(json.dumps(item) for item in value) + "\n]\n"
     else:
         text = json.dumps(value, indent=1) + "\n"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)
