@@ -95,7 +95,7 @@ def main() -> None:
     from data.metadata import load_metadata, records_for_split
     from pipeline.diagnostics import (clip_median_deviation, format_auc_table, frame_auc_table,
                                       frame_mask, load_forgery_types, modality_segments)
-    from pipeline.evaluate import rank_auc
+    from pipeline.metrics import rank_auc
     from pipeline.machine import describe_machine
 
     torch.set_num_threads(1)
