@@ -42,7 +42,8 @@ VARIANTS = {  # name -> ModelConfig overrides (Table 3, plus rtdl's authentic-fr
 def prepare_data(workdir: Path, num_videos: int, data_seed: int,
                  split_sizes: tuple[int, ...] | None = None) -> tuple[Path, Path, str]:
     from pipeline.demo import choose_extractors
-    from pipeline.extract import ExtractionOptions, run_extraction
+    from pipeline.extract import run_extraction
+    from pipeline.options import ExtractionOptions
     from pipeline.synth import synth_dataset
 
     media, cache = workdir / "media", workdir / "features.h5"
@@ -66,7 +67,8 @@ def run_one(name: str, overrides: dict, seed: int, args, metadata: Path, cache_p
     from data.cache import FeatureCache
     from data.metadata import load_metadata, records_for_split
     from localization_bench import SPLITS, run_report
-    from pipeline.demo import DemoConfig, demo_run_config
+    from pipeline.demo import DEMO_PRESET
+    from pipeline.train_config import load_run_config
     from pipeline.diagnostics import load_forgery_types
     from pipeline.train import train
 
@@ -74,9 +76,9 @@ def run_one(name: str, overrides: dict, seed: int, args, metadata: Path, cache_p
     slug += "-afr" if overrides.get("frame_negative_weight") else ""
     slug += "-inp" if overrides.get("fdn_target") == "input" else ""
     run_dir = args.workdir / "runs" / f"{slug}-s{seed}"
-    demo = DemoConfig(seed=seed, device="cpu", **{k: getattr(args, k) for k in
-                                                  ("epochs", "batch_size", "lr", "d_model")})
-    run_cfg = demo_run_config(demo, **overrides)
+    changes = [f"model.d_model={args.d_model}", *(f"model.{k}={v}" for k, v in overrides.items())]
+    run_cfg = load_run_config(DEMO_PRESET, changes, epochs=args.epochs, batch_size=args.batch_size,
+                              lr=args.lr, seed=seed, device="cpu")
     t0 = time.perf_counter()
     if not (run_dir / "best.pt").exists():
         train(run_cfg, cache_path, metadata, run_dir)
@@ -177,10 +179,10 @@ def figure4(run_dir: Path, metadata: Path, cache_path: Path, out_dir: Path, per_
     """Reconstruction-error curves against ground truth for test videos of each class."""
     from data.cache import FeatureCache
     from data.metadata import load_metadata, records_for_split
-    from data.records import LABELS
+    from data.labels import LABELS
     from pipeline.checkpoint import load_checkpoint
     from pipeline.plots import plot_evidence
-    from pipeline.predict import predict_arrays
+    from pipeline.inference import predict_arrays
 
     checkpoint = load_checkpoint(run_dir / "best.pt")
     cache = FeatureCache(cache_path)
@@ -220,13 +222,14 @@ def main() -> None:
     parser.add_argument("--no-figures", action="store_true")
     parser.add_argument("--threads", type=int, default=2,
                         help="torch threads (1 when running several seeds side by side)")
-    from pipeline.demo import DemoConfig  # the demo's training settings are the defaults
+    from pipeline.demo import DEMO_PRESET  # the demo's training settings are the defaults
+    from pipeline.train_config import load_run_config
 
-    demo = DemoConfig()
-    parser.add_argument("--epochs", type=int, default=demo.epochs)
-    parser.add_argument("--batch-size", type=int, default=demo.batch_size)
-    parser.add_argument("--lr", type=float, default=demo.lr)
-    parser.add_argument("--d-model", type=int, default=demo.d_model)
+    demo = load_run_config(DEMO_PRESET)
+    parser.add_argument("--epochs", type=int, default=demo.train.epochs)
+    parser.add_argument("--batch-size", type=int, default=demo.train.batch_size)
+    parser.add_argument("--lr", type=float, default=demo.train.lr)
+    parser.add_argument("--d-model", type=int, default=demo.model.d_model)
     parser.add_argument("--figures", type=Path, default=REPO / "benchmarks" / "figures")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from data.records import VideoRecord
-from pipeline.evaluate import (PROTOCOLS, PackedProposals, evaluate_predictions,
+from pipeline.metrics import (PROTOCOLS, PackedProposals, evaluate_predictions,
                                localization_metrics, pack_segments)
 from pipeline.machine import describe_machine
 

@@ -184,7 +184,7 @@ def cosine_min(a: np.ndarray, b: np.ndarray) -> float:
 
 def rss_child(clip: str, precision: str) -> None:
     """Fresh process: build extractors, extract one clip, print peak RSS as JSON."""
-    from pipeline.extract import extract_video_features
+    from pipeline.video_features import extract_video_features
 
     visual, audio = build(precision, channels_last=True)
     rss_models = _status_mb("VmRSS")
@@ -249,7 +249,7 @@ def decode_minimal(clip: Path) -> int:
     """The decoding any extractor must do: decord frames + one ffmpeg audio process."""
     import decord
 
-    from extractors.ffmpeg_bin import ffmpeg_exe
+    from data.ffmpeg_bin import ffmpeg_exe
 
     reader = decord.VideoReader(str(clip), ctx=decord.cpu(0), num_threads=1)
     n = len(reader)
@@ -263,7 +263,7 @@ def decode_minimal(clip: Path) -> int:
 def many_clips(args) -> dict:
     """Per-clip cost of extraction beyond decoding and the backbones (module doc)."""
     import data.cache
-    import pipeline.extract
+    import pipeline.video_features
     from pipeline.extract import run_extraction
     from pipeline.machine import machine_info
 
@@ -286,7 +286,7 @@ def many_clips(args) -> dict:
                 spent[label] += time.perf_counter() - start
         setattr(owner, name, wrapper)
 
-    timed_wrapper(pipeline.extract, "_assemble", "assemble")
+    timed_wrapper(pipeline.video_features, "_assemble", "assemble")
     timed_wrapper(data.cache.CacheWriter, "write", "write")
     timed_wrapper(data.cache.CacheWriter, "close", "close")
     decode_minimal(clips[0])  # warm the page cache and the ffmpeg binary

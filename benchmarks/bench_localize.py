@@ -39,7 +39,7 @@ def child(clip: str, ckpt: str, out: str) -> None:
 
     from pipeline.checkpoint import load_checkpoint
     from pipeline.localize import build_checkpoint_extractors, localize_videos
-    from pipeline.tune import resolve_proposal_config
+    from pipeline.proposal_settings import resolve_proposal_config
 
     now = time.perf_counter()
     t["imports_s"], mark = now - mark, now

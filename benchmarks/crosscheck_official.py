@@ -13,7 +13,7 @@ land exactly on thresholds and scores tie.
 import importlib.util, json, sys, tempfile, os
 import numpy as np
 from data.records import VideoRecord
-from pipeline.evaluate import evaluate_predictions, PROTOCOLS
+from pipeline.metrics import evaluate_predictions, PROTOCOLS
 
 spec = importlib.util.spec_from_file_location("avdeepfake1m._evaluation", sys.argv[1])
 official = importlib.util.module_from_spec(spec); spec.loader.exec_module(official)

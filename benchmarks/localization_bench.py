@@ -33,7 +33,7 @@ SPLITS = ("dev", "test", "test_unseen")
 
 
 def evaluate(predictions, records):
-    from pipeline.evaluate import PROTOCOLS, evaluate_predictions
+    from pipeline.metrics import PROTOCOLS, evaluate_predictions
 
     p = PROTOCOLS["rtdeeploc"]
     m = evaluate_predictions(predictions, records, ap_iou=p.ap_iou, ar_n=p.ar_n, ar_iou=p.ar_iou)
@@ -54,12 +54,12 @@ def fixed_scores(curves: dict, records, probs=(0.0, 0.0, 0.0, 1.0)):
 
 def tune_and_test(scores_by_split: dict, records_by_split: dict, signal_grid: dict) -> dict:
     """Choose localizer settings on dev, evaluate test and test_unseen once."""
-    from pipeline.predict import DEFAULT_TUNING_GRID, tune_on_scores
+    from pipeline.proposal_tuning import DEFAULT_TUNING_GRID, SIGNAL_TUNING_GRID, tune_on_scores
     from pipeline.proposals import all_proposals
 
     best, _ = tune_on_scores(scores_by_split["dev"], records_by_split["dev"], signal_grid=signal_grid)
     result = {"config": {k: v for k, v in dataclasses.asdict(best).items()
-                         if k in ("error_weight", "routing", "smooth_frames", *DEFAULT_TUNING_GRID)}}
+                         if k in (*SIGNAL_TUNING_GRID, *DEFAULT_TUNING_GRID)}}
     for split in ("test", "test_unseen"):
         result[split] = evaluate(all_proposals(scores_by_split[split], best), records_by_split[split])
     return result
@@ -68,7 +68,7 @@ def tune_and_test(scores_by_split: dict, records_by_split: dict, signal_grid: di
 def run_report(run_dir: Path, cache, records_by_split, forgery_types) -> dict:
     from pipeline.checkpoint import load_checkpoint
     from pipeline.diagnostics import frame_auc_table, model_signals, routing_report
-    from pipeline.predict import predict_arrays, to_video_scores
+    from pipeline.inference import predict_arrays, to_video_scores
     from pipeline.proposals import routed_curve
 
     model = load_checkpoint(run_dir / "best.pt").model

@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 from data.cache import FeatureCache  # noqa: E402
 from pipeline.diagnostics import clip_median_deviation  # noqa: E402
-from pipeline.evaluate import rank_auc  # noqa: E402
+from pipeline.metrics import rank_auc  # noqa: E402
 from pipeline.extract import ExtractionOptions, run_extraction  # noqa: E402
 from pipeline.synth import synth_dataset  # noqa: E402
 

@@ -54,10 +54,12 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Sequence
 
 import h5py
 import numpy as np
+
+from data.feature_settings import describe_settings_difference, settings_difference
 
 log = logging.getLogger(__name__)
 
@@ -128,34 +130,6 @@ def _settings_json(settings: dict) -> str:
     return json.dumps(settings, sort_keys=True)
 
 
-def _flatten(mapping: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(mapping, dict):
-        return {prefix or "<root>": mapping}
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict):
-            flat.update(_flatten(value, name))
-        else:
-            flat[name] = value
-    return flat
-
-
-def settings_difference(a: dict, b: dict) -> list[str]:
-    """Dotted keys whose values differ between two settings dicts (missing counts)."""
-    fa, fb = _flatten(a), _flatten(b)
-    return sorted(k for k in set(fa) | set(fb) if fa.get(k, "<missing>") != fb.get(k, "<missing>"))
-
-
-def describe_settings_difference(a: dict, b: dict, shown: int = 4) -> str:
-    """`visual.name: 'tsn' vs 'lowlevel', ...` for the first `shown` differing keys."""
-    diff = settings_difference(a, b)
-    fa, fb = _flatten(a), _flatten(b)
-    text = ", ".join(f"{k}: {fa.get(k, '<missing>')!r} vs {fb.get(k, '<missing>')!r}"
-                     for k in diff[:shown])
-    return text + (f" and {len(diff) - shown} more" if len(diff) > shown else "")
-
-
 def _check_same_settings(first_file: Path, first: dict, other_file: Path, other: dict) -> None:
     diff = settings_difference(first, other)
     if diff:
@@ -183,7 +157,7 @@ def _read_file_settings(handle: h5py.File, path: Path) -> dict:
 
 def _init_file_attrs(handle: h5py.File, settings: dict, dtype: str,
                      visual_dim: int = -1, audio_dim: int = -1) -> None:
-    from pipeline import __version__
+    from data.version import __version__
 
     handle.attrs["settings"] = _settings_json(settings)
     handle.attrs["rtdl_version"] = __version__
@@ -603,8 +577,3 @@ def merge_caches(sources: str | os.PathLike | Sequence[str | os.PathLike], out: 
         raise
     log.info("merged %d videos from %d file(s) into %s", len(cache), len(cache.files), out)
     return out
-
-
-def cache_files(source: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
-    """The files a `FeatureCache(source)` would read (for logs and `rtdl merge`)."""
-    return _resolve_sources(source if isinstance(source, (str, os.PathLike)) else list(source))

@@ -4,7 +4,7 @@
 a record with `modify_type` is AV-Deepfake1M, one with `modify_video` / `modify_audio` /
 `fake_periods` is LAV-DF. `path` may also be a dataset root folder; see `metadata_files`.
 
-Choices where the datasets or the issue leave room (recorded here so they are easy to find):
+Choices where the datasets leave room (recorded here so they are easy to find):
 - Tolerance. A segment may start up to one frame (1 / fps s) before 0 and end up to one
   frame after the duration. Both datasets write times rounded from frame indices and
   LAV-DF's `duration` comes from the container, so the last segment can overshoot by a
@@ -39,7 +39,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from data.records import Segment, VideoRecord, label_from_flags
+from data.labels import label_from_flags
+from data.records import Segment, VideoRecord
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +311,7 @@ def _check_fake_flag(segments: tuple[Segment, ...], modified: bool, key: str,
 
 def summarize(records: list[VideoRecord]) -> dict[str, Any]:
     """Counts per split and per label, for logs and `rtdl` messages."""
-    from data.records import LABELS
+    from data.labels import LABELS
     return {
         "videos": len(records),
         "splits": dict(Counter(r.split for r in records)),

@@ -1,21 +1,11 @@
-"""One record type for every dataset's metadata, and the 4-class label map.
-
-The label order is part of every checkpoint (see `LABELS`): index 0 is real,
-1 visual-only, 2 audio-only, 3 both, the video-level classes of Sec. 3.1 of the paper.
-"""
+"""One record type for every dataset's metadata (labels laid out as in `data/labels.py`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-LABELS: tuple[str, ...] = ("real", "visual_only", "audio_only", "both")
-LABEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(LABELS)}
+from data.labels import LABELS, REAL
 
 Segment = tuple[float, float]  # (start, end) in seconds
-
-
-def label_from_flags(visual_modified: bool, audio_modified: bool) -> int:
-    """4-class label index from the two per-modality 'modified' flags."""
-    return int(bool(visual_modified)) + 2 * int(bool(audio_modified))
 
 
 @dataclass(frozen=True)
@@ -38,4 +28,4 @@ class VideoRecord:
 
     @property
     def is_fake(self) -> bool:
-        return self.label != 0
+        return self.label != REAL

@@ -1,4 +1,4 @@
-"""Put audio features on the video's frame timeline (Sec. "Alignment" of issue 5).
+"""Put audio features on the video's frame timeline.
 
 Frame i covers [i/fps, (i+1)/fps) (or [start_i, start_{i+1}) for variable-frame-rate video).
 Each frame gets the mean of the audio vectors whose centre time falls inside it, and the

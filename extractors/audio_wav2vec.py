@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from extractors.memory import release_freed_memory
+from extractors.defaults import DEFAULT_AUDIO_MODEL
 from extractors.precision import autocast, resolve_precision, store_weights_for_autocast
 from extractors.weights import WeightsUnavailableError, sha256_prefix
 
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 RECEPTIVE_FIELD = 400  # samples seen by one output frame of the conv feature encoder
 HOP = 320  # samples between output frames (product of the conv strides): 50 Hz
-DEFAULT_MODEL = "facebook/wav2vec2-base-960h"
 
 # small enough for tests (a few thousand parameters), same conv geometry as the real models
 TINY_CONFIG = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
@@ -199,7 +199,7 @@ class Wav2Vec2AudioExtractor:
 
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str | torch.device = "cpu",
+    def __init__(self, model: str = DEFAULT_AUDIO_MODEL, device: str | torch.device = "cpu",
                  precision: str = "auto", layer: int = -1, window_s: float = 20.0,
                  overlap_s: float = 1.0, batch_size: int = 4, random_config: str = "base",
                  seed: int = 0):

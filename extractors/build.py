@@ -2,7 +2,7 @@
 
 Visual names: `tsn` (ResNet-50, weights `imagenet|random|PATH`) and `lowlevel`
 (weight-free). Audio names: a Hugging Face id or local directory of a wav2vec 2.0 model
-(default `facebook/wav2vec2-base-960h`), `random` (random-initialised wav2vec 2.0), and
+(default `DEFAULT_AUDIO_MODEL`, extractors/defaults.py), `random` (random-initialised wav2vec 2.0), and
 `logmel` (weight-free). An explicit if/else, no registry.
 
 Every extractor's `.settings` is a plain-JSON dict with a `kind` (`tsn`, `lowlevel`,
@@ -19,19 +19,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from data.feature_settings import WEIGHT_FREE_KINDS, FeatureSettings
+from extractors.defaults import DEFAULT_AUDIO_MODEL, DEFAULT_VISUAL_WEIGHTS
 from extractors.weights import WeightsUnavailableError, sha256_prefix
 
 log = logging.getLogger(__name__)
 
 VISUAL_NAMES = ("tsn", "lowlevel")
-WEIGHT_FREE_AUDIO = ("logmel",)
-DEFAULT_VISUAL_WEIGHTS = "imagenet"
-# same as extractors.audio_wav2vec.DEFAULT_MODEL; repeated so importing this module stays light
-DEFAULT_AUDIO_MODEL = "facebook/wav2vec2-base-960h"
 
 __all__ = ["build_visual_extractor", "build_audio_extractor", "build_extractors_from_settings",
            "extractor_settings", "WeightsUnavailableError", "DEFAULT_AUDIO_MODEL",
-           "VISUAL_NAMES", "describe_pretrained", "pretrained_weights_on_disk"]
+           "VISUAL_NAMES", "pretrained_weights_on_disk"]
 
 
 def build_visual_extractor(name: str = "tsn", weights: str = DEFAULT_VISUAL_WEIGHTS,
@@ -91,7 +89,7 @@ def build_audio_extractor(name: str = DEFAULT_AUDIO_MODEL, device: str = "cpu",
 
 def extractor_settings(visual, audio) -> dict:
     """The settings dict a cache records for this pair of extractors (plain JSON types)."""
-    return {"visual": dict(visual.settings), "audio": dict(audio.settings)}
+    return FeatureSettings.of_extractors(visual, audio).as_dict()
 
 
 def build_extractors_from_settings(settings: dict, device: str = "cpu",
@@ -112,22 +110,6 @@ def build_extractors_from_settings(settings: dict, device: str = "cpu",
             _audio_from_settings(settings["audio"], device, precision))
 
 
-def describe_pretrained(settings: dict) -> str:
-    """One line saying which backbones made the features and whether they were pretrained."""
-    parts = []
-    for part in ("visual", "audio"):
-        s = settings.get(part, {})
-        kind = s.get("kind", "?")
-        if kind in ("lowlevel", "logmel"):
-            parts.append(f"{part}: {kind} (weight-free)")
-        elif s.get("pretrained"):
-            parts.append(f"{part}: {kind} {s.get('weights_id') or s.get('name')} (pretrained)")
-        else:
-            parts.append(f"{part}: {kind} with RANDOM weights (not pretrained; features carry "
-                         "little signal)")
-    return "; ".join(parts)
-
-
 def pretrained_weights_on_disk(visual_weights: str = DEFAULT_VISUAL_WEIGHTS,
                                audio_model: str = DEFAULT_AUDIO_MODEL) -> tuple[bool, bool]:
     """(TSN weights, wav2vec 2.0 model) available without the network, checked quickly.
@@ -144,7 +126,7 @@ def pretrained_weights_on_disk(visual_weights: str = DEFAULT_VISUAL_WEIGHTS,
         visual = (Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name).is_file()
     else:
         visual = visual_weights != "random" and Path(visual_weights).expanduser().is_file()
-    if audio_model in ("random", *WEIGHT_FREE_AUDIO):
+    if audio_model in ("random", *WEIGHT_FREE_KINDS):  # logmel: an extractor name is its kind
         audio = False
     else:
         from extractors.audio_wav2vec import available_locally

@@ -41,7 +41,7 @@ from typing import Iterator
 
 import numpy as np
 
-from extractors.ffmpeg_bin import ffmpeg_exe
+from data.ffmpeg_bin import ffmpeg_exe
 
 log = logging.getLogger(__name__)
 

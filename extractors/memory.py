@@ -4,19 +4,18 @@ Why: glibc's malloc keeps freed blocks in its heaps, and it raises its mmap thre
 time a large block is freed, so after a few passes even 100 MB activation buffers come from
 the heap. A wav2vec 2.0 window and a ResNet-50 batch want differently shaped buffers; left
 to malloc, the holes of one do not fit the other, and the process's resident memory climbs
-with every window of a long clip instead of staying at one pass's peak (measured: peak RSS
-of 20 s windows over a 120 s wave +258 MiB vs +125 MiB for a single 20 s pass).
+with every window of a long clip instead of staying at one pass's peak (BENCHMARKS.md,
+"Returning freed memory").
 `malloc_trim(0)` returns the free pages of every arena. It is called between passes (each
 wav2vec window, each video), never between visual batches: the next batch would only
 fault the same pages back in. For the same reason a caller may pass `min_growth_bytes`:
 the trim then runs only when the resident set is at least that much above where it stood
 just before the previous trim, so memory that every video uses again (decoder buffers,
 the same-sized batches) stays mapped while growth beyond the previous peak is still given
-back. Trimming after every 1-second clip of a weight-free extraction made the next clip
-fault ~15,000 pages back in and doubled its wall time on 2 busy cores (16 vs 9 s for 60
-clips); measuring growth from just *after* the previous trim still trimmed 47 of 120
-times. The amount malloc holds free (`mallinfo2`) cannot decide it either: trimmed pages
-stay counted as free.
+back. Trimming after every short clip made the next clip fault its pages back in, and
+measuring growth from just *after* the previous trim still trimmed most of the time
+(BENCHMARKS.md, "Returning freed memory"). The amount malloc holds free (`mallinfo2`)
+cannot decide it either: trimmed pages stay counted as free.
 
 On non-glibc systems (macOS, musl) this is a no-op.
 """

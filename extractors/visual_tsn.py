@@ -1,7 +1,7 @@
 """TSN RGB stream: torchvision ResNet-50 without its classifier, 2048-d per frame.
 
-Follows the feature convention of published LAV-DF / AV-Deepfake1M work (see
-`../shared/notes/datasets-and-protocol.md`): every frame, short side resized to 256,
+Follows the feature convention of published LAV-DF / AV-Deepfake1M work: every frame,
+short side resized to 256,
 centre crop 256x256, ImageNet mean/std, global average pool -> 2048-d. All configurable.
 
 Choices:
@@ -22,20 +22,17 @@ Choices:
   objects is refused with a one-liner to extract its state dict (never unpickled blindly).
 - `random` initialises with a fixed seed (recorded in the settings) so that a model built
   again from the cache's settings gives the same features. Random ResNet-50 features carry
-  almost no signal (issue 6); settings say `"pretrained": false` so every output can say so.
+  almost no signal; settings say `"pretrained": false` so every output can say so.
 - Precision and batch size are execution choices and stay out of `.settings`
   (see `extractors/precision.py`).
 - Inference folds every batch norm into the convolution before it (`fold_batchnorm`,
   `fold_bn=True`): BN in eval mode is a per-channel affine map, so the folded network
-  computes the same function with one op fewer per conv (measured ~15% faster on the 2-core
-  AVX512-BF16 CPU with bf16 autocast; fp32 features equal to ~1e-6). `.model` keeps the
-  network as loaded (its state dict has the torchvision names); `.inference_model` is the
-  folded copy that runs (a constant ~50-100 MB of extra weights). Running the whole model
-  in bf16 (`model.to(bfloat16)`, no autocast) and `torch.jit.freeze` +
-  `optimize_for_inference` were measured too and gave nothing on top of folding (within
-  3%, noise on a shared machine), so autocast stays, the same on CPU and CUDA; on the CPU
-  the folded copy's conv weights are stored in bf16 once (`store_weights_for_autocast`),
-  which gives autocast's numbers without its per-call weight casts.
+  computes the same function with one op fewer per conv (BENCHMARKS.md, "TSN inference
+  choices"). `.model` keeps the network as loaded (its state dict has the torchvision
+  names); `.inference_model` is the folded copy that runs (a constant ~50-100 MB of extra
+  weights). Autocast stays, the same on CPU and CUDA; on the CPU the folded copy's conv
+  weights are stored in bf16 once (`store_weights_for_autocast`), which gives autocast's
+  numbers without its per-call weight casts.
 - Backend (`extractors/precision.py: resolve_backend`): on CPUs without native bf16 the
   folded copy is exported to OpenVINO (`extractors/openvino_backend.py`), which measured
   faster than every torch mode there (torch eager, TorchScript freezing, torch.compile;

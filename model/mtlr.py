@@ -17,7 +17,7 @@ not available, so the choice made here is:
 Why binary targets for the six modality-separated heads: a stream that carries one modality
 can only witness whether that modality was manipulated; asking the visual stream to tell
 audio-only fakes from real videos would teach it to hallucinate. The bits come from the label
-layout of `data.records.label_from_flags` (label = visual + 2 * audio). The combined heads see
+layout of `data/labels.py` (label = visual + 2 * audio). The combined heads see
 both the feature and its reconstruction, so they can read the discrepancy that the FDN makes
 large on forged frames; their sigmoid frame scores are the per-modality localization scores.
 
@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from data.labels import is_modified
 from model.layers import masked_conv
 
 AUX_HEADS: tuple[str, ...] = (
@@ -83,7 +84,7 @@ class AuxiliaryHeads(nn.Module):
 
 def modality_targets(labels: Tensor) -> dict[str, Tensor]:
     """Per-modality 'modified' bits of 4-class labels. labels [B] long -> {'visual','audio'}: [B] bool."""
-    return {"visual": (labels & 1).bool(), "audio": (labels & 2).bool()}
+    return {modality: is_modified(labels, modality).bool() for modality in ("visual", "audio")}
 
 
 def auxiliary_cls_losses(video_logits: dict[str, Tensor], labels: Tensor) -> dict[str, Tensor]:

@@ -6,8 +6,8 @@ the weight-free extractors do not: the `lowlevel` descriptor mixes colour means 
 log energies around -10 and DCT terms in the tens, and `logmel` is in log-power units around
 -10 with a spread of a few units. With raw inputs the first conv sees a handful of large,
 nearly constant dimensions (per-speaker appearance) and the small dimensions that carry the
-forgery cues are lost in them; training then stays at chance (measured, see
-`pipeline/train.py`).
+forgery cues are lost in them; training then stays at chance (BENCHMARKS.md, "The demo's
+recipe").
 
 So the model standardises every input dimension with a mean and standard deviation computed
 over all valid frames of the training split: x' = (x - mean) / std. They are buffers of the

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from data.records import LABELS
+from data.labels import LABELS, REAL, classes_modifying
 from model.aicl import aicl_loss
 from model.config import ModelConfig
 from model.evidence import ErrorCalibration
@@ -236,8 +236,9 @@ class RTDeepLoc(nn.Module):
             visual_scores = out.aux_frame_logits["visual_combined"].float().sigmoid()  # [B, T]
             audio_scores = out.aux_frame_logits["audio_combined"].float().sigmoid()
         else:
-            visual_scores = frame_probs[..., 1] + frame_probs[..., 3]  # visual_only + both
-            audio_scores = frame_probs[..., 2] + frame_probs[..., 3]  # audio_only + both
+            # P(modality forged): the sum over the classes that modify it (data/labels.py)
+            visual_scores, audio_scores = (frame_probs[..., list(classes_modifying(m))].sum(dim=-1)
+                                           for m in ("visual", "audio"))  # [B, T] each
         if self.config.use_fdn:
             visual_error = out.visual_reconstruction.errors.float()
             audio_error = out.audio_reconstruction.errors.float()
@@ -247,7 +248,7 @@ class RTDeepLoc(nn.Module):
             class_probs=out.main_video_logits.float().softmax(dim=-1),
             visual_scores=visual_scores.clamp(0, 1) * valid,
             audio_scores=audio_scores.clamp(0, 1) * valid,
-            joint_scores=(1.0 - frame_probs[..., 0]).clamp(0, 1) * valid,
+            joint_scores=(1.0 - frame_probs[..., REAL]).clamp(0, 1) * valid,
             visual_recon_error=visual_error * valid,
             audio_recon_error=audio_error * valid,
             mask=mask,

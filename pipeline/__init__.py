@@ -1,3 +1,1 @@
-"""rtdl pipeline: the steps a user runs (extract, train, predict, evaluate, localize)."""
-
-__version__ = "0.1.0"
+"""rtdl pipeline: the commands a user runs and the algorithms they share (see ARCHITECTURE.md)."""

@@ -32,11 +32,15 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from data.atomic import write_atomic
 from data.config import from_dict, to_dict
-from data.records import LABELS
-from pipeline import __version__
+from data.labels import LABELS
+from data.version import __version__
 
 FORMAT = "rtdl-checkpoint-v1"
+# TrainConfig fields that no longer exist (the validation accuracy pass); checkpoints that
+# still record them load, the values are unused
+RETIRED_TRAIN_FIELDS = ("eval_window", "eval_batch_size")
 
 
 @dataclass
@@ -136,19 +140,7 @@ def update_checkpoint(path: str | Path, **fields: Any) -> Path:
 
 def save_payload(path: str | Path, payload: Mapping[str, Any]) -> Path:
     """Write a checkpoint dict to `path` through a fsync'ed temporary and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_atomic(path, lambda handle: torch.save(payload, handle), durable=True)
 
 
 def _process_alive(pid: int) -> bool:
@@ -227,7 +219,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     from pipeline.train_config import RunConfig
 
     payload = read_checkpoint_payload(path, map_location)
-    run_config = from_dict(RunConfig, payload["run_config"], f"{path}: run_config")
+    stored = dict(payload["run_config"])
+    stored["train"] = {k: v for k, v in stored.get("train", {}).items() if k not in RETIRED_TRAIN_FIELDS}
+    run_config = from_dict(RunConfig, stored, f"{path}: run_config")
     model = build_model(run_config.model, payload["visual_dim"], payload["audio_dim"])
     try:
         model.load_state_dict(payload["model_state"])

@@ -2,12 +2,15 @@
 `pipeline/`; heavy imports happen inside the commands so `rtdl --help` stays fast."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 
 import click
 
-from pipeline import __version__
+from data.version import __version__
+from pipeline.demo import DemoConfig
+from pipeline.options import ExtractionOptions, InferenceOptions
 
 
 def error_line(err: BaseException) -> str:
@@ -32,9 +35,20 @@ def error_line(err: BaseException) -> str:
     return " ".join(text.split())  # one line, also for messages that wrap
 
 
+@contextlib.contextmanager
+def usage_errors(*kinds: type[BaseException]):
+    """Report `kinds` (default ValueError) raised inside as a usage error: the user's options
+    were wrong, so click prints the usage line and exits with 2."""
+    try:
+        yield
+    except kinds or (ValueError,) as err:
+        raise click.UsageError(str(err)) from err
+
+
 class RtdlGroup(click.Group):
     """The command group; turns errors a command does not handle into one `Error:` line and
-    exit code 1 instead of a traceback (`-vv` logs the traceback for debugging)."""
+    exit code 1 instead of a traceback (`-vv` logs the traceback for debugging). The one place
+    that does it: commands let errors through instead of catching them each."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -58,12 +72,10 @@ def main(verbose: int) -> None:
 
 def check_proposal_options(proposals_path, overrides) -> None:
     """A bad --proposals file or --set key is a usage error, found before any model runs."""
-    from pipeline.proposals import load_proposal_config
+    from pipeline.proposal_settings import load_proposal_config
 
-    try:
+    with usage_errors():
         load_proposal_config(proposals_path, overrides)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
 
 
 def inference_options(command):
@@ -74,8 +86,10 @@ def inference_options(command):
                           "tune`. Default: the checkpoint's tuned settings, else the defaults."),
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                      help="Override a proposal setting, e.g. --set nms=hard --set min_frames=3."),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--max-frames", default=4096, show_default=True, type=click.IntRange(min=0),
+        click.option("--device", default=InferenceOptions.device, show_default=True,
+                     help="auto, cpu, cuda or cuda:N."),
+        click.option("--max-frames", default=InferenceOptions.max_frames, show_default=True,
+                     type=click.IntRange(min=0),
                      help="Longer videos are processed in windows of this many frames (0: whole)."),
     ]
     for option in reversed(options):  # click applies decorators bottom-up
@@ -83,7 +97,7 @@ def inference_options(command):
     return command
 
 
-# Commands are added below, one block each, in pipeline order.
+# Commands are added below, one block each.
 
 
 # ----------------------------------------------------------------------------- rtdl train
@@ -95,8 +109,9 @@ def inference_options(command):
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Run folder: last.pt, best.pt, metrics.jsonl, curves.png, proposals.yaml, "
                    "run_config.yaml.")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-              help="YAML with `model:` and `train:` sections (unknown keys rejected).")
+@click.option("--config", "config_path",
+              help="YAML with `model:` and `train:` sections (unknown keys rejected), or the name "
+                   "of a preset shipped with rtdl (`demo`: the demo's recipe).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set train.lr=1e-4 --set model.mask_ratio=0.5.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Number of epochs (train.epochs).")
@@ -112,19 +127,11 @@ def train_command(cache_paths, metadata, out_dir, config_path, overrides, epochs
     from pipeline.train import describe_outcome, train_run
     from pipeline.train_config import load_run_config
 
-    try:
+    with usage_errors():
         run_config = load_run_config(config_path, overrides, epochs=epochs, seed=seed,
                                      device=device, in_memory=in_memory, tensorboard=tensorboard)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
-    from pipeline.train import NonFiniteLossError
-
     cache = cache_paths[0] if len(cache_paths) == 1 else list(cache_paths)
-    try:
-        outcome = train_run(run_config, cache, metadata, out_dir, resume=resume)
-    except (ValueError, FileNotFoundError, NonFiniteLossError) as err:
-        logging.getLogger("rtdl.train").debug("training stopped", exc_info=True)
-        raise click.ClickException(str(err)) from err
+    outcome = train_run(run_config, cache, metadata, out_dir, resume=resume)
     import os
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
         for line in describe_outcome(outcome):
@@ -151,11 +158,12 @@ def train_command(cache_paths, metadata, out_dir, config_path, overrides, epochs
               help="YAML of the chosen settings [default: proposals.yaml beside the checkpoint].")
 @click.option("--write-checkpoint", is_flag=True,
               help="Also store the chosen settings in the checkpoint (atomic rewrite, same weights).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default=InferenceOptions.device, show_default=True, help="auto, cpu, cuda or cuda:N.")
 def tune_command(cache_paths, checkpoint, metadata, split, grid_path, protocol, out_path,
                  write_checkpoint, device):
     """Choose proposal settings for a checkpoint on a validation split."""
-    from pipeline.tune import describe_tuning, tune_checkpoint
+    from pipeline.proposal_tuning import describe_tuning
+    from pipeline.tune import tune_checkpoint
 
     cache = cache_paths[0] if len(cache_paths) == 1 else list(cache_paths)
     result = tune_checkpoint(cache, checkpoint, metadata, split, grid_path=grid_path,
@@ -183,7 +191,8 @@ def tune_command(cache_paths, checkpoint, metadata, split, grid_path, protocol, 
               help="Predictions JSON {file: [[score, start, end], ...]}; probabilities go to "
                    "<stem>_probs.json beside it.")
 @inference_options
-@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1),
+@click.option("--batch-size", default=InferenceOptions.batch_size, show_default=True,
+              type=click.IntRange(min=1),
               help="Videos (or windows) per forward pass.")
 @click.option("--allow-missing", is_flag=True,
               help="Write empty lists for metadata videos missing from the cache instead of failing.")
@@ -194,13 +203,10 @@ def predict_command(cache_paths, checkpoint, metadata, split, out_path, proposal
 
     check_proposal_options(proposals_path, overrides)
     cache = cache_paths[0] if len(cache_paths) == 1 else list(cache_paths)
-    try:
-        summary = predict_split(cache, checkpoint, metadata, split, out_path=out_path,
-                                proposals_path=proposals_path, proposal_overrides=overrides,
-                                device=device, batch_size=batch_size, max_frames=max_frames,
-                                allow_missing=allow_missing)
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        raise click.ClickException(str(err)) from err
+    summary = predict_split(cache, checkpoint, metadata, split, out_path=out_path,
+                            proposals_path=proposals_path, proposal_overrides=overrides,
+                            device=device, batch_size=batch_size, max_frames=max_frames,
+                            allow_missing=allow_missing)
     click.echo(f"proposal settings: {summary['proposal_source']} (saved to {summary['proposal_settings']})")
     click.echo(f"{summary['videos']} videos, {summary['proposals']} proposals -> "
                f"{summary['predictions']} (probabilities: {summary['probabilities']})")
@@ -228,17 +234,12 @@ def localize_command(videos, checkpoint, out_path, plot_dir, report_dir, proposa
     from pipeline.localize import expand_video_inputs, localize_to_file
 
     check_proposal_options(proposals_path, overrides)
-    try:
+    with usage_errors(FileNotFoundError):
         paths = expand_video_inputs(videos)
-    except FileNotFoundError as err:
-        raise click.UsageError(str(err)) from err
-    try:
-        output = localize_to_file(paths, checkpoint, out_path, plot_dir=plot_dir,
-                                  proposals_path=proposals_path, proposal_overrides=overrides,
-                                  device=device, max_frames=max_frames,
-                                  visual_weights=visual_weights, report_dir=report_dir)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:  # RuntimeError: undecodable video
-        raise click.ClickException(str(err)) from err
+    output = localize_to_file(paths, checkpoint, out_path, plot_dir=plot_dir,
+                              proposals_path=proposals_path, proposal_overrides=overrides,
+                              device=device, max_frames=max_frames,
+                              visual_weights=visual_weights, report_dir=report_dir)
     for video in output["videos"]:
         best = video["segments"][0] if video["segments"] else None
         where = f", best segment {best['start']:.2f}-{best['end']:.2f} s" if best else ""
@@ -289,11 +290,8 @@ def evaluate_command(predictions_path, metadata, split, protocol, ap_iou, ar_n, 
                      ar_iou=parse_list(ar_iou, float, "--ar-iou"))
     except ValueError as err:
         raise click.BadParameter(str(err)) from err
-    try:
-        metrics = evaluate_files(predictions_path, metadata, split=split, protocol=protocol,
-                                 probs_path=probs_path, out_path=out_path, **lists)
-    except ValueError as err:
-        raise click.ClickException(str(err)) from err
+    metrics = evaluate_files(predictions_path, metadata, split=split, protocol=protocol,
+                             probs_path=probs_path, out_path=out_path, **lists)
     if output_format == "json":  # stdout holds the JSON alone, for scripts
         click.echo(json.dumps(metrics, indent=1))
     else:
@@ -339,7 +337,7 @@ def _parse_range(text: str, option: str) -> tuple[float, float]:
                    "test_unseen); at least one visual and one audio type. Visual: "
                    "mouth_resync, face_swap, face_blur, frozen_frames; audio: revoice, "
                    "splice, time_stretch, spectral_smooth.")
-@click.option("--segment", default="0.2,2", show_default=True,
+@click.option("--segment", default="0.2,1.2", show_default=True,
               help="Forged span length in seconds: SECONDS or MIN,MAX.")
 @click.option("--crf", default=28, show_default=True, type=int,
               help="x264 quality (0 = lossless, higher = more compression).")
@@ -354,13 +352,11 @@ def synth(out_dir: str, num_videos: int, seed: int, duration: str, fps: float, s
 
     unseen_types = tuple(name.strip() for name in unseen.split(",") if name.strip())
     started = time.perf_counter()
-    try:
+    with usage_errors():
         meta_path = synth_dataset(out_dir, num_videos, seed, workers=workers,
                                   duration_s=_parse_range(duration, "--duration"), fps=fps,
                                   size=size, unseen_types=unseen_types,
                                   segment_s=_parse_range(segment, "--segment"), crf=crf)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
     elapsed = time.perf_counter() - started
     click.echo(f"wrote {num_videos} clips and {meta_path} in {elapsed:.1f} s "
                f"({elapsed / num_videos:.2f} s per clip); held out for test_unseen: "
@@ -376,38 +372,41 @@ def synth(out_dir: str, num_videos: int, seed: int, duration: str, fps: float, s
               help="LAV-DF metadata.json or AV-Deepfake1M *_metadata.json (instead of VIDEOS).")
 @click.option("--root", type=click.Path(exists=True, file_okay=False),
               help="Dataset root: videos are ROOT/<file>; default: the metadata's folder.")
-@click.option("--visual-model", default="tsn", show_default=True,
+@click.option("--visual-model", default=ExtractionOptions.visual_model, show_default=True,
               type=click.Choice(["tsn", "lowlevel"]), help="Visual extractor.")
-@click.option("--visual-weights", default="imagenet", show_default=True,
+@click.option("--visual-weights", default=ExtractionOptions.visual_weights, show_default=True,
               help="TSN weights: imagenet, random, or a torchvision / mmaction2 file.")
-@click.option("--audio-model", default="facebook/wav2vec2-base-960h", show_default=True,
+@click.option("--audio-model", default=ExtractionOptions.audio_model, show_default=True,
               help="wav2vec 2.0 Hugging Face id or local folder, random, or logmel.")
-@click.option("--audio-layer", default=-1, show_default=True, type=int,
+@click.option("--audio-layer", default=ExtractionOptions.audio_layer, show_default=True, type=int,
               help="wav2vec 2.0 hidden layer (-1 = last).")
-@click.option("--device", default="auto", show_default=True,
+@click.option("--device", default=ExtractionOptions.device, show_default=True,
               help="auto, cpu, cuda or cuda:N (under torchrun, cuda means cuda:LOCAL_RANK).")
-@click.option("--precision", default="auto", show_default=True,
+@click.option("--precision", default=ExtractionOptions.precision, show_default=True,
               type=click.Choice(["auto", "fp32", "bf16", "fp16", "int8"]),
               help="Backbone precision; auto = bf16/fp16 where the hardware runs it natively, "
                    "else fp32; int8 = quantised TSN (opt-in, OpenVINO + NNCF).")
-@click.option("--backend", default="auto", show_default=True,
+@click.option("--backend", default=ExtractionOptions.backend, show_default=True,
               type=click.Choice(["auto", "torch", "openvino"]),
               help="TSN runtime; auto = OpenVINO for fp32/int8 on the CPU when installed, "
                    "else torch.")
 @click.option("--num-shards", type=click.IntRange(min=1), help="Default: $WORLD_SIZE or 1.")
 @click.option("--shard-index", type=click.IntRange(min=0), help="Default: $RANK or 0.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N videos (by key).")
-@click.option("--chunk-frames", default=64, show_default=True, type=click.IntRange(min=1),
+@click.option("--chunk-frames", default=ExtractionOptions.chunk_frames, show_default=True,
+              type=click.IntRange(min=1),
               help="Frames decoded and embedded at a time (bounds memory).")
-@click.option("--cache-dtype", default="float16", show_default=True,
+@click.option("--cache-dtype", default=ExtractionOptions.cache_dtype, show_default=True,
               type=click.Choice(["float16", "float32"]), help="Storage dtype of the features.")
-@click.option("--decode-workers", default=0, show_default=True, type=click.IntRange(min=0),
+@click.option("--decode-workers", default=ExtractionOptions.decode_workers, show_default=True,
+              type=click.IntRange(min=0),
               help="Videos decoded in parallel threads (0 = 1 on CPU, 4 on a GPU).")
 def extract_command(videos, out, metadata, root, visual_model, visual_weights, audio_model,
                     audio_layer, device, precision, backend, num_shards, shard_index, limit,
                     chunk_frames, cache_dtype, decode_workers):
     """Extract TSN visual + wav2vec 2.0 audio features of videos into an HDF5 cache."""
-    from pipeline.extract import ExtractionOptions, run_extraction
+    from data.feature_settings import FeatureSettings
+    from pipeline.extract import run_extraction
 
     if bool(videos) == bool(metadata):
         raise click.UsageError("give either VIDEO paths or --metadata (one of the two)")
@@ -415,16 +414,10 @@ def extract_command(videos, out, metadata, root, visual_model, visual_weights, a
                                 audio_model=audio_model, audio_layer=audio_layer, device=device,
                                 precision=precision, backend=backend, chunk_frames=chunk_frames,
                                 cache_dtype=cache_dtype, decode_workers=decode_workers)
-    from extractors.build import WeightsUnavailableError, describe_pretrained
-
-    try:
+    with usage_errors(ValueError, FileNotFoundError):
         summary = run_extraction(out, videos, metadata=metadata, root=root, options=options,
                                  num_shards=num_shards, shard_index=shard_index, limit=limit)
-    except (ValueError, FileNotFoundError) as err:
-        raise click.UsageError(str(err)) from err
-    except (WeightsUnavailableError, ImportError) as err:  # ImportError: a missing optional runtime
-        raise click.ClickException(str(err)) from err
-    click.echo(f"features from {describe_pretrained(summary.settings)}")
+    click.echo(f"features from {FeatureSettings(summary.settings).describe()}")
     if summary.n_failed:
         raise click.ClickException(summary.describe())
     click.echo(summary.describe())
@@ -439,10 +432,8 @@ def merge_command(sources, out, force):
     """Merge feature cache shards / files (paths or globs) into one HDF5 cache."""
     from data.cache import FeatureCache, merge_caches
 
-    try:
+    with usage_errors(ValueError, FileNotFoundError, FileExistsError):
         merged = merge_caches(list(sources), out, overwrite=force)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        raise click.UsageError(str(err)) from err
     click.echo(f"{merged}: {len(FeatureCache(merged))} videos")
 
 
@@ -452,24 +443,23 @@ def merge_command(sources, out, force):
                    "A rerun there reuses every stage that finished with the same settings.")
 @click.option("--fresh", is_flag=True,
               help="Start over in --workdir, removing what an earlier demo wrote there first.")
-@click.option("--num-videos", default=None, type=int, help="Synthetic clips (default 240).")
-@click.option("--epochs", default=None, type=int, help="Training epochs (default 12).")
-@click.option("--seed", default=None, type=int, help="Seed for synthesis and training (default 0).")
+@click.option("--num-videos", default=None, type=int,
+              help=f"Synthetic clips (default {DemoConfig.num_videos}).")
+@click.option("--epochs", default=None, type=int,
+              help="Training epochs (default: the `demo` preset's, see `rtdl train --config`).")
+@click.option("--seed", default=None, type=int,
+              help=f"Seed for synthesis and training (default {DemoConfig.seed}).")
 @click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]),
-              help="Where extraction and training run (default auto).")
+              help=f"Where extraction and training run (default {DemoConfig.device}).")
 def demo_command(workdir, fresh, num_videos, epochs, seed, device):
     """End-to-end demo: synth, extract, train, predict, evaluate, localize (minutes on a CPU)."""
     import dataclasses
 
-    from pipeline.demo import DemoConfig, run_demo
-    from pipeline.demo_stages import DemoFolderError
+    from pipeline.demo import run_demo
 
     given = {"num_videos": num_videos, "epochs": epochs, "seed": seed, "device": device}
     cfg = dataclasses.replace(DemoConfig(), **{k: v for k, v in given.items() if v is not None})
-    try:
-        run_demo(workdir, cfg, echo=click.echo, fresh=fresh)
-    except DemoFolderError as err:
-        raise click.ClickException(str(err)) from err
+    run_demo(workdir, cfg, echo=click.echo, fresh=fresh)
 
 
 # ----------------------------------------------------------------------------- rtdl info

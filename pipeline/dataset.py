@@ -19,7 +19,6 @@ Choices:
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -28,10 +27,8 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from data.records import LABELS, VideoRecord
-
-log = logging.getLogger(__name__)
-
+from data.labels import LABELS
+from data.records import VideoRecord
 
 def cache_name(cache) -> str:
     """A human name for a FeatureCache in error messages: its path(s), comma-separated."""
@@ -97,14 +94,7 @@ class FeatureDataset(Dataset):
         return len(self.records)
 
     def _read(self, key: str) -> tuple[np.ndarray, np.ndarray]:
-        visual, audio = self.cache.read(key)  # [T, Dv], [T', Da]
-        visual = np.asarray(visual, dtype=np.float32)
-        audio = np.asarray(audio, dtype=np.float32)
-        if visual.shape[0] != audio.shape[0]:
-            log.debug("%s: visual has %d frames, audio %d; using the shorter",
-                      key, visual.shape[0], audio.shape[0])
-            n = min(visual.shape[0], audio.shape[0])
-            visual, audio = visual[:n], audio[:n]
+        visual, audio = trim_to_shorter(*self.cache.read(key))  # [T, Dv], [T, Da]
         if visual.shape[0] == 0:
             raise ValueError(f"{cache_name(self.cache)}: key {key!r} has zero frames")
         check_finite_features(self.cache, key, visual, audio)
@@ -165,18 +155,33 @@ class Batch:
         return self.labels.shape[0]
 
 
+def trim_to_shorter(visual, audio) -> tuple[np.ndarray, np.ndarray]:
+    """float32 visual [T, Dv] and audio [T, Da], both cut to the shorter of the two: the
+    cache aligns them, and a disagreement is met by dropping frames, never inventing them."""
+    n = min(visual.shape[0], audio.shape[0])
+    return np.asarray(visual[:n], np.float32), np.asarray(audio[:n], np.float32)
+
+
+def pad_sequences(visual: Sequence, audio: Sequence) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Zero-pad per-video visual [t, Dv] and audio [t, Da] (tensors or arrays) to the longest:
+    (visual [B, T, Dv], audio [B, T, Da], mask [B, T] bool, True = valid frame)."""
+    lengths = [v.shape[0] for v in visual]
+    batch, longest = len(lengths), max(lengths)
+    dv, da = visual[0].shape[1], audio[0].shape[1]
+    padded_visual = torch.zeros(batch, longest, dv)  # [B, T, Dv]
+    padded_audio = torch.zeros(batch, longest, da)  # [B, T, Da]
+    mask = torch.zeros(batch, longest, dtype=torch.bool)  # [B, T]
+    for b, n in enumerate(lengths):
+        padded_visual[b, :n] = torch.as_tensor(visual[b])
+        padded_audio[b, :n] = torch.as_tensor(audio[b])
+        mask[b, :n] = True
+    return padded_visual, padded_audio, mask
+
+
 def pad_collate(items: list[dict]) -> Batch:
     """Pad items to the longest sequence of the batch; mask marks the real frames."""
-    lengths = [item["visual"].shape[0] for item in items]
-    batch, longest = len(items), max(lengths)
-    dv, da = items[0]["visual"].shape[1], items[0]["audio"].shape[1]
-    visual = torch.zeros(batch, longest, dv)  # [B, T, Dv]
-    audio = torch.zeros(batch, longest, da)  # [B, T, Da]
-    mask = torch.zeros(batch, longest, dtype=torch.bool)  # [B, T]
-    for b, (item, n) in enumerate(zip(items, lengths)):
-        visual[b, :n] = item["visual"]
-        audio[b, :n] = item["audio"]
-        mask[b, :n] = True
+    visual, audio, mask = pad_sequences([item["visual"] for item in items],
+                                        [item["audio"] for item in items])
     labels = torch.tensor([item["label"] for item in items], dtype=torch.long)  # [B]
     index = torch.tensor([item["index"] for item in items], dtype=torch.long)  # [B]
     return Batch(visual, audio, mask, labels, index)

@@ -7,22 +7,14 @@ Choices:
 - Extractors: pretrained TSN (ImageNet ResNet-50) and wav2vec 2.0 when both are on disk
   (torch hub cache, Hugging Face cache); otherwise the weight-free `lowlevel` + `logmel`
   extractors, and the output says so. Random-initialised backbones are never used here:
-  their features carry no signal (issue 6), so a demo on them would show nothing.
-- Training: the paper's lr of 1e-5 over tens of thousands of videos does not move a model
-  in a few hundred steps on 150 clips, so the demo trains with lr 3e-4, batch 16 and a
-  smaller model; every value is in `DemoConfig` and printed with the run.
-- Why the demo departs from the paper's model defaults (measured on a 320-clip `rtdl synth`
-  set, lowlevel + logmel features, 12 epochs; video AUC / avg AP / avg AR on test):
-  raw inputs 0.31 / 9.9 % / 0 % (every classification loss stayed at chance);
-  training-split standardisation (now always on) 0.52 / 12.5 % / 11 %, but the model
-  memorised the training speakers; `input_contrast="replace"` (each frame minus its
-  clip's median frame, model/normalize.py) 0.70 / 9.8 % / 12 %, with its best dev AUC
-  after one epoch; adding dropout 0.3, weight decay 0.05 and lr 3e-4 0.70 / 16 % / 19 %.
-  The weight-free descriptors are dominated by who is speaking; the planted forgeries are
-  visible only relative to the rest of the same clip, so the demo feeds the model that
-  contrast. More clips (240) give it more speakers to generalise from.
-- Proposal settings are chosen on the dev split (never on test), saved next to the run,
-  and used for both test splits.
+  their features carry no signal, so a demo on them would show nothing.
+- Training: the RunConfig preset pipeline/presets/demo.yaml (`rtdl train --config demo`
+  trains the same way), which says why it departs from the paper's defaults; `DemoConfig`
+  holds only what the demo adds (the synthetic set, and overrides of the preset), and the
+  run prints the settings it trains with. More clips (240) give the model more speakers to
+  generalise from.
+- Proposal settings are those `rtdl train` chose on the dev split at its end (never on
+  test), saved next to the run and used for both test splits.
 - Metrics printed are those `rtdl evaluate` computes on the written predictions: the demo
   calls the same function and writes the same files, so re-running `rtdl evaluate` on
   them prints the same table.
@@ -49,6 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+DEMO_PRESET = "demo"  # pipeline/presets/demo.yaml: the training recipe
+
+
 @dataclass(frozen=True)
 class DemoConfig:
     num_videos: int = 240  # synthetic clips over train/dev/test/test_unseen
@@ -56,29 +51,19 @@ class DemoConfig:
     size: int = 96  # frame height = width of the synthetic clips
     fps: float = 25.0  # frame rate of the synthetic clips
     duration_s: tuple[float, float] = (4.0, 6.0)  # clip length range, seconds
-    epochs: int = 12  # training passes over the train split
-    batch_size: int = 16  # videos per step
-    lr: float = 3e-4  # AdamW learning rate (see the module docstring)
-    weight_decay: float = 0.05  # AdamW weight decay (the small set is easily memorised)
-    d_model: int = 64  # model width (ModelConfig.d_model)
-    dropout: float = 0.3  # ModelConfig.dropout
-    input_contrast: str = "replace"  # ModelConfig.input_contrast: frames minus the clip's median
+    epochs: int | None = None  # training passes over the train split; None: the preset's
+    overrides: tuple[str, ...] = ()  # `--set`-style changes of the preset, e.g. "model.d_model=16"
     workers: int = 2  # processes rendering synthetic clips
     device: str = "auto"  # auto | cpu | cuda
 
 
-def demo_run_config(cfg: DemoConfig, **model_overrides):
-    """The RunConfig the demo (and benchmarks/ablation.py) trains with; `model_overrides`
-    are ModelConfig fields (the ablation switches)."""
-    from model.config import ModelConfig
-    from pipeline.train_config import RunConfig, TrainConfig
+def demo_run_config(cfg: DemoConfig):
+    """The RunConfig the demo trains with: the preset, `cfg.overrides`, then the demo's
+    epochs, seed and device."""
+    from pipeline.train_config import load_run_config
 
-    model = ModelConfig(d_model=cfg.d_model, dropout=cfg.dropout, input_contrast=cfg.input_contrast)
-    return RunConfig(
-        model=dataclasses.replace(model, **model_overrides),
-        train=TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                          weight_decay=cfg.weight_decay, seed=cfg.seed, device=cfg.device,
-                          in_memory=True))
+    return load_run_config(DEMO_PRESET, cfg.overrides, epochs=cfg.epochs, seed=cfg.seed,
+                           device=cfg.device)
 
 
 def choose_extractors() -> tuple[dict, str]:
@@ -167,16 +152,17 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
     wrote there. A folder holding something else, or made with other settings, raises
     DemoFolderError before any work starts.
     """
-    from data.cache import FeatureCache
     from data.config import to_dict
     from data.metadata import load_metadata, records_for_split
     from pipeline.checkpoint import load_checkpoint, read_checkpoint_payload
     from pipeline.demo_stages import RESUMED, REUSED, DemoFolder
     from pipeline.evaluate import evaluate_files, format_table
-    from pipeline.extract import ExtractionOptions, run_extraction
+    from pipeline.extract import run_extraction
     from pipeline.localize import localize_to_file
-    from pipeline.predict import predict_split, tune_proposals
-    from pipeline.proposals import ProposalConfig, load_proposal_config, save_proposal_config
+    from pipeline.options import ExtractionOptions
+    from pipeline.predict import predict_split
+    from pipeline.proposal_settings import load_proposal_config, resolve_proposal_config, \
+        write_proposals_yaml
     from pipeline.synth import synth_dataset
     from pipeline.train import train
 
@@ -217,10 +203,13 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
         folder.finish("features")
 
     best = run_dir / "best.pt"
-    if begin("train", f"3/6 training RT-DeepLoc for {cfg.epochs} epochs into {run_dir} "
-             f"(video-level labels only; lr {cfg.lr}, weight decay {cfg.weight_decay}, batch "
-             f"{cfg.batch_size}, d_model {cfg.d_model}, dropout {cfg.dropout}, input contrast "
-             f"{cfg.input_contrast!r}, inputs standardised with training-split statistics)"):
+    run_config = demo_run_config(cfg)
+    train_cfg, model_cfg = run_config.train, run_config.model
+    if begin("train", f"3/6 training RT-DeepLoc for {train_cfg.epochs} epochs into {run_dir} "
+             f"(video-level labels only; preset {DEMO_PRESET!r}: lr {train_cfg.lr}, weight decay "
+             f"{train_cfg.weight_decay}, batch {train_cfg.batch_size}, d_model {model_cfg.d_model}, "
+             f"dropout {model_cfg.dropout}, input contrast {model_cfg.input_contrast!r}, inputs "
+             f"standardised with training-split statistics)"):
         resume = folder.decisions["train"] == RESUMED
         if resume:
             try:  # killed before the first epoch ended, or while writing a checkpoint
@@ -230,20 +219,15 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
                      f"training from the start")
                 folder.restart("train")
                 resume = False
-        train(demo_run_config(cfg), cache_path, metadata, run_dir, resume=resume)
+        train(run_config, cache_path, metadata, run_dir, resume=resume)
         folder.finish("train")
 
     records = load_metadata(metadata)
     proposals_yaml = run_dir / "proposals.yaml"
     if begin("proposals", "4/6 proposal settings chosen on the dev split (evidence, routing, "
                           "thresholds; by rtdl train at the end of training)"):
-        checkpoint = load_checkpoint(best)
-        if checkpoint.proposal_config is not None:
-            proposal_config = ProposalConfig(**checkpoint.proposal_config)
-        else:  # a checkpoint trained with tuning switched off
-            proposal_config, _ = tune_proposals(checkpoint.model, FeatureCache(cache_path),
-                                                records_for_split(records, "dev"))
-        save_proposal_config(proposal_config, proposals_yaml)
+        proposal_config, source = resolve_proposal_config(load_checkpoint(best), str(best))
+        write_proposals_yaml(proposal_config, proposals_yaml, [f"the demo's proposal settings: {source}"])
         folder.finish("proposals")
     proposal_config = load_proposal_config(str(proposals_yaml))
     echo(f"chosen: {json.dumps(to_dict(proposal_config))}")

@@ -4,7 +4,7 @@ The demo folder holds, next to its outputs, a state folder `.demo/` with
 - `manifest.json`: the workdir-relative names the demo claimed, written *before* the stage
   that makes them starts, so that even an interrupted stage's half-written outputs are known
   to be the demo's own. An output owns its siblings named after it (`features.h5.lock`,
-  `features.h5.parts`, `.preds_test.json.tmp`: the lock, parts and temporary files the
+  `features.h5.parts`, `.preds_test.json.tmp-<pid>`: the lock, parts and temporary files the
   writers keep next to it), and a folder the demo created is its own with everything in it.
 - `<stage>.json`: the stage's stamp, `{"stage", "complete", "settings", "rtdl_version"}`.
   It is written with `complete: false` when the stage starts and rewritten with
@@ -27,11 +27,12 @@ Stamps compare settings, not code: after changing the code, start over with `fre
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+from data.atomic import write_atomic
 
 STATE_DIR = ".demo"
 MANIFEST = "manifest.json"
@@ -39,7 +40,7 @@ MANIFEST = "manifest.json"
 REUSED, RESUMED, RAN = "reused", "resumed", "ran"
 
 
-class DemoFolderError(Exception):
+class DemoFolderError(ValueError):
     """The demo folder cannot be used as it is; the message says what to do."""
 
 
@@ -58,10 +59,8 @@ def plain_json(value: Any) -> Any:
 
 
 def _write_json(path: Path, value: Any) -> None:
-    """Write atomically (temp file then rename), so a kill never leaves half a stamp."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    """Write atomically, so a kill never leaves half a stamp."""
+    write_atomic(path, json.dumps(value, indent=1, sort_keys=True) + "\n")
 
 
 def _read_json(path: Path, advice: str) -> Any:
@@ -243,7 +242,7 @@ class DemoFolder:
         self._write_stamp(self.stages[name], complete=True)
 
     def _write_stamp(self, stage: Stage, complete: bool) -> None:
-        from pipeline import __version__
+        from data.version import __version__
 
         _write_json(self.state / f"{stage.name}.json",
                     {"stage": stage.name, "complete": complete,

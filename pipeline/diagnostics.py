@@ -34,8 +34,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from data.records import LABELS, VideoRecord
-from pipeline.evaluate import rank_auc
+from data.labels import LABELS
+from data.records import VideoRecord
+from pipeline.metrics import rank_auc
 
 MODALITIES = ("visual", "audio")
 
@@ -171,7 +172,7 @@ def format_auc_table(table: Mapping[str, Mapping[str, Mapping[str, dict]]], titl
 
 def model_signals(outputs: Mapping[str, dict], routed: Mapping[str, np.ndarray] | None = None,
                   ) -> dict[str, dict[str, np.ndarray]]:
-    """{file: {signal: [T]}} from `pipeline.predict.predict_arrays` outputs.
+    """{file: {signal: [T]}} from `pipeline.inference.predict_arrays` outputs.
 
     routed: optional {file: the curve the localizer used}, added as the "routed" signal.
     """

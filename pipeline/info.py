@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from data.records import LABELS
+from data.labels import LABELS
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
@@ -75,7 +75,7 @@ def describe_cache(source: str) -> dict:
     import h5py
 
     from data.cache import FeatureCache, _SHARD_RE
-    from extractors.build import describe_pretrained
+    from data.feature_settings import FeatureSettings, backbone_source
 
     cache = FeatureCache(source)
     frames, seconds, without_audio, fps = 0, 0.0, 0, set()
@@ -108,8 +108,8 @@ def describe_cache(source: str) -> dict:
         "visual_dim": cache.visual_dim,
         "audio_dim": cache.audio_dim,
         "dtype": str(attrs["storage_dtype"]),
-        "extractors": describe_pretrained(settings),
-        "pretrained": {part: bool(settings.get(part, {}).get("pretrained", False))
+        "extractors": FeatureSettings(settings).describe(),
+        "pretrained": {part: backbone_source(settings.get(part, {})) == "pretrained"
                        for part in ("visual", "audio")},
         "settings": settings,
         "written_by": f"rtdl {attrs['rtdl_version']}, cache format {attrs['format_version']}",
@@ -126,7 +126,7 @@ def describe_checkpoint(path: Path) -> dict:
     format of a checkpoint (read without building the model)."""
     import torch
 
-    from extractors.build import describe_pretrained
+    from data.feature_settings import FeatureSettings
     from pipeline.checkpoint import read_checkpoint_payload
 
     payload = read_checkpoint_payload(path)
@@ -148,7 +148,7 @@ def describe_checkpoint(path: Path) -> dict:
         "audio_dim": payload["audio_dim"],
         "model": payload["run_config"].get("model", {}),
         "train": payload["run_config"].get("train", {}),
-        "extractors": describe_pretrained(payload["feature_settings"]),
+        "extractors": FeatureSettings(payload["feature_settings"]).describe(),
         "feature_settings": payload["feature_settings"],
         "proposal_config": payload.get("proposal_config"),
         "proposal_tuning": ({k: tuning[k] for k in ("tuned_by", "split", "videos", "protocol",
@@ -278,7 +278,7 @@ def describe(path: str) -> dict:
         return describe_json(target)
     if target.suffix in (".yaml", ".yml"):
         from data.config import to_dict
-        from pipeline.proposals import load_proposal_config
+        from pipeline.proposal_settings import load_proposal_config
 
         comments = [line[2:] for line in target.read_text().splitlines() if line.startswith("# ")]
         return {"kind": "proposal settings", "path": str(target), "notes": comments,

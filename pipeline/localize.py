@@ -34,20 +34,25 @@ from typing import Sequence
 
 import numpy as np
 
-from data.records import LABELS
-from pipeline import __version__
+from data.atomic import write_atomic
+from data.config import to_dict
+from data.feature_settings import FeatureSettings, backbone_source
+from data.version import __version__
+from pipeline.checkpoint import load_checkpoint
 from pipeline.devices import resolve_device
-from pipeline.predict import DEFAULT_MAX_FRAMES, predict_arrays, to_video_scores
-from pipeline.proposals import ProposalConfig, labelled_proposals, predicted_label, route
+from pipeline.inference import DEFAULT_MAX_FRAMES, localize_features
+from pipeline.proposal_settings import resolve_proposal_config
+from pipeline.proposals import ProposalConfig
+from pipeline.video_features import extract_video_features
 
 log = logging.getLogger(__name__)
 
 
 def describe_extractor(extractor) -> dict:
     """{"name", "pretrained", "id"} of an extractor, from its settings."""
-    settings = dict(getattr(extractor, "settings", {}) or {})
-    name = str(getattr(extractor, "name", settings.get("name", "unknown")))
-    pretrained = bool(settings.get("pretrained", False))
+    settings = dict(extractor.settings)
+    name = str(extractor.name)
+    pretrained = backbone_source(settings) == "pretrained"
     ident = settings.get("weights_id") or settings.get("revision") or settings.get("name") or name
     return {"name": name, "pretrained": pretrained, "id": str(ident)}
 
@@ -82,25 +87,6 @@ def build_checkpoint_extractors(feature_settings: dict, device, checkpoint_label
             f"training (field 'feature_settings' of the checkpoint: {feature_settings}); supply "
             f"those weights as the message above says (a moved TSN weight file: --visual-weights PATH), "
             f"then run again") from err
-
-
-def localize_features(model, visual: np.ndarray, audio: np.ndarray, fps: float, duration: float, *,
-                      proposal_config: ProposalConfig | None = None, device="cpu",
-                      max_frames: int = DEFAULT_MAX_FRAMES) -> tuple[dict, dict]:
-    """(result fields, frame outputs) for one video's features visual [T,Dv], audio [T,Da]."""
-    outputs = predict_arrays(model, [("video", visual, audio)], device=device, batch_size=1,
-                             max_frames=max_frames)["video"]
-    scores = to_video_scores(outputs, fps, duration)
-    branch = route(scores.class_probs)
-    segments = [{"start": start, "end": end, "score": score, "modality": modality}
-                for score, start, end, modality in labelled_proposals(scores, proposal_config)]
-    result = {
-        "label": predicted_label(scores.class_probs),
-        "class_probs": {name: float(p) for name, p in zip(LABELS, scores.class_probs)},
-        "routed_branch": branch,
-        "segments": segments,
-    }
-    return result, outputs
 
 
 def plot_video(outputs: dict, result: dict, fps: float, title: str, path: Path) -> Path:
@@ -163,9 +149,6 @@ def localize_videos(video_paths: Sequence[str | Path], checkpoint, *, checkpoint
     curves ({file: predict_arrays outputs}, for the report). Returns the output object
     described in the module doc.
     """
-    from extractors.build import describe_pretrained
-    from pipeline.extract import extract_video_features
-
     torch_device = resolve_device(device)
     if extractors is None:
         extractors = build_checkpoint_extractors(checkpoint.feature_settings, torch_device, checkpoint_label,
@@ -175,8 +158,12 @@ def localize_videos(video_paths: Sequence[str | Path], checkpoint, *, checkpoint
     note = extractor_note(described)
     if note:
         log.warning("%s", note)
-    summary = describe_pretrained({"visual": dict(visual_extractor.settings),
-                                   "audio": dict(audio_extractor.settings)})
+    extracted = FeatureSettings.of_extractors(visual_extractor, audio_extractor)
+    # the one feature check (data/feature_settings.py): rebuilt extractors must make the
+    # features the model was trained on
+    FeatureSettings(checkpoint.feature_settings).check_compatible(
+        extracted, label=checkpoint_label, other_label="the extractors built for these videos")
+    summary = extracted.describe()
     described["summary"] = summary
     videos = []
     from tqdm import tqdm
@@ -187,10 +174,6 @@ def localize_videos(video_paths: Sequence[str | Path], checkpoint, *, checkpoint
         if not path.is_file():
             raise FileNotFoundError(f"{path}: video not found")
         visual, audio, info = extract_video_features(path, visual_extractor, audio_extractor)
-        if visual.shape[1] != checkpoint.visual_dim or audio.shape[1] != checkpoint.audio_dim:
-            raise ValueError(f"{path}: extracted features are {visual.shape[1]}-d visual / {audio.shape[1]}-d "
-                             f"audio but {checkpoint_label} expects {checkpoint.visual_dim} / "
-                             f"{checkpoint.audio_dim}")
         result, outputs = localize_features(checkpoint.model, visual, audio, float(info["fps"]),
                                             float(info["duration"]), proposal_config=proposal_config,
                                             device=torch_device, max_frames=max_frames)
@@ -236,12 +219,9 @@ def localize_to_file(video_paths: Sequence[str | Path], checkpoint_path: str | P
     """Load the checkpoint, localize every video, write `out_path` (JSON) and, with
     `report_dir`, the HTML report (pipeline/report.py). Returns the object.
 
-    proposal_config None chooses the settings as `rtdl localize` does (pipeline/tune.py:
+    proposal_config None chooses the settings as `rtdl localize` does (pipeline/proposal_settings.py:
     `proposals_path`, else the checkpoint's tuned settings, else the defaults).
     """
-    from pipeline.checkpoint import load_checkpoint
-    from pipeline.tune import config_fields, resolve_proposal_config
-
     if not video_paths:
         raise ValueError("no videos given")
     checkpoint = load_checkpoint(checkpoint_path, map_location=resolve_device(device))
@@ -256,13 +236,11 @@ def localize_to_file(video_paths: Sequence[str | Path], checkpoint_path: str | P
                              max_frames=max_frames, visual_weights=visual_weights,
                              frame_outputs=frames)
     output = {**{k: v for k, v in output.items() if k != "videos"},
-              "proposal_config": config_fields(proposal_config), "proposal_source": source,
+              "proposal_config": to_dict(proposal_config), "proposal_source": source,
               "videos": output["videos"]}
     if report_dir is not None:
         from pipeline.report import write_report
 
         output["report"] = str(write_report(output, frames, report_dir))
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(output, indent=1))
+    write_atomic(out_path, json.dumps(output, indent=1))
     return output

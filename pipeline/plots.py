@@ -20,6 +20,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from data.atomic import write_atomic
+
 
 def _segment_bounds(segment) -> tuple[float, float, float | None]:
     """(start, end, score) from a dict {start, end[, score]}, [score, start, end] (the
@@ -136,10 +138,7 @@ def plot_training_curves(rows: Sequence[Mapping], path: str | Path, title: str =
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)  # a reader never sees a half-written image
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    try:  # a reader never sees a half-written image
+        return write_atomic(path, lambda handle: fig.savefig(handle, format="png", dpi=100))
+    finally:
+        plt.close(fig)

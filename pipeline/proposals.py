@@ -6,7 +6,7 @@ label" and that "the final temporal boundaries are then determined by thresholdi
 merging the predicted frame-level scores". Everything else here is our choice, written
 down so it can be changed in one place:
 
-Routing (`route`): argmax of the 4 class probabilities (order of `data.records.LABELS`):
+Routing (`route`): argmax of the 4 class probabilities (order of `data.labels.LABELS`):
 visual_only -> visual frame scores, audio_only -> audio scores, both -> joint scores.
 A video predicted *real* still gets proposals, from the joint scores, so that AR is
 meaningful; their scores are multiplied by the video's fake probability
@@ -21,6 +21,17 @@ the fine-grained cues but not how they reach a segment; mixing them in with a we
 on dev lets the data decide, and 0 keeps the paper's heads-only reading. Smoothing is the
 training-free temporal consistency step that weakly-supervised localization work uses
 against isolated frame spikes.
+
+Curve normalisation (`curve_normalization`): proposal scores are pooled over all videos
+before AP is computed, so a curve's *level* matters as much as its shape. A trained head's
+frame probabilities are calibrated differently from video to video (saturated near 1 in
+some, flat near 0 in others) and from seed to seed, which makes the inner-minus-outer
+contrast of one video incomparable with another's. "rank" replaces each curve by its
+within-video ranks scaled to [0, 1] (ties share their average rank): the ordering of
+frames, which is all the frame AUC measures, is kept; the per-video scale is dropped and the
+video-level probability alone says how likely a video is to hold a forgery. Measured on
+rtdl synth (BENCHMARKS.md): training a few epochs longer left the routed curve's frame AUC
+unchanged but lowered tuned test AP from 31.4 to 18.4; ranks brought it back to 31.0.
 
 Routing alternatives (`routing`): a wrong class prediction sends a video to the wrong
 branch (routing accuracy is 0.3-0.45 on rtdl synth, see BENCHMARKS.md), so besides the
@@ -68,19 +79,13 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from data.records import LABELS
+from data.labels import LABEL_INDEX, LABELS, REAL, branch_of, fake_probability, modality_probabilities
 
 log = logging.getLogger(__name__)
 
 NMS_MODES = ("hard", "soft", "none")
 ROUTING_MODES = ("argmax", "soft", "joint")
-# which frame-score curve localizes each predicted class (Sec. 3.1); real -> joint, see above
-ROUTE_BY_LABEL: dict[str, str] = {
-    "real": "joint",
-    "visual_only": "visual",
-    "audio_only": "audio",
-    "both": "joint",
-}
+CURVE_NORMALIZATIONS = ("none", "rank")
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,10 @@ class ProposalConfig:
     # audio curves both give proposals, each scored by its modality's probability; "joint":
     # the joint curve for every video (no routing decision to get wrong)
     routing: str = "argmax"
+    # "none": the curve's values as they are (the paper); "rank": each frame's rank within
+    # its video's curve, scaled to [0, 1], so proposal scores are comparable across videos
+    # whatever the head's calibration (see the module docstring)
+    curve_normalization: str = "none"
 
     def __post_init__(self) -> None:
         if self.nms not in NMS_MODES:
@@ -134,6 +143,9 @@ class ProposalConfig:
             raise ValueError(f"ProposalConfig.smooth_frames: must be >= 1, got {self.smooth_frames}")
         if self.routing not in ROUTING_MODES:
             raise ValueError(f"ProposalConfig.routing: expected one of {ROUTING_MODES}, got {self.routing!r}")
+        if self.curve_normalization not in CURVE_NORMALIZATIONS:
+            raise ValueError(f"ProposalConfig.curve_normalization: expected one of "
+                             f"{CURVE_NORMALIZATIONS}, got {self.curve_normalization!r}")
 
 
 @dataclass(frozen=True)
@@ -151,25 +163,6 @@ class VideoScores:
     audio_evidence: np.ndarray | None = None
 
 
-def load_proposal_config(path: str | None = None, overrides: Sequence[str] = ()) -> ProposalConfig:
-    """ProposalConfig from an optional YAML file, then `key=value` overrides (unknown keys rejected)."""
-    from data.config import apply_overrides, load_yaml
-
-    cfg = load_yaml(ProposalConfig, path) if path else ProposalConfig()
-    return apply_overrides(cfg, list(overrides))
-
-
-def save_proposal_config(cfg: ProposalConfig, path) -> None:
-    """Write `cfg` as YAML that `load_proposal_config` / `rtdl predict --proposals` read back."""
-    from pathlib import Path
-
-    import yaml
-
-    from data.config import to_dict
-
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-
-
 # ---------------------------------------------------------------- routing
 
 
@@ -182,13 +175,9 @@ def predicted_label(class_probs: Sequence[float]) -> str:
 
 
 def route(class_probs: Sequence[float]) -> str:
-    """Which branch localizes this video: "visual", "audio" or "joint" (Sec. 3.1)."""
-    return ROUTE_BY_LABEL[predicted_label(class_probs)]
-
-
-def fake_probability(class_probs: Sequence[float]) -> float:
-    """Video-level probability that anything is forged: 1 - p_real."""
-    return float(1.0 - np.asarray(class_probs, dtype=np.float64).reshape(-1)[0])
+    """Which branch localizes this video: "visual", "audio" or "joint" (Sec. 3.1; a video
+    predicted real is localized on the joint branch, see the module docstring)."""
+    return branch_of(LABEL_INDEX[predicted_label(class_probs)])
 
 
 # ---------------------------------------------------------------- candidate runs
@@ -325,12 +314,6 @@ def suppress_and_rank(proposals: list[list[float]], cfg: ProposalConfig) -> list
     return [[float(s), float(a), float(b)] for s, a, b in proposals[:cfg.max_proposals]]
 
 
-def modality_probabilities(class_probs: Sequence[float]) -> dict[str, float]:
-    """P(visual modified) = p(visual_only) + p(both); P(audio modified) = p(audio_only) + p(both)."""
-    probs = np.asarray(class_probs, dtype=np.float64).reshape(-1)
-    return {"visual": float(probs[1] + probs[3]), "audio": float(probs[2] + probs[3])}
-
-
 def smooth(scores: np.ndarray, frames: int) -> np.ndarray:
     """Centred moving average over `frames` frames (edges average over what exists)."""
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -342,8 +325,20 @@ def smooth(scores: np.ndarray, frames: int) -> np.ndarray:
     return total / count
 
 
+def rank_normalize(scores: np.ndarray) -> np.ndarray:
+    """Each value's rank within the curve scaled to [0, 1]; equal values share their average
+    rank, so a flat curve stays flat (0.5) instead of becoming an arbitrary ramp."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)  # [T]
+    if scores.size < 2:
+        return np.full_like(scores, 0.5)
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    average_rank = np.cumsum(counts) - (counts + 1) / 2  # 0-based mean rank of each distinct value
+    return average_rank[inverse] / (scores.size - 1)
+
+
 def branch_curve(scores: VideoScores, branch: str, cfg: ProposalConfig) -> np.ndarray:
-    """One branch's frame curve: head score mixed with error evidence, then smoothed.
+    """One branch's frame curve: head score mixed with error evidence, smoothed, and (with
+    `curve_normalization="rank"`) replaced by its within-video ranks.
 
     branch: "visual", "audio" or "joint" (whose evidence is the larger of the two modalities').
     """
@@ -356,7 +351,8 @@ def branch_curve(scores: VideoScores, branch: str, cfg: ProposalConfig) -> np.nd
         visual_ev, audio_ev = evidence(scores.visual_evidence), evidence(scores.audio_evidence)
         ev = {"visual": visual_ev, "audio": audio_ev, "joint": np.maximum(visual_ev, audio_ev)}[branch]
         head = (1 - w) * head + w * ev
-    return smooth(head, cfg.smooth_frames)
+    curve = smooth(head, cfg.smooth_frames)
+    return rank_normalize(curve) if cfg.curve_normalization == "rank" else curve
 
 
 def routed_curve(scores: VideoScores, cfg: ProposalConfig | None = None) -> np.ndarray:
@@ -384,20 +380,20 @@ def labelled_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -
     cfg = cfg or ProposalConfig()
     label = predicted_label(scores.class_probs)
     if cfg.routing in ("argmax", "joint"):
-        branch = ROUTE_BY_LABEL[label] if cfg.routing == "argmax" else "joint"
+        branch = branch_of(LABEL_INDEX[label]) if cfg.routing == "argmax" else "joint"
         found = score_curve_proposals(branch_curve(scores, branch, cfg), scores.fps, scores.duration,
-                                      fake_probability(scores.class_probs), label == "real", cfg)
+                                      fake_probability(scores.class_probs), LABEL_INDEX[label] == REAL, cfg)
         return [[*p, branch] for p in found]
     unsuppressed = dataclasses.replace(cfg, nms="none", max_proposals=10 ** 9)
     pooled: list[list[float]] = []
     # suppression keeps spans and changes scores: a span's branch is that of its best entry
-    branch_of: dict[tuple[float, float], tuple[float, str]] = {}
+    span_branch: dict[tuple[float, float], tuple[float, str]] = {}
     for modality, p_modified in modality_probabilities(scores.class_probs).items():
         for p in score_curve_proposals(branch_curve(scores, modality, cfg), scores.fps, scores.duration,
                                        p_modified, True, unsuppressed):
             pooled.append(p)
-            branch_of[(p[1], p[2])] = max(branch_of.get((p[1], p[2]), (-math.inf, "")), (p[0], modality))
-    return [[*p, branch_of[(p[1], p[2])][1]] for p in suppress_and_rank(pooled, cfg)]
+            span_branch[(p[1], p[2])] = max(span_branch.get((p[1], p[2]), (-math.inf, "")), (p[0], modality))
+    return [[*p, span_branch[(p[1], p[2])][1]] for p in suppress_and_rank(pooled, cfg)]
 
 
 def scores_to_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -> list[list[float]]:
@@ -431,9 +427,9 @@ def grid_search(videos: Mapping[str, VideoScores], evaluate: Callable[[dict], fl
     """Pick ProposalConfig fields on a validation split by exhaustive search.
 
     videos: the model's per-video scores on the *validation* split (compute them once with
-    `pipeline.predict.predict_scores`); evaluate: maps a predictions dict {file: proposals}
+    `pipeline.inference.predict_scores`); evaluate: maps a predictions dict {file: proposals}
     to one number, higher is better (e.g. the mean of AP and AR from
-    `pipeline.evaluate.evaluate_predictions`); grid: {field name: candidate values}.
+    `pipeline.metrics.evaluate_predictions`); grid: {field name: candidate values}.
     Returns the best config (first one wins ties, so list the default first) and every
     (overrides, value) tried, in order.
     """

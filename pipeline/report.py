@@ -30,7 +30,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from data.records import LABELS
+from data.atomic import write_atomic
+from data.labels import LABELS
 
 REPORT_NAME = "report.html"
 EMBED_LIMIT_MB = 25.0
@@ -222,8 +223,4 @@ def write_report(output: Mapping, frame_outputs: Mapping[str, Mapping[str, np.nd
             + "".join(f'<span class="swatch" style="background:{c}"></span>{m} ' for m, c in MODALITY_COLOURS.items())
             + f'branch, darker = higher score.</div>{note}{settings_html}{clips}'
             f'<script>{_SCRIPT}</script></body></html>')
-    path = report_dir / REPORT_NAME
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_atomic(report_dir / REPORT_NAME, page)

@@ -6,7 +6,7 @@ the best checkpoint. The run folder holds `last.pt` (with optimizer and RNG stat
 loss terms and validation metrics, redrawn every epoch), `run_config.yaml`, `tensorboard/`
 with `train.tensorboard`, and, once the last epoch is done, `proposals.yaml`.
 
-Choices where the paper and issue 4 leave room:
+Choices the paper leaves open:
 - Randomness. Every source is derived from `train.seed`: model init (torch.manual_seed
   before build_model), data order (DistributedSampler seeded with the seed, reshuffled per
   epoch), crop offsets (seeded by (seed, epoch, item), see pipeline/dataset.py), masking
@@ -15,10 +15,10 @@ Choices where the paper and issue 4 leave room:
   repeats exactly what an uninterrupted run would have done, and two CPU runs with the
   same seed give bit-identical weights.
 - Validation each epoch on the validation split, by rank 0 alone on the unwrapped model
-  (other ranks wait at a barrier). When `pipeline.predict.run_predictions` and
-  `pipeline.evaluate.evaluate_predictions` are importable, the best checkpoint is the one
-  with the highest average AP under the RT-DeepLoc protocol (AP at IoU 0.1..0.7);
-  otherwise the highest video-level 4-class accuracy. Ties keep the earlier epoch.
+  (other ranks wait at a barrier), through the same inference and metrics as `rtdl predict`
+  and `rtdl evaluate` (pipeline/inference.py, pipeline/metrics.py): the best checkpoint is
+  the one with the highest average AP under the RT-DeepLoc protocol (AP at IoU 0.1..0.7).
+  Ties keep the earlier epoch.
 - Non-finite loss: checked every step before backward (all ranks agree through an
   all-reduce, so no rank hangs); training stops with `NonFiniteLossError` naming the epoch,
   step and the loss term(s) that went non-finite. Checkpoints are written only after a
@@ -40,7 +40,7 @@ Choices where the paper and issue 4 leave room:
   TSN / wav2vec features it is a harmless fixed affine map. Every rank computes the same
   statistics from the same split, so DDP replicas start identical.
 - Proposal settings: after the last epoch the run chooses them on the validation split
-  (pipeline/tune.py, `train.tune_proposals`) and stores them in best.pt and last.pt, so
+  (pipeline/proposal_tuning.py, `train.tune_proposals`) and stores them in best.pt and last.pt, so
   `rtdl predict` / `rtdl localize` use tuned settings without a `--proposals` file.
 - Data-wait share: the time spent in `next(loader)` over the whole step time, per epoch,
   logged in metrics.jsonl as `data_wait_share` (what benchmarks/bench_train.py reports).
@@ -57,7 +57,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -66,11 +66,17 @@ import yaml
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from data.atomic import write_atomic
 from data.config import to_dict
 from data.records import VideoRecord
-from pipeline.checkpoint import read_checkpoint_payload, save_checkpoint, unwrap_model
-from pipeline.dataset import Batch, FeatureDataset, iter_windows, pad_collate
+from data.feature_settings import FeatureSettings
+from pipeline.checkpoint import read_checkpoint_payload, remove_stale_temporaries, save_checkpoint, \
+    unwrap_model
+from pipeline.dataset import Batch, FeatureDataset, cache_name, pad_collate
 from pipeline.devices import resolve_device
+from pipeline.inference import predict_arrays, run_predictions
+from pipeline.metrics import PROTOCOLS, evaluate_predictions
+from pipeline.proposal_tuning import tune_run_checkpoints
 from pipeline.train_config import RunConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -87,7 +93,7 @@ class TrainOutcome:
     best_checkpoint: Path  # out_dir/best.pt
     last_checkpoint: Path  # out_dir/last.pt
     model: torch.nn.Module  # the trained (unwrapped) model of this process
-    epochs_completed: int
+    epochs_completed: int  # epochs the run folder holds now (last.pt's epoch)
     best_epoch: int = 0  # epoch (1-based) best.pt holds
     best_metrics: dict = dataclasses.field(default_factory=dict)  # that epoch's metrics row
     proposal_tuning: dict | None = None  # how best.pt's proposal settings were chosen, if tuned
@@ -154,7 +160,7 @@ def check_split_labels(train_records: Sequence[VideoRecord], val_records: Sequen
     and writes a best.pt), and a validation split without a fake video leaves the average
     AP that picks best.pt undefined; both are found here, before any epoch is spent.
     """
-    from data.records import LABELS
+    from data.labels import LABELS
 
     counts = Counter(LABELS[r.label] for r in train_records)
     if len(counts) < 2:
@@ -199,22 +205,6 @@ def set_rng_state(state: dict) -> None:
 def append_jsonl(path: Path, row: dict) -> None:
     with open(path, "a") as handle:
         handle.write(json.dumps(row, sort_keys=True) + "\n")
-
-
-def _evaluator():
-    """(run_predictions, evaluate_predictions, protocol kwargs) or None while missing."""
-    try:
-        from pipeline.evaluate import PROTOCOLS, evaluate_predictions
-        from pipeline.predict import run_predictions
-    except ImportError:
-        return None
-    protocol = PROTOCOLS["rtdeeploc"]
-    if dataclasses.is_dataclass(protocol):
-        protocol = dataclasses.asdict(protocol)
-    elif not isinstance(protocol, dict):
-        protocol = {k: getattr(protocol, k) for k in ("ap_iou", "ar_n", "ar_iou")}
-    kwargs = {k: protocol[k] for k in ("ap_iou", "ar_n", "ar_iou")}
-    return run_predictions, evaluate_predictions, kwargs
 
 
 def open_tensorboard(out_dir: Path):
@@ -264,32 +254,6 @@ def input_statistics(dataset: FeatureDataset) -> tuple[np.ndarray, ...]:
 
 # ----------------------------------------------------------------------------- validation
 
-@torch.no_grad()
-def video_accuracy(model, dataset: FeatureDataset, *, window: int, batch_size: int,
-                   device: torch.device) -> dict[str, float]:
-    """4-class video accuracy: class probabilities averaged over windows, weighted by length."""
-    model.eval()
-    n_classes, correct = None, 0
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=pad_collate)
-    for batch in loader:
-        probs_sum, frames = 0.0, torch.zeros(len(batch))  # [B, C], [B]
-        for start, stop in iter_windows(batch.mask.shape[1], window):
-            mask = batch.mask[:, start:stop]  # [B, W]
-            valid = mask.any(dim=1)  # [B] videos with frames in this window
-            if not valid.any():
-                continue
-            pred = model.predict(batch.visual[valid, start:stop].to(device),
-                                 batch.audio[valid, start:stop].to(device), mask[valid].to(device))
-            probs = torch.zeros(len(batch), pred.class_probs.shape[1])  # [B, C]
-            probs[valid] = pred.class_probs.float().cpu()
-            weight = mask.sum(dim=1).float()  # [B]
-            probs_sum = probs_sum + probs * weight[:, None]
-            frames += weight
-        predicted = (probs_sum / frames[:, None]).argmax(dim=1)  # [B]
-        correct += int((predicted == batch.labels).sum())
-    return {"val_accuracy": correct / max(len(dataset), 1)}
-
-
 # authentic training videos whose reconstruction errors calibrate the error evidence; a
 # subset bounds the cost of the extra inference pass per epoch
 CALIBRATION_VIDEOS = 256
@@ -302,8 +266,6 @@ def calibrate_error_evidence(model, cache, train_records: Sequence[VideoRecord],
     The first CALIBRATION_VIDEOS real videos in record order, so the reference does not
     depend on the epoch; nothing happens without the FDN or without a real video.
     """
-    from pipeline.predict import predict_arrays
-
     if not model.config.use_fdn:
         return
     reals = [r.file for r in train_records if r.label == 0][:CALIBRATION_VIDEOS]
@@ -317,8 +279,7 @@ def calibrate_error_evidence(model, cache, train_records: Sequence[VideoRecord],
         np.concatenate([outputs[k]["audio_recon_error"] for k in reals]))
 
 
-def validate(model, cache, val_records: list[VideoRecord], val_set: FeatureDataset,
-             cfg: TrainConfig, device: torch.device,
+def validate(model, cache, val_records: list[VideoRecord], device: torch.device,
              train_records: Sequence[VideoRecord] = ()) -> tuple[dict[str, float], str]:
     """Validation metrics and the name of the one that selects the best checkpoint.
 
@@ -327,14 +288,10 @@ def validate(model, cache, val_records: list[VideoRecord], val_set: FeatureDatas
     """
     model.eval()
     calibrate_error_evidence(model, cache, train_records, device)
-    evaluator = _evaluator()
-    if evaluator is None:
-        metrics = video_accuracy(model, val_set, window=cfg.eval_window,
-                                 batch_size=cfg.eval_batch_size, device=device)
-        return metrics, "val_accuracy"
-    run_predictions, evaluate_predictions, protocol = evaluator
+    protocol = PROTOCOLS["rtdeeploc"]
     predictions, video_probs = run_predictions(model, cache, val_records, device=str(device))
-    result = evaluate_predictions(predictions, val_records, video_probs=video_probs, **protocol)
+    result = evaluate_predictions(predictions, val_records, video_probs=video_probs,
+                                  ap_iou=protocol.ap_iou, ar_n=protocol.ar_n, ar_iou=protocol.ar_iou)
     truth = {r.file: r.label for r in val_records}
     hits = [int(np.argmax(video_probs[f])) == truth[f] for f in truth if f in video_probs]
     metrics = {"val_ap_avg": float(result["ap_avg"]), "val_ar_avg": float(result["ar_avg"]),
@@ -399,10 +356,8 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
         check_split_labels(train_records, val_records, train_split, val_split, metadata_path)
         train_set = FeatureDataset(cache, train_records, max_len=cfg.max_len, seed=cfg.seed,
                                    in_memory=cfg.in_memory)
-        # the validation set is read through run_predictions when the evaluator exists, so
-        # it is held in memory only for the accuracy-only fallback
-        val_set = FeatureDataset(cache, val_records, max_len=None,
-                                 in_memory=cfg.in_memory and _evaluator() is None)
+        # validation reads the cache through run_predictions; this set only checks the videos
+        val_set = FeatureDataset(cache, val_records, max_len=None)
         # every video is read once before the first step: NaN / Inf features stop the run
         # here, naming the cache, video and modality, not as a NaN loss epochs later
         standardize = cfg.standardize_inputs and not resume  # a resumed model has its statistics
@@ -435,8 +390,7 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
         if info.enabled:
             # ablations (use_fdn=False, use_mtlr=False) leave whole modules without gradient,
             # which DDP must be told about; the full model uses every parameter every step
-            ablated = not (getattr(run_config.model, "use_fdn", True)
-                           and getattr(run_config.model, "use_mtlr", True))
+            ablated = not (run_config.model.use_fdn and run_config.model.use_mtlr)
             wrapped = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=ablated)
@@ -457,8 +411,7 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
             train_metrics = _train_epoch(wrapped, loader, optimizer, mask_generator, cfg, device,
                                          use_amp, epoch, epoch * steps_per_epoch, info, out_dir)
             if info.is_main:
-                val_metrics, key = validate(model, cache, val_records, val_set, cfg, device,
-                                            train_records)
+                val_metrics, key = validate(model, cache, val_records, device, train_records)
                 row = {"epoch": epoch + 1, **train_metrics, **val_metrics}
                 value = val_metrics[key]
                 improved = value > best["value"] or best["name"] is None
@@ -483,15 +436,14 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
                 for name, buffer in model.named_buffers():
                     if "_error_calibration." in name:
                         dist.broadcast(buffer, src=0)
-        outcome = TrainOutcome(best_path, last_path, model, cfg.epochs)
+        # the loop ran up to cfg.epochs; a resumed run that had done as many or more ran none
+        outcome = TrainOutcome(best_path, last_path, model, max(start_epoch, cfg.epochs))
         if info.is_main and best_path.is_file():
             payload = read_checkpoint_payload(best_path)
             outcome.best_epoch, outcome.best_metrics = int(payload["epoch"]), dict(payload["metrics"])
             outcome.proposal_tuning = payload.get("proposal_tuning")
             trained_now = start_epoch < cfg.epochs
             if cfg.tune_proposals and (trained_now or "proposal_config" not in payload):
-                from pipeline.tune import tune_run_checkpoints
-
                 log.info("choosing proposal settings on the %s split", val_split)
                 _, outcome.proposal_tuning = tune_run_checkpoints(
                     best_path, last_path, model, cache, val_records, val_split, device)
@@ -514,9 +466,9 @@ def _restore(last_path: Path, run_config: RunConfig, model, optimizer, cache,
         raise ValueError(f"{last_path}: fields visual_dim/audio_dim ({payload['visual_dim']}, "
                          f"{payload['audio_dim']}) differ from the cache's "
                          f"({cache.visual_dim}, {cache.audio_dim})")
-    if payload["feature_settings"] != cache.settings:
-        log.warning("%s: the cache's extractor settings differ from those of the run being resumed",
-                    last_path)
+    FeatureSettings(payload["feature_settings"]).check_compatible(
+        FeatureSettings(cache.settings), label=f"the run being resumed ({last_path})",
+        other_label=cache_name(cache))
     state = payload.get("train_state")
     if not state:
         raise ValueError(f"{last_path}: field 'train_state' is missing; cannot resume from a best.pt")
@@ -554,8 +506,6 @@ def repair_run_folder(out_dir: Path, completed: int, last_row: dict | None, best
     and a best.pt that lags behind is rewritten from last.pt's weights, which are the best
     epoch's whenever the lag happened. Temporary files of killed writers are deleted.
     """
-    from pipeline.checkpoint import remove_stale_temporaries
-
     for tmp in remove_stale_temporaries(out_dir, (LAST, BEST)):
         log.info("removed %s, left half written by an interrupted run", tmp)
     metrics_path, best_path = out_dir / METRICS, out_dir / BEST
@@ -570,9 +520,7 @@ def repair_run_folder(out_dir: Path, completed: int, last_row: dict | None, best
     if repaired != rows:
         log.warning("%s: rewritten with the %d row(s) of the epochs completed in %s (it had %d)",
                     metrics_path, len(repaired), LAST, len(rows))
-        tmp = metrics_path.with_name(f".{METRICS}.tmp")
-        tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in repaired))
-        os.replace(tmp, metrics_path)
+        write_atomic(metrics_path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in repaired))
     if not completed or best.get("epoch") != completed:
         return
     best_epoch = None

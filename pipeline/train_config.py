@@ -1,7 +1,7 @@
 """Training configuration: `TrainConfig` (optimisation, data, devices) and `RunConfig`
 (model + train), loaded from YAML with `--set key=value` overrides.
 
-Choices where the paper and issue 4 leave room:
+Choices the paper leaves open:
 - Paper defaults: AdamW, lr 1e-5, batch 32 (Sec. 4.2). The paper gives no epoch count
   or weight decay; we use 30 epochs and AdamW's usual 0.01 and make both configurable.
 - `max_len` = 512 frames (about 20 s at 25 fps) covers nearly every LAV-DF and
@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from data.config import apply_overrides, from_dict, load_yaml
+from data.config import apply_overrides, load_yaml
 from model.config import ModelConfig
 
 DEVICES = ("auto", "cpu", "cuda")
+# RunConfig YAML files shipped with rtdl, usable by name: `rtdl train --config demo`
+PRESETS = Path(__file__).resolve().parent / "presets"
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,6 @@ class TrainConfig:
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     grad_clip: float = 0.0  # max global grad norm; 0 disables clipping
     max_len: int = 512  # training sequences longer than this are randomly cropped (frames)
-    eval_window: int = 0  # validation frames per window for the accuracy pass; 0 = whole videos
-    eval_batch_size: int = 8  # videos per validation batch
     standardize_inputs: bool = True  # per-dimension mean/std of training frames, see model/normalize.py
     seed: int = 0  # model init, data order, crops, masking: all derived from it
     num_workers: int = 0  # DataLoader worker processes per training process
@@ -48,13 +48,13 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         # frozen configs are checked once here, so the trainer can trust every field
-        positive = ("epochs", "batch_size", "max_len", "eval_batch_size")
+        positive = ("epochs", "batch_size", "max_len")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name}: must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"train.lr: must be > 0, got {self.lr}")
-        for name in ("weight_decay", "grad_clip", "eval_window", "num_workers"):
+        for name in ("weight_decay", "grad_clip", "num_workers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name}: must be >= 0, got {getattr(self, name)}")
         if self.device not in DEVICES:
@@ -67,21 +67,28 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)  # how it is trained
 
 
+def config_file(config: str | Path) -> Path:
+    """A YAML path, or the file of a preset named `config` (PRESETS/<name>.yaml)."""
+    path = Path(config)
+    if path.is_file() or path.suffix:
+        return path
+    preset = PRESETS / f"{config}.yaml"
+    if not preset.is_file():
+        known = sorted(p.stem for p in PRESETS.glob("*.yaml"))
+        raise ValueError(f"--config {config}: neither a file nor a preset (presets: {known})")
+    return preset
+
+
 def load_run_config(config_path: str | Path | None = None,
                     overrides: Sequence[str] = (),
                     **train_fields) -> RunConfig:
-    """RunConfig from an optional YAML file (`model:` and `train:` sections), then
-    `--set` overrides (dotted keys such as `model.mask_ratio=0.5`), then explicit CLI
+    """RunConfig from an optional YAML file or preset name (`model:` and `train:` sections),
+    then `--set` overrides (dotted keys such as `model.mask_ratio=0.5`), then explicit CLI
     options given as `train_fields` (e.g. epochs=3); options left as None are ignored."""
-    cfg = load_yaml(RunConfig, config_path) if config_path else RunConfig()
+    cfg = load_yaml(RunConfig, config_file(config_path)) if config_path else RunConfig()
     cfg = apply_overrides(cfg, list(overrides))
     given = {key: value for key, value in train_fields.items() if value is not None}
     unknown = sorted(set(given) - {f.name for f in dataclasses.fields(TrainConfig)})
     if unknown:
         raise ValueError(f"unknown training option(s) {unknown}")
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **given))
-
-
-def run_config_from_dict(mapping: dict, source: str) -> RunConfig:
-    """RunConfig from plain types (as stored in checkpoints); unknown keys name `source`."""
-    return from_dict(RunConfig, mapping, source)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from extractors.ffmpeg_bin import ffmpeg_exe
+from data.ffmpeg_bin import ffmpeg_exe
 
 
 _RAMP = "aevalsrc=0.3*t*sin(2*PI*440*t):s={rate}:d={seconds}"

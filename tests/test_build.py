@@ -7,11 +7,10 @@ import pytest
 import torch
 import torchvision
 
-from extractors import audio_wav2vec
-from extractors.build import (DEFAULT_AUDIO_MODEL, WeightsUnavailableError, build_audio_extractor,
+from data.feature_settings import FeatureSettings
+from extractors.build import (WeightsUnavailableError, build_audio_extractor,
                               build_extractors_from_settings, build_visual_extractor,
-                              describe_pretrained, extractor_settings,
-                              pretrained_weights_on_disk)
+                              extractor_settings, pretrained_weights_on_disk)
 
 FRAMES = np.random.default_rng(0).integers(0, 256, (3, 48, 64, 3), dtype=np.uint8)
 WAVE = np.random.default_rng(1).standard_normal(12000).astype(np.float32)
@@ -27,7 +26,6 @@ def _json_round_trip(settings: dict) -> dict:
 
 
 def test_names_build_the_right_extractors():
-    assert DEFAULT_AUDIO_MODEL == audio_wav2vec.DEFAULT_MODEL
     lowlevel = build_visual_extractor("lowlevel")
     assert (lowlevel.name, lowlevel.dim) == ("lowlevel", 320)
     logmel = build_audio_extractor("logmel", n_mels=40)
@@ -51,7 +49,7 @@ def test_rebuild_random_backbones_from_settings_gives_identical_features():
     assert rebuilt_v.settings == settings["visual"] and rebuilt_a.settings == settings["audio"]
     np.testing.assert_array_equal(rebuilt_v(FRAMES), visual(FRAMES))
     np.testing.assert_array_equal(rebuilt_a(WAVE)[0], audio(WAVE)[0])
-    assert "RANDOM" in describe_pretrained(settings)
+    assert "RANDOM" in FeatureSettings(settings).describe()
     assert settings["visual"]["pretrained"] is False and settings["audio"]["pretrained"] is False
 
 
@@ -65,7 +63,7 @@ def test_rebuild_weight_free_from_settings():
     features, centres = rebuilt_a(WAVE)
     np.testing.assert_array_equal(features, audio(WAVE)[0])
     assert np.allclose(np.diff(centres), 0.02)
-    assert "weight-free" in describe_pretrained(settings)
+    assert "weight-free" in FeatureSettings(settings).describe()
 
 
 def test_rebuild_tsn_from_a_weight_file_checks_location_and_hash(tmp_path):

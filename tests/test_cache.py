@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from data.cache import (CacheWriter, FeatureCache, escape_key, merge_caches, parts_dir,
-                        settings_difference, shard_path, unescape_key)
+                        shard_path, unescape_key)
+from data.feature_settings import settings_difference
 
 SETTINGS = {"visual": {"name": "stand_in", "dim": 3}, "audio": {"name": "stand_in", "dim": 2}}
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from data.config import to_dict
-from data.records import LABELS
+from data.labels import LABELS
 from model.rtdeeploc import build_model
-from pipeline import __version__
+from data.version import __version__
 from pipeline.checkpoint import FORMAT, load_checkpoint, save_checkpoint, unwrap_model
 from train_fixtures import AUDIO_DIM, SETTINGS, VISUAL_DIM, tiny_run_config
 

@@ -12,13 +12,13 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-import pipeline.demo
+import pipeline.cli
 import pipeline.train
 from pipeline.cli import main
 from pipeline.demo import DemoConfig, run_demo
 
-TINY = DemoConfig(num_videos=16, epochs=2, batch_size=4, d_model=16, duration_s=(2.0, 3.0),
-                  workers=1, device="cpu")
+TINY = DemoConfig(num_videos=16, epochs=2, overrides=("train.batch_size=4", "model.d_model=16"),
+                  duration_s=(2.0, 3.0), workers=1, device="cpu")
 STAGES = ("synth", "features", "train", "proposals", "predictions", "localize")
 
 
@@ -40,7 +40,7 @@ def closing_summary(text: str) -> list[str]:
 def demo_cli(workdir, *args: str, epochs: int | None = None):
     """`rtdl demo` on the tiny config (the CLI starts from DemoConfig(), patched here)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline.demo, "DemoConfig", lambda: TINY)
+        patch.setattr(pipeline.cli, "DemoConfig", lambda: TINY)
         words = ["demo", "--workdir", str(workdir), *args]
         return CliRunner().invoke(main, words + (["--epochs", str(epochs)] if epochs else []))
 

@@ -7,7 +7,7 @@ import pytest
 from data.records import VideoRecord
 from pipeline.diagnostics import (clip_median_deviation, format_auc_table, frame_auc_table, frame_mask,
                                   load_forgery_types, modality_segments, routing_report)
-from pipeline.evaluate import rank_auc
+from pipeline.metrics import rank_auc
 
 
 def record(file, label, visual=None, audio=None, segments=(), fps=10.0, n=20):

@@ -1,4 +1,4 @@
-"""Tests for pipeline/evaluate.py: hand-computed AP / AR / AUC, the official conventions
+"""Tests for pipeline/metrics.py and pipeline/evaluate.py: hand-computed AP / AR / AUC, the official conventions
 (strict IoU, greedy list-order matching, no recall-0 point), robustness, a literal slow
 re-implementation of the official algorithm compared on random data, and the CLI."""
 import json
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import pipeline.evaluate as evaluate_module
+import pipeline.metrics as metrics_module
 from data.records import VideoRecord
 from pipeline.cli import main
-from pipeline.evaluate import (PROTOCOLS, evaluate_predictions, format_table, parse_list,
-                               roc_auc, temporal_iou)
+from pipeline.evaluate import format_table, parse_list
+from pipeline.metrics import PROTOCOLS, evaluate_predictions, roc_auc, temporal_iou
 
 
 def rec(file, segments=(), duration=10.0):
@@ -271,7 +271,7 @@ def test_vectorised_equals_literal_reference(seed, monkeypatch):
     rng = np.random.default_rng(seed)
     records, predictions = random_set(rng, 60)
     # tiny chunks so the chunked pair construction is exercised too
-    monkeypatch.setattr(evaluate_module, "_PAIRS_PER_CHUNK", [7, 50, 10**6][seed])
+    monkeypatch.setattr(metrics_module, "_PAIRS_PER_CHUNK", [7, 50, 10**6][seed])
     protocol = PROTOCOLS["rtdeeploc"]
     ar_n = protocol.ar_n + (1,)
     ap_ref, ar_ref = reference_metrics(predictions, records, protocol.ap_iou, ar_n,
@@ -369,7 +369,7 @@ def test_cli_round_trip(tmp_path):
 def test_pooled_sort_keys_give_the_stable_descending_order():
     scores = np.array([0.5, -1.0, 0.5, 0.0, -0.0, 2.0, -1.0, 0.5, 1e-30, -1e-30],
                       dtype=np.float32)
-    keys = evaluate_module._pooled_sort_keys(scores)
+    keys = metrics_module._pooled_sort_keys(scores)
     # stable: equal scores (0.5 x3, -1 x2, and 0.0 == -0.0) keep their index order
     assert np.argsort(keys).tolist() == [5, 0, 2, 7, 8, 3, 4, 9, 1, 6]
     np.testing.assert_array_equal(np.argsort(keys), np.argsort(-scores, kind="stable"))

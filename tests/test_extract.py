@@ -18,8 +18,9 @@ from extractors.align import pool_to_frames
 from extractors.decode import VideoStream, decode_audio
 from fake_extractors import MeanColourVisual, RmsAudio
 from media import make_clip, make_corrupt
-from pipeline.extract import (ExtractionOptions, collect_videos, extract_video_features,
-                              resolve_shard, run_extraction)
+from pipeline.extract import collect_videos, resolve_shard, run_extraction
+from pipeline.options import ExtractionOptions
+from pipeline.video_features import extract_video_features
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -166,7 +167,7 @@ def test_a_truncated_video_shorter_than_its_metadata_is_a_failure(tmp_path, capl
     """The first half of an mp4 with its index up front decodes without error, just shorter."""
     import logging
 
-    from extractors.ffmpeg_bin import ffmpeg_exe
+    from data.ffmpeg_bin import ffmpeg_exe
 
     whole = make_clip(tmp_path / "whole.mp4", 2.44)
     front = tmp_path / "front.mp4"  # the layout rtdl synth and most web video use
@@ -202,7 +203,8 @@ _JOB = """
 import sys
 sys.path[:0] = [{repo!r}, {tests!r}]
 from fake_extractors import MeanColourVisual, RmsAudio
-from pipeline.extract import ExtractionOptions, run_extraction
+from pipeline.extract import run_extraction
+from pipeline.options import ExtractionOptions
 run_extraction({out!r}, {videos!r}, root={root!r}, options=ExtractionOptions(chunk_frames=5, flush_every=1),
                visual_extractor=MeanColourVisual(), audio_extractor=RmsAudio(), progress=False)
 """

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from data.records import LABELS
+from data.labels import LABELS
 from pipeline import checkpoint as checkpoint_module
 from pipeline.localize import localize_to_file, localize_videos
 from pipeline.plots import plot_evidence
@@ -44,6 +44,11 @@ class StandInExtractor:
                          "weights_id": f"{name}-weights"}
 
 
+def settings_of(extractors) -> dict:
+    visual, audio = extractors
+    return {"visual": dict(visual.settings), "audio": dict(audio.settings)}
+
+
 def stand_in_checkpoint(model=None, settings=None):
     return checkpoint_module.LoadedCheckpoint(
         model=model or StandInModel(), run_config=None, model_config=None, labels=LABELS,
@@ -51,7 +56,7 @@ def stand_in_checkpoint(model=None, settings=None):
 
 
 def test_localize_segments_label_extractors_and_plot(tmp_path, monkeypatch):
-    import pipeline.extract
+    import pipeline.localize
 
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"not decoded: extraction is a stand-in here")
@@ -60,10 +65,11 @@ def test_localize_segments_label_extractors_and_plot(tmp_path, monkeypatch):
     def fake_extract(path, visual_extractor, audio_extractor):
         return (*features, {"fps": 4.0, "duration": 2.0, "n_frames": 8, "has_audio": True})
 
-    monkeypatch.setattr(pipeline.extract, "extract_video_features", fake_extract)
+    monkeypatch.setattr(pipeline.localize, "extract_video_features", fake_extract)
     extractors = (StandInExtractor("tsn", 6, pretrained=False), StandInExtractor("w2v", 3, pretrained=True))
-    out = localize_videos([video], stand_in_checkpoint(), plot_dir=tmp_path / "plots",
-                          proposal_config=CFG, device="cpu", extractors=extractors)
+    out = localize_videos([video], stand_in_checkpoint(settings=settings_of(extractors)),
+                          plot_dir=tmp_path / "plots", proposal_config=CFG, device="cpu",
+                          extractors=extractors)
     [record] = out["videos"]
     assert record["file"] == str(video) and record["duration"] == 2.0
     assert record["label"] == "audio_only" and record["routed_branch"] == "audio"
@@ -77,7 +83,7 @@ def test_localize_segments_label_extractors_and_plot(tmp_path, monkeypatch):
 
 
 def test_a_clip_without_audio_gets_no_audio_segments_and_says_why(tmp_path, monkeypatch):
-    import pipeline.extract
+    import pipeline.localize
 
     video = tmp_path / "mute.mp4"
     video.write_bytes(b"stand-in")
@@ -86,14 +92,25 @@ def test_a_clip_without_audio_gets_no_audio_segments_and_says_why(tmp_path, monk
     def fake_extract(path, visual_extractor, audio_extractor):
         return (*features, {"fps": 4.0, "duration": 2.0, "n_frames": 8, "has_audio": False})
 
-    monkeypatch.setattr(pipeline.extract, "extract_video_features", fake_extract)
+    monkeypatch.setattr(pipeline.localize, "extract_video_features", fake_extract)
     extractors = (StandInExtractor("tsn", 6, pretrained=True), StandInExtractor("w2v", 3, pretrained=True))
-    [record] = localize_videos([video], stand_in_checkpoint(), proposal_config=CFG, device="cpu",
-                               extractors=extractors)["videos"]
+    [record] = localize_videos([video], stand_in_checkpoint(settings=settings_of(extractors)),
+                               proposal_config=CFG, device="cpu", extractors=extractors)["videos"]
     assert record["segments"] == [] and record["has_audio"] is False
     assert record["audio_note"] == ("no audio stream: audio features are of substituted silence, "
                                     "1 audio segment(s) left out; its label 'audio_only' rests "
                                     "on silence")
+
+
+def test_extractors_that_make_other_features_than_the_checkpoints_are_refused(tmp_path):
+    extractors = (StandInExtractor("tsn", 6, pretrained=True), StandInExtractor("w2v", 3, pretrained=True))
+    trained_on = settings_of(extractors)
+    trained_on["audio"] = {**trained_on["audio"], "weights_id": "other-weights"}
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"ckpt\.pt.*audio\.weights_id"):
+        localize_videos([video], stand_in_checkpoint(settings=trained_on), checkpoint_label="ckpt.pt",
+                        device="cpu", extractors=extractors)
 
 
 def test_missing_weights_name_the_checkpoint_and_the_fix(tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from data.metadata import load_metadata, metadata_files, records_for_split, summarize
-from data.records import LABEL_INDEX
+from data.labels import LABEL_INDEX
 
 
 def lavdf_records():

@@ -8,10 +8,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from data.records import LABELS, VideoRecord
+from data.labels import LABELS
+from data.records import VideoRecord
 from pipeline.proposals import ProposalConfig
-from pipeline.predict import predict_arrays, predict_split, probs_path_for, run_predictions, tune_proposals
-from pipeline.proposals import load_proposal_config, save_proposal_config
+from pipeline.inference import predict_arrays, run_predictions
+from pipeline.predict import predict_split, probs_path_for
+from pipeline.proposal_settings import load_proposal_config, write_proposals_yaml
+from pipeline.proposal_tuning import tune_proposals
 from numerics import FP32_DEEP, assert_close_to_scale
 
 FPS = 4.0
@@ -156,7 +159,7 @@ def test_tune_proposals_prefers_merging_a_split_forgery(tmp_path):
     # merge 2: [0.5,1.75], IoU 1: AR 1 -> objective 0.5 * 0 (AP skips the first step) + 0.5 * 1
     assert [value for _, value in results] == [0.0, 0.5]
     assert best.merge_gap_frames == 2
-    save_proposal_config(best, tmp_path / "best.yaml")
+    write_proposals_yaml(best, tmp_path / "best.yaml")
     assert load_proposal_config(tmp_path / "best.yaml") == best
 
 

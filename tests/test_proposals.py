@@ -242,3 +242,37 @@ def test_joint_routing_reads_the_joint_curve_whatever_the_class():
     assert scores_to_proposals(scores, PLAIN) == []  # argmax reads the flat visual curve
     got = scores_to_proposals(scores, dataclasses.replace(PLAIN, routing="joint"))
     assert_proposals(got, [[0.9, 0.5, 1.5]])
+
+
+def test_rank_normalize_keeps_order_and_shares_ties():
+    from pipeline.proposals import rank_normalize
+
+    # values 0.2 < 0.5 = 0.5 < 0.9: 0-based ranks 0, (1 + 2) / 2, 1.5, 3, over 3
+    assert rank_normalize(np.array([0.5, 0.2, 0.9, 0.5])).tolist() == [0.5, 0.0, 1.0, 0.5]
+    # a flat curve stays flat (no ramp made up from frame order), and so does one frame
+    assert rank_normalize(np.full(5, 0.3)).tolist() == [0.5] * 5
+    assert rank_normalize(np.array([0.7])).tolist() == [0.5]
+
+
+def test_rank_curves_make_proposal_scores_comparable_across_videos():
+    from pipeline.proposals import scores_to_proposals
+
+    # the same forged span, one video's head saturated near 1, the other's near 0: raw
+    # contrasts differ 10-fold, so a pooled ranking would put every proposal of the
+    # confident video first; within-video ranks give both the same score
+    shape = np.zeros(12)
+    shape[4:8] = 1.0
+    loud = VideoScores(np.array(VISUAL_ONLY), 0.9 + 0.1 * shape, FLAT, FLAT, FPS, 3.0)
+    quiet = VideoScores(np.array(VISUAL_ONLY), 0.01 * shape, FLAT, FLAT, FPS, 3.0)
+    # raw values at level 0.5: the loud video is one whole-video run (no context, contrast
+    # 0), the quiet one has no run at all; neither finds the span
+    assert_proposals(scores_to_proposals(loud, PLAIN), [[0.0, 0.0, 3.0]])
+    assert scores_to_proposals(quiet, PLAIN) == []
+    ranked = dataclasses.replace(PLAIN, thresholds=(0.7,), curve_normalization="rank")
+    got_loud, got_quiet = scores_to_proposals(loud, ranked), scores_to_proposals(quiet, ranked)
+    # ranks: 8 frames tie at 0 -> 3.5 / 11, 4 frames tie at 1 -> 9.5 / 11; the run [1 s, 2 s)
+    # has contrast 9.5/11 - 3.5/11 = 6/11 in both videos
+    assert_proposals(got_loud, [[6 / 11, 1.0, 2.0]])
+    assert_proposals(got_quiet, [[6 / 11, 1.0, 2.0]])
+    with pytest.raises(ValueError, match="curve_normalization"):
+        ProposalConfig(curve_normalization="zscore")

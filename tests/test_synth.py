@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from data.metadata import load_metadata
-from data.records import LABELS
+from data.labels import LABELS
 from data.synth.clip import ClipSpec, ForgedSpan, make_clip, place_segments
 from data.synth.forgeries import AUDIO_FORGERIES, VISUAL_FORGERIES
 from data.synth.speech import SyllablePlan, mouth_opening

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from pipeline.checkpoint import load_checkpoint
 from pipeline.train import NonFiniteLossError, resolve_splits, train, train_run
 from pipeline.train_config import RunConfig, TrainConfig, load_run_config
-from train_fixtures import make_run_data, make_videos, tiny_run_config, write_cache, write_metadata
+from train_fixtures import (AUDIO_DIM, VISUAL_DIM, make_run_data, make_videos, tiny_run_config, write_cache,
+                            write_metadata)
 
 
 def _weights(model):
@@ -58,20 +59,27 @@ def test_same_seed_gives_bit_identical_weights_and_other_seed_does_not(tmp_path,
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, run_data):
-    cache, meta, _ = run_data
+    cache, meta, videos = run_data
     two = tiny_run_config(epochs=2, seed=3)
     straight = train_run(two, cache, meta, tmp_path / "straight").model
     one = dataclasses.replace(two, train=dataclasses.replace(two.train, epochs=1))
     train_run(one, cache, meta, tmp_path / "resumed")
     with pytest.raises(ValueError, match="--resume"):  # never overwrite a run silently
         train_run(two, cache, meta, tmp_path / "resumed")
-    resumed = train_run(two, cache, meta, tmp_path / "resumed", resume=True).model
-    assert _same(_weights(straight), _weights(resumed))
+    outcome = train_run(two, cache, meta, tmp_path / "resumed", resume=True)
+    assert outcome.epochs_completed == 2
+    assert _same(_weights(straight), _weights(outcome.model))
+    # asked for fewer epochs than the folder holds: nothing runs, and the outcome says so
+    assert train_run(one, cache, meta, tmp_path / "resumed", resume=True).epochs_completed == 2
     strip = lambda r: {k: v for k, v in r.items() if k not in ("train_samples_per_s", "data_wait_share")}  # noqa: E731
     assert [strip(r) for r in _rows(tmp_path / "resumed")] == [strip(r) for r in _rows(tmp_path / "straight")]
     changed = dataclasses.replace(two, model=dataclasses.replace(two.model, d_model=4, mae_decoder_dim=4))
     with pytest.raises(ValueError, match="run_config.model"):
         train_run(changed, cache, meta, tmp_path / "resumed", resume=True)
+    other_features = write_cache(tmp_path / "other.h5", videos, settings={
+        "visual": {"name": "other", "dim": VISUAL_DIM}, "audio": {"name": "test-random", "dim": AUDIO_DIM}})
+    with pytest.raises(ValueError, match=r"extractor settings differ.*visual\.name"):
+        train_run(two, other_features, meta, tmp_path / "resumed", resume=True)
 
 
 def test_non_finite_features_stop_the_run_before_training_naming_cache_video_modality(tmp_path,

@@ -9,10 +9,11 @@ from click.testing import CliRunner
 
 from data.config import to_dict
 from pipeline.checkpoint import load_checkpoint, read_checkpoint_payload, update_checkpoint
-from pipeline.predict import DEFAULT_TUNING_GRID, SIGNAL_TUNING_GRID
-from pipeline.proposals import ProposalConfig, load_proposal_config
+from pipeline.proposal_settings import load_proposal_config, resolve_proposal_config
+from pipeline.proposal_tuning import DEFAULT_TUNING_GRID, SIGNAL_TUNING_GRID
+from pipeline.proposals import ProposalConfig
 from pipeline.train import train_run
-from pipeline.tune import load_grid, resolve_proposal_config
+from pipeline.tune import load_grid
 from train_fixtures import make_run_data, tiny_run_config
 
 

@@ -170,7 +170,7 @@ def test_missing_file_and_offline_imagenet_give_clear_errors(tmp_path, monkeypat
 def test_bf16_features_match_fp32():
     """bf16 autocast must stay within cosine similarity 0.99 of fp32.
 
-    Random ResNet-50 features are nearly constant across frames (issue 6), so raw cosine
+    Random ResNet-50 features are nearly constant across frames, so raw cosine
     similarity would pass even for garbage; the per-frame vectors are compared after
     subtracting the batch mean, which leaves only what distinguishes the frames.
     """

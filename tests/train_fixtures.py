@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.records import label_from_flags
+from data.labels import label_from_flags
 
 VISUAL_DIM, AUDIO_DIM = 6, 4
 SETTINGS = {"visual": {"name": "test-random", "dim": VISUAL_DIM},
@@ -85,7 +85,7 @@ def tiny_model_config(**changes):
 def tiny_run_config(model_changes=None, **train_changes):
     from pipeline.train_config import RunConfig, TrainConfig
 
-    train = dict(epochs=1, batch_size=4, lr=1e-3, max_len=16, eval_batch_size=4, seed=0,
+    train = dict(epochs=1, batch_size=4, lr=1e-3, max_len=16, seed=0,
                  device="cpu")
     train.update(train_changes)
     return RunConfig(model=tiny_model_config(**(model_changes or {})), train=TrainConfig(**train))

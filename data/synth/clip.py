@@ -87,8 +87,8 @@ def place_segments(n_frames: int, count: int, min_len: int, max_len: int,
 
 def plan_spans(n_frames: int, fps: float, visual: bool, audio: bool,
                visual_kinds: tuple[str, ...], audio_kinds: tuple[str, ...],
-               rng: np.random.Generator, *, segment_s: tuple[float, float] = (0.2, 2.0),
-               max_segments: int = 3) -> tuple[ForgedSpan, ...]:
+               rng: np.random.Generator, *, segment_s: tuple[float, float],
+               max_segments: int) -> tuple[ForgedSpan, ...]:
     """Forged spans of a clip whose visual and/or audio stream is forged."""
     min_len = max(1, int(round(segment_s[0] * fps)))
     max_len = max(min_len, int(round(segment_s[1] * fps)))

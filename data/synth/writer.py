@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from extractors.ffmpeg_bin import ffmpeg_exe
+from data.ffmpeg_bin import ffmpeg_exe
 
 
 def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:

@@ -1,0 +1,165 @@
+"""Choosing proposal settings on a validation split, so a user never hand-tunes them.
+
+`tune_on_scores` searches in two stages on the model's scores of the validation videos:
+first the evidence the curves use (`SIGNAL_TUNING_GRID`: error weight, routing,
+smoothing) with the other settings at their defaults, then the proposal settings
+(`DEFAULT_TUNING_GRID`) for that evidence. Searching both jointly would multiply the grids
+for little gain. Each candidate is judged by 0.5 * mean AP + 0.5 * mean AR (the
+AV-Deepfake1M challenge score, which weighs ranking and recall alike; `objective_text`).
+`tune_model` adds a plain-type record of how the settings were chosen; `rtdl train` calls
+`tune_run_checkpoints` after its last epoch and `rtdl tune` (pipeline/tune.py) redoes it.
+Never tune on a test split: its metrics would be optimistic.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from data.config import to_dict
+from data.records import VideoRecord
+from data.version import __version__
+from pipeline.checkpoint import load_checkpoint, read_checkpoint_payload, update_checkpoint
+from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FRAMES, predict_scores
+from pipeline.metrics import PROTOCOLS, evaluate_predictions
+from pipeline.proposal_settings import write_proposals_yaml
+from pipeline.proposals import ProposalConfig, grid_search
+
+log = logging.getLogger(__name__)
+
+# which evidence the curves use (chosen first, with the default proposal settings); the
+# paper's reading (heads only, argmax routing, no smoothing) comes first, so ties keep it
+SIGNAL_TUNING_GRID = {
+    "error_weight": (0.0, 0.5, 0.75, 1.0),
+    "routing": ("argmax", "soft", "joint"),
+    "smooth_frames": (1, 5),
+    "curve_normalization": ("none", "rank"),
+}
+# then a small search space around the default proposal settings (defaults first)
+DEFAULT_TUNING_GRID = {
+    "merge_gap_frames": (3, 1, 6),
+    "min_frames": (2, 4),
+    "video_weight": (0.5, 0.0, 1.0),
+    "nms": ("soft", "hard"),
+}
+
+
+def tune_on_scores(scores: dict, records: Sequence[VideoRecord], *, protocol: str = "rtdeeploc",
+                   signal_grid: dict | None = None, grid: dict | None = None,
+                   base: ProposalConfig | None = None):
+    """Choose ProposalConfig on precomputed validation scores, in two stages.
+
+    Stage 1 picks the evidence (`signal_grid`, default SIGNAL_TUNING_GRID; {} skips it) with
+    the other settings at `base`; stage 2 the proposal settings (`grid`, default
+    DEFAULT_TUNING_GRID) for that evidence. Searching both jointly would multiply the grids
+    for little gain. Each candidate is judged by 0.5 * mean AP + 0.5 * mean AR under
+    `protocol` (the AV-Deepfake1M challenge score, which weighs ranking and recall alike).
+    Returns (best config, [(overrides, objective), ...] over both stages).
+    """
+    settings = PROTOCOLS[protocol]
+    records = list(records)
+
+    def objective(predictions: dict) -> float:
+        metrics = evaluate_predictions(predictions, records, ap_iou=settings.ap_iou, ar_n=settings.ar_n,
+                                       ar_iou=settings.ar_iou)
+        return 0.5 * metrics["ap_avg"] + 0.5 * metrics["ar_avg"]
+
+    signal_grid = SIGNAL_TUNING_GRID if signal_grid is None else signal_grid
+    tried: list = []
+    if signal_grid:
+        base, tried = grid_search(scores, objective, signal_grid, base)
+    best, second = grid_search(scores, objective, grid or DEFAULT_TUNING_GRID, base)
+    return best, tried + second
+
+
+def tune_proposals(model, cache, records: Sequence[VideoRecord], grid: dict | None = None, *,
+                   protocol: str = "rtdeeploc", base: ProposalConfig | None = None, device="cpu",
+                   batch_size: int = DEFAULT_BATCH_SIZE, max_frames: int = DEFAULT_MAX_FRAMES,
+                   signal_grid: dict | None = None):
+    """Choose ProposalConfig fields on a validation split (never the test split).
+
+    Runs the model once, then `tune_on_scores`. Returns (best config, [(overrides, objective), ...]).
+    """
+    records = list(records)
+    scores = predict_scores(model, cache, records, device=device, batch_size=batch_size,
+                            max_frames=max_frames)
+    return tune_on_scores(scores, records, protocol=protocol, signal_grid=signal_grid, grid=grid,
+                          base=base)
+
+
+def objective_text(protocol: str) -> str:
+    """The tuning objective in words (what `tune_on_scores` maximises)."""
+    chosen = PROTOCOLS[protocol]
+    ap = ",".join(f"{v:g}" for v in chosen.ap_iou)
+    ar = ",".join(str(v) for v in chosen.ar_n)
+    return (f"0.5 * mean AP + 0.5 * mean AR ({protocol} protocol: AP at IoU {ap}, "
+            f"AR@{ar} averaged over IoU {chosen.ar_iou[0]:g}-{chosen.ar_iou[-1]:g})")
+
+
+def tune_model(model, cache, records: Sequence, *, split: str, protocol: str = "rtdeeploc",
+               signal_grid: dict | None = None, grid: dict | None = None, device="cpu",
+               batch_size: int = DEFAULT_BATCH_SIZE, max_frames: int = DEFAULT_MAX_FRAMES,
+               tuned_by: str = "rtdl tune") -> tuple[ProposalConfig, dict]:
+    """(chosen ProposalConfig, tuning record) for `model` on the validation `records`."""
+    records = list(records)
+    if not any(r.fake_segments for r in records):
+        raise ValueError(f"split {split!r} has no fake video: proposal settings cannot be "
+                         f"judged on it (AP is undefined); choose a validation split with fakes")
+    signal_grid = SIGNAL_TUNING_GRID if signal_grid is None else signal_grid
+    grid = DEFAULT_TUNING_GRID if grid is None else grid
+    best, tried = tune_proposals(model, cache, records, grid, protocol=protocol, device=device,
+                                 signal_grid=signal_grid,
+                                 batch_size=batch_size, max_frames=max_frames)
+    first_stage = math.prod(len(v) for v in signal_grid.values()) if signal_grid else 0
+    final = [value for _, value in tried[first_stage:]]
+    record = {
+        "tuned_by": tuned_by,
+        "rtdl_version": __version__,
+        "split": split,
+        "videos": len(records),
+        "protocol": protocol,
+        "objective": objective_text(protocol),
+        "best_objective": max(final) if final else None,
+        "default_objective": tried[0][1] if tried else None,  # the first candidate: the defaults
+        "signal_grid": {k: list(v) for k, v in signal_grid.items()},
+        "grid": {k: list(v) for k, v in grid.items()},
+        "tried": [[overrides, value] for overrides, value in tried],
+    }
+    return best, record
+
+
+def describe_tuning(record: Mapping[str, Any]) -> list[str]:
+    """Lines saying how proposal settings were chosen (for the terminal and YAML comments)."""
+    best, default = record.get("best_objective"), record.get("default_objective")
+    score = (f"best {best:.4f} (defaults {default:.4f}) over {len(record.get('tried', []))} candidates"
+             if best is not None and default is not None else "no candidate scored")
+    return [f"tuned by {record.get('tuned_by', '?')} on split {record.get('split')!r} "
+            f"({record.get('videos', '?')} videos): {score}",
+            f"objective: {record.get('objective', '?')}",
+            f"grid, stage 1 (evidence): {record.get('signal_grid', {}) or 'skipped'}",
+            f"grid, stage 2 (proposals): {record.get('grid', {})}"]
+
+
+def tune_run_checkpoints(best_path: Path, last_path: Path, last_model, cache, val_records: Sequence,
+                         val_split: str, device) -> tuple[ProposalConfig, dict]:
+    """The last step of `rtdl train`: tune proposal settings on the validation split for
+    best.pt's weights (and for last.pt's when they differ), store them in both checkpoints
+    and write proposals.yaml beside them. Returns best.pt's (config, record)."""
+    best = load_checkpoint(best_path, map_location=device)
+    config, record = tune_model(best.model, cache, val_records, split=val_split, device=device,
+                                tuned_by="rtdl train")
+    record["checkpoint_epoch"] = best.epoch
+    update_checkpoint(best_path, proposal_config=to_dict(config), proposal_tuning=record)
+    last_epoch = int(read_checkpoint_payload(last_path)["epoch"])
+    if last_epoch == best.epoch:  # the same weights: the same settings
+        update_checkpoint(last_path, proposal_config=to_dict(config), proposal_tuning=record)
+    else:
+        last_config, last_record = tune_model(last_model, cache, val_records, split=val_split,
+                                              device=device, tuned_by="rtdl train")
+        last_record["checkpoint_epoch"] = last_epoch
+        update_checkpoint(last_path, proposal_config=to_dict(last_config), proposal_tuning=last_record)
+    write_proposals_yaml(config, best_path.with_name("proposals.yaml"),
+                         [f"proposal settings for {best_path} (epoch {best.epoch}), also stored in it",
+                          *describe_tuning(record)])
+    return config, record
