@@ -176,9 +176,10 @@ def main() -> None:
                "weights": "random (timing only)", "modes": {}}
     print(describe_machine(), flush=True)
     if peak:
-        print(f"fp32 arithmetic limit: {peak['formula']} (measured FMA throughput: "
-              f"{peak['fma_gflops_all']:.0f} GFLOP/s on {peak['cores']} threads, "
-              f"{peak['fma_gflops_1_thread']:.0f} on 1)", flush=True)
+        print(f"fp32 arithmetic limit {peak['limit_gflops']:.0f} GFLOP/s: the larger of "
+              f"{peak['formula']} and the measured FMA throughput, "
+              f"{peak['fma_gflops_all']:.0f} GFLOP/s on {peak['cores']} threads "
+              f"({peak['fma_gflops_1_thread']:.0f} on 1)", flush=True)
     ref = None
     with torch.inference_mode():
         for mode in args.modes.split(","):
