@@ -3,8 +3,9 @@
 Trains one configuration (the demo preset plus `--set` overrides) one epoch at a time
 (resuming from `last.pt`, so the run is the same as a single long one) and keeps each
 epoch's weights as `ep<k>.pt`. Then, for each kept epoch:
-- the routed curve's frame AUC of the forged modality on test and test_unseen
-  (`pipeline/diagnostics.py`) and the 4-class routing accuracy;
+- the frame AUC of the forged modality on test and test_unseen (`pipeline/diagnostics.py`)
+  of the routed curve, each head and each reconstruction error, and the 4-class routing
+  accuracy;
 - avg AP / AR of three localizers, each chosen on dev only and evaluated once:
   "paper" (argmax routing over the raw head scores, no smoothing), "paper + rank" (the same
   with `curve_normalization=rank`), and "dev-chosen" (normalisation, routing and error
@@ -76,7 +77,10 @@ def evaluate_epoch(checkpoint: Path, cache, by_split: dict, forgery_types: dict)
     for split in ("test", "test_unseen"):
         routed = {f: routed_curve(v) for f, v in scores[split].items()}
         table = frame_auc_table(model_signals(outputs[split], routed), by_split[split], forgery_types)
-        row[f"routed frame AUC {split}"] = {m: round(table["routed"][m]["all"]["auc"], 3) for m in table["routed"]}
+        row[f"frame AUC {split}"] = {signal: {m: round(table[signal][m]["all"]["auc"], 3) for m in table[signal]}
+                                     for signal in ("routed", "visual head", "audio head", "joint head",
+                                                    "visual recon error", "audio recon error")
+                                     if signal in table}
         row[f"routing accuracy {split}"] = round(routing_report(
             {f: o["class_probs"] for f, o in outputs[split].items()}, by_split[split])["accuracy"], 3)
     return row
