@@ -76,7 +76,9 @@ def run_one(name: str, overrides: dict, seed: int, args, metadata: Path, cache_p
     slug += "-afr" if overrides.get("frame_negative_weight") else ""
     slug += "-inp" if overrides.get("fdn_target") == "input" else ""
     run_dir = args.workdir / "runs" / f"{slug}-s{seed}"
-    changes = [f"model.d_model={args.d_model}", *(f"model.{k}={v}" for k, v in overrides.items())]
+    # run_report below chooses every localizer on dev itself, so training skips its own tuning
+    changes = [f"model.d_model={args.d_model}", "train.tune_proposals=false",
+               *(f"model.{k}={v}" for k, v in overrides.items())]
     run_cfg = load_run_config(DEMO_PRESET, changes, epochs=args.epochs, batch_size=args.batch_size,
                               lr=args.lr, seed=seed, device="cpu")
     t0 = time.perf_counter()

@@ -65,13 +65,20 @@ def tune_and_test(scores_by_split: dict, records_by_split: dict, signal_grid: di
     return result
 
 
-def run_report(run_dir: Path, cache, records_by_split, forgery_types) -> dict:
+def run_report(run_dir: Path, cache, records_by_split, forgery_types, calibrate_with=None) -> dict:
+    """Frame AUCs, routing and localizers of one run; `calibrate_with` (training records):
+    set the checkpoint's frame-evidence references from them first, as the trainer does
+    (for checkpoints written before a kind of evidence existed)."""
     from pipeline.checkpoint import load_checkpoint
     from pipeline.diagnostics import frame_auc_table, model_signals, routing_report
     from pipeline.inference import predict_arrays, to_video_scores
     from pipeline.proposals import routed_curve
 
     model = load_checkpoint(run_dir / "best.pt").model
+    if calibrate_with is not None:
+        from pipeline.train import calibrate_frame_evidence
+
+        calibrate_frame_evidence(model, cache, calibrate_with, "cpu")
     outputs, scores = {}, {}
     for split, records in records_by_split.items():
         outputs[split] = predict_arrays(model, ((r.file, *cache.read(r.file)) for r in records))
@@ -123,6 +130,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--runs", type=Path, nargs="*", default=[])
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--calibrate-evidence", action="store_true",
+                        help="recalibrate each checkpoint's frame evidence on the training split "
+                             "(checkpoints from before the deviation evidence carry none)")
     args = parser.parse_args()
 
     import torch
@@ -148,7 +158,7 @@ def main() -> None:
           f"{100 * ref['test']['ar_avg']:.1f} | unseen AP {100 * ref['test_unseen']['ap_avg']:.1f} "
           f"AR {100 * ref['test_unseen']['ar_avg']:.1f}")
     for run in args.runs:
-        report = run_report(run, cache, by_split, types)
+        report = run_report(run, cache, by_split, types, train if args.calibrate_evidence else None)
         out["runs"].append(report)
         for name, loc in report["localizers"].items():
             print(f"{run.name} {name}: test AP {100 * loc['test']['ap_avg']:.1f} AR "

@@ -1,4 +1,4 @@
-"""Reconstruction error as calibrated frame evidence for the localizer.
+"""Calibrated frame evidence for the localizer: reconstruction error and clip deviation.
 
 The paper's premise (Sec. 3.2) is that the FDN, trained on authentic videos only, cannot
 reconstruct forged frames, so its per-frame error marks them; it never says how the error
@@ -15,6 +15,15 @@ checkpoints carry it and `predict` / `localize` need nothing else; the trainer s
 the training split's real videos (`pipeline/train.py`). Until it is set (a fresh model, or
 a checkpoint from before this module) the evidence is 0 everywhere, so `error_weight` then
 only scales the head scores down and the tuning on dev finds it useless.
+
+Clip deviation (`clip_deviation`) is a second, untrained kind of evidence calibrated the
+same way: each frame's distance from its clip's median frame in the standardised input,
+divided by sqrt(width). It needs no learning, so it cannot learn the wrong direction: on
+rtdl synth the heads and the FDN, trained on the seen forgery types, rank held-out face
+blur *inverted* (blur removes detail; the seen types add change), while the distance
+from the clip's median marks it at 0.99 wherever the blur covers less than half of the
+clip (BENCHMARKS.md, "Why held-out blur came out inverted"). It is no paper component;
+the localizer mixes it in only where dev says it helps (`evidence="deviation"`).
 """
 from __future__ import annotations
 
@@ -23,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from model.layers import KeepsBuffersMissingFromOldCheckpoints
+from model.normalize import clip_contrast
 
 N_QUANTILES = 201  # the 0, 0.5, ..., 100 th percentiles
 
@@ -58,3 +68,9 @@ class ErrorCalibration(KeepsBuffersMissingFromOldCheckpoints):
         cdf = torch.where(flat <= q[0], torch.zeros_like(cdf), cdf)
         cdf = torch.where(flat >= q[-1], torch.ones_like(cdf), cdf)
         return cdf.reshape(errors.shape)
+
+
+def clip_deviation(standardised: Tensor, mask: Tensor) -> Tensor:
+    """standardised inputs [B, T, C], mask [B, T] -> [B, T]: L2 distance of each frame from
+    its clip's median frame over sqrt(C), so widths of different modalities compare; 0 on padding."""
+    return clip_contrast(standardised, mask).float().norm(dim=-1) / float(np.sqrt(standardised.shape[-1]))

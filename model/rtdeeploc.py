@@ -21,7 +21,10 @@ Frame scores in `Prediction` (what the localizer routes between by the predicted
   marginals p(visual_only) + p(both) and p(audio_only) + p(both).
 Reconstruction errors are the FDN's deterministic per-frame errors, and zeros without the FDN;
 the error evidence is each error's percentile among authentic training frames
-(`model/evidence.py`, set by the trainer), what the localizer mixes into its curves.
+(`model/evidence.py`, set by the trainer), what the localizer mixes into its curves. The
+clip deviation (untrained: each standardised input frame's distance from its clip's median
+frame) and its percentile among authentic training frames are the other evidence the
+localizer may use; they do not depend on the learned weights.
 All frame outputs are zero on padding.
 
 Loss terms: every key is always present (zero when its component is switched off) so logs
@@ -40,7 +43,7 @@ from torch.nn import functional as F
 from data.labels import LABELS, REAL, classes_modifying
 from model.aicl import aicl_loss
 from model.config import ModelConfig
-from model.evidence import ErrorCalibration
+from model.evidence import ErrorCalibration, clip_deviation
 from model.fdn import ForgeryDiscoveryNetwork, Reconstruction, reconstruction_loss
 from model.fusion import FusionEncoder
 from model.layers import check_inputs
@@ -65,7 +68,9 @@ class RTDeepLocOutput:
 
 # the per-frame arrays of a Prediction, in the order predict / localize store them
 FRAME_FIELDS = ("visual_scores", "audio_scores", "joint_scores", "visual_recon_error",
-                "audio_recon_error", "visual_error_evidence", "audio_error_evidence")
+                "audio_recon_error", "visual_error_evidence", "audio_error_evidence",
+                "visual_deviation", "audio_deviation", "visual_deviation_evidence",
+                "audio_deviation_evidence")
 
 
 @dataclass
@@ -81,6 +86,12 @@ class Prediction:
     # zeros without the FDN or before the trainer set the reference
     visual_error_evidence: Tensor | None = None
     audio_error_evidence: Tensor | None = None
+    # [B, T] untrained clip deviation of the standardised input (model/evidence.py) and its
+    # percentile among authentic training frames (zeros until the trainer sets the reference)
+    visual_deviation: Tensor | None = None
+    audio_deviation: Tensor | None = None
+    visual_deviation_evidence: Tensor | None = None
+    audio_deviation_evidence: Tensor | None = None
 
     def video(self, index: int) -> dict[str, np.ndarray]:
         """One video's outputs as float32 numpy arrays, frame arrays cut to its valid frames.
@@ -121,6 +132,9 @@ class RTDeepLoc(nn.Module):
         # reconstruction error -> percentile among authentic training frames (set by the trainer)
         self.visual_error_calibration = ErrorCalibration()
         self.audio_error_calibration = ErrorCalibration()
+        # clip deviation of the input -> percentile among authentic training frames (same)
+        self.visual_deviation_calibration = ErrorCalibration()
+        self.audio_deviation_calibration = ErrorCalibration()
 
     def set_input_statistics(self, visual_mean, visual_std, audio_mean, audio_std) -> None:
         """Standardise inputs with these per-dimension statistics ([Cv], [Cv], [Ca], [Ca])."""
@@ -244,6 +258,8 @@ class RTDeepLoc(nn.Module):
             audio_error = out.audio_reconstruction.errors.float()
         else:
             visual_error = audio_error = torch.zeros_like(valid)
+        visual_deviation = clip_deviation(self.visual_input_norm(visual, mask), mask)  # [B, T]
+        audio_deviation = clip_deviation(self.audio_input_norm(audio, mask), mask)
         return Prediction(
             class_probs=out.main_video_logits.float().softmax(dim=-1),
             visual_scores=visual_scores.clamp(0, 1) * valid,
@@ -254,6 +270,10 @@ class RTDeepLoc(nn.Module):
             mask=mask,
             visual_error_evidence=self.visual_error_calibration(visual_error) * valid,
             audio_error_evidence=self.audio_error_calibration(audio_error) * valid,
+            visual_deviation=visual_deviation * valid,
+            audio_deviation=audio_deviation * valid,
+            visual_deviation_evidence=self.visual_deviation_calibration(visual_deviation) * valid,
+            audio_deviation_evidence=self.audio_deviation_calibration(audio_deviation) * valid,
         )
 
 

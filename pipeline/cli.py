@@ -337,7 +337,7 @@ def _parse_range(text: str, option: str) -> tuple[float, float]:
                    "test_unseen); at least one visual and one audio type. Visual: "
                    "mouth_resync, face_swap, face_blur, frozen_frames; audio: revoice, "
                    "splice, time_stretch, spectral_smooth.")
-@click.option("--segment", default="0.2,1.2", show_default=True,
+@click.option("--segment", default="0.2,2", show_default=True,
               help="Forged span length in seconds: SECONDS or MIN,MAX.")
 @click.option("--crf", default=28, show_default=True, type=int,
               help="x264 quality (0 = lossless, higher = more compression).")

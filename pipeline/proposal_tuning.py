@@ -35,6 +35,7 @@ SIGNAL_TUNING_GRID = {
     "routing": ("argmax", "soft", "joint"),
     "smooth_frames": (1, 5),
     "curve_normalization": ("none", "rank"),
+    "evidence": ("reconstruction", "deviation"),
 }
 # then a small search space around the default proposal settings (defaults first)
 DEFAULT_TUNING_GRID = {

@@ -20,7 +20,10 @@ centred moving average over `smooth_frames` frames. The paper says the FDN's err
 the fine-grained cues but not how they reach a segment; mixing them in with a weight chosen
 on dev lets the data decide, and 0 keeps the paper's heads-only reading. Smoothing is the
 training-free temporal consistency step that weakly-supervised localization work uses
-against isolated frame spikes.
+against isolated frame spikes. `evidence="deviation"` mixes in, instead of the FDN's error,
+the untrained clip deviation of the input (each frame's distance from its clip's median
+frame, as a percentile among authentic training frames): a cue no training can turn
+around, chosen on dev like the rest.
 
 Curve normalisation (`curve_normalization`): proposal scores are pooled over all videos
 before AP is computed, so a curve's *level* matters as much as its shape. A trained head's
@@ -86,6 +89,7 @@ log = logging.getLogger(__name__)
 NMS_MODES = ("hard", "soft", "none")
 ROUTING_MODES = ("argmax", "soft", "joint")
 CURVE_NORMALIZATIONS = ("none", "rank")
+EVIDENCE_KINDS = ("reconstruction", "deviation")
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,9 @@ class ProposalConfig:
     # its video's curve, scaled to [0, 1], so proposal scores are comparable across videos
     # whatever the head's calibration (see the module docstring)
     curve_normalization: str = "none"
+    # which calibrated evidence `error_weight` mixes in: "reconstruction" (the FDN's error,
+    # the paper's cue) or "deviation" (the untrained clip deviation of the input)
+    evidence: str = "reconstruction"
 
     def __post_init__(self) -> None:
         if self.nms not in NMS_MODES:
@@ -143,6 +150,9 @@ class ProposalConfig:
             raise ValueError(f"ProposalConfig.smooth_frames: must be >= 1, got {self.smooth_frames}")
         if self.routing not in ROUTING_MODES:
             raise ValueError(f"ProposalConfig.routing: expected one of {ROUTING_MODES}, got {self.routing!r}")
+        if self.evidence not in EVIDENCE_KINDS:
+            raise ValueError(f"ProposalConfig.evidence: expected one of {EVIDENCE_KINDS}, "
+                             f"got {self.evidence!r}")
         if self.curve_normalization not in CURVE_NORMALIZATIONS:
             raise ValueError(f"ProposalConfig.curve_normalization: expected one of "
                              f"{CURVE_NORMALIZATIONS}, got {self.curve_normalization!r}")
@@ -161,6 +171,10 @@ class VideoScores:
     # None: no evidence (treated as zeros)
     visual_evidence: np.ndarray | None = None
     audio_evidence: np.ndarray | None = None
+    # [T] clip-deviation percentiles among authentic training frames (model/evidence.py);
+    # None: treated as zeros
+    visual_deviation: np.ndarray | None = None
+    audio_deviation: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------- routing
@@ -348,7 +362,10 @@ def branch_curve(scores: VideoScores, branch: str, cfg: ProposalConfig) -> np.nd
         def evidence(values):
             return np.zeros_like(head) if values is None else np.asarray(values, np.float64)[:len(head)]
 
-        visual_ev, audio_ev = evidence(scores.visual_evidence), evidence(scores.audio_evidence)
+        if cfg.evidence == "deviation":
+            visual_ev, audio_ev = evidence(scores.visual_deviation), evidence(scores.audio_deviation)
+        else:
+            visual_ev, audio_ev = evidence(scores.visual_evidence), evidence(scores.audio_evidence)
         ev = {"visual": visual_ev, "audio": audio_ev, "joint": np.maximum(visual_ev, audio_ev)}[branch]
         head = (1 - w) * head + w * ev
     curve = smooth(head, cfg.smooth_frames)
@@ -421,6 +438,14 @@ def all_proposals(videos: Mapping[str, VideoScores],
 # ---------------------------------------------------------------- tuning on validation
 
 
+def effective_config(cfg: ProposalConfig) -> ProposalConfig:
+    """`cfg` with the settings that cannot change its proposals reset to their defaults
+    (the kind of evidence when its weight is 0), so equivalent candidates compare equal."""
+    if cfg.error_weight == 0:
+        return dataclasses.replace(cfg, evidence=ProposalConfig.evidence)
+    return cfg
+
+
 def grid_search(videos: Mapping[str, VideoScores], evaluate: Callable[[dict], float],
                 grid: Mapping[str, Iterable], base: ProposalConfig | None = None,
                 ) -> tuple[ProposalConfig, list[tuple[dict, float]]]:
@@ -441,10 +466,14 @@ def grid_search(videos: Mapping[str, VideoScores], evaluate: Callable[[dict], fl
         raise ValueError(f"grid_search: unknown ProposalConfig field(s) {unknown}; known: {sorted(known)}")
     results: list[tuple[dict, float]] = []
     best_cfg, best_value = base, -math.inf
+    seen: dict[ProposalConfig, float] = {}  # settings that give the same proposals are run once
     for values in itertools.product(*(list(grid[n]) for n in names)):
         overrides = dict(zip(names, values))
         cfg = dataclasses.replace(base, **overrides)
-        value = float(evaluate(all_proposals(videos, cfg)))
+        same = effective_config(cfg)
+        if same not in seen:
+            seen[same] = float(evaluate(all_proposals(videos, cfg)))
+        value = seen[same]
         results.append((overrides, value))
         log.info("proposal grid %s -> %.4f", overrides, value)
         if value > best_value:

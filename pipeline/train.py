@@ -259,24 +259,26 @@ def input_statistics(dataset: FeatureDataset) -> tuple[np.ndarray, ...]:
 CALIBRATION_VIDEOS = 256
 
 
-def calibrate_error_evidence(model, cache, train_records: Sequence[VideoRecord],
+def calibrate_frame_evidence(model, cache, train_records: Sequence[VideoRecord],
                              device: torch.device) -> None:
-    """Set the model's error percentiles from real training videos (model/evidence.py).
+    """Set the model's evidence percentiles from real training videos (model/evidence.py):
+    reconstruction errors (with the FDN) and clip deviations of the input.
 
     The first CALIBRATION_VIDEOS real videos in record order, so the reference does not
-    depend on the epoch; nothing happens without the FDN or without a real video.
+    depend on the epoch; nothing happens without a real video.
     """
-    if not model.config.use_fdn:
-        return
     reals = [r.file for r in train_records if r.label == 0][:CALIBRATION_VIDEOS]
     if not reals:
-        log.warning("no real video in the training split: reconstruction-error evidence stays unset")
+        log.warning("no real video in the training split: the frame evidence stays unset")
         return
     outputs = predict_arrays(model, ((key, *cache.read(key)) for key in reals), device=device)
-    model.visual_error_calibration.set_reference(
-        np.concatenate([outputs[k]["visual_recon_error"] for k in reals]))
-    model.audio_error_calibration.set_reference(
-        np.concatenate([outputs[k]["audio_recon_error"] for k in reals]))
+    references = {"visual_deviation_calibration": "visual_deviation",
+                  "audio_deviation_calibration": "audio_deviation"}
+    if model.config.use_fdn:
+        references.update(visual_error_calibration="visual_recon_error",
+                          audio_error_calibration="audio_recon_error")
+    for calibration, field in references.items():
+        getattr(model, calibration).set_reference(np.concatenate([outputs[k][field] for k in reals]))
 
 
 def validate(model, cache, val_records: list[VideoRecord], device: torch.device,
@@ -287,7 +289,7 @@ def validate(model, cache, val_records: list[VideoRecord], device: torch.device,
     checkpoint saved after validation carries the reference its errors were judged by.
     """
     model.eval()
-    calibrate_error_evidence(model, cache, train_records, device)
+    calibrate_frame_evidence(model, cache, train_records, device)
     protocol = PROTOCOLS["rtdeeploc"]
     predictions, video_probs = run_predictions(model, cache, val_records, device=str(device))
     result = evaluate_predictions(predictions, val_records, video_probs=video_probs,
@@ -432,9 +434,9 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
                                                       for k, v in row.items()})
             if info.enabled:
                 dist.barrier()
-                # rank 0 calibrated the error evidence during validation: share it
+                # rank 0 calibrated the frame evidence during validation: share it
                 for name, buffer in model.named_buffers():
-                    if "_error_calibration." in name:
+                    if "_error_calibration." in name or "_deviation_calibration." in name:
                         dist.broadcast(buffer, src=0)
         # the loop ran up to cfg.epochs; a resumed run that had done as many or more ran none
         outcome = TrainOutcome(best_path, last_path, model, max(start_epoch, cfg.epochs))

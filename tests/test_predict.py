@@ -35,6 +35,10 @@ class StandInPrediction:
     mask: torch.Tensor
     visual_error_evidence: torch.Tensor
     audio_error_evidence: torch.Tensor
+    visual_deviation: torch.Tensor
+    audio_deviation: torch.Tensor
+    visual_deviation_evidence: torch.Tensor
+    audio_deviation_evidence: torch.Tensor
 
 
 class StandInModel(torch.nn.Module):
@@ -46,7 +50,8 @@ class StandInModel(torch.nn.Module):
         mean = (visual[..., 1:5] * valid).sum(1) / valid.sum(1)  # [B, 4]
         v, a = visual[..., 0] * mask, audio[..., 0] * mask  # [B, T]
         return StandInPrediction(torch.softmax(10 * mean, dim=-1), v, a, torch.maximum(v, a),
-                                 2 * v, 3 * a, mask, (v > 0.5).float(), (a > 0.5).float())
+                                 2 * v, 3 * a, mask, (v > 0.5).float(), (a > 0.5).float(),
+                                 4 * v, 5 * a, (v > 0.25).float(), (a > 0.25).float())
 
 
 def make_video(label: int, visual_curve, audio_curve=None):

@@ -276,3 +276,33 @@ def test_rank_curves_make_proposal_scores_comparable_across_videos():
     assert_proposals(got_quiet, [[6 / 11, 1.0, 2.0]])
     with pytest.raises(ValueError, match="curve_normalization"):
         ProposalConfig(curve_normalization="zscore")
+
+
+def test_deviation_evidence_replaces_the_reconstruction_error_when_chosen():
+    from pipeline.proposals import branch_curve
+
+    heads, error, deviation = np.zeros(12), np.zeros(12), np.zeros(12)
+    error[0:4] = 1.0
+    deviation[6:10] = 1.0
+    scores = VideoScores(np.array(VISUAL_ONLY), heads, FLAT, FLAT, FPS, 3.0,
+                         visual_evidence=error, visual_deviation=deviation)
+    mixed = dataclasses.replace(PLAIN, error_weight=1.0)
+    assert branch_curve(scores, "visual", mixed).tolist() == error.tolist()
+    by_deviation = dataclasses.replace(mixed, evidence="deviation")
+    assert branch_curve(scores, "visual", by_deviation).tolist() == deviation.tolist()
+    with pytest.raises(ValueError, match="evidence"):
+        ProposalConfig(evidence="median")
+
+
+def test_grid_search_runs_equivalent_settings_once():
+    calls = []
+
+    def evaluate(predictions):
+        calls.append(1)
+        return 0.0
+
+    videos = {"a": VideoScores(np.array(VISUAL_ONLY), CURVE, FLAT, FLAT, FPS, 3.0)}
+    # with error_weight 0 the kind of evidence cannot matter: 3 distinct settings, not 4
+    _, tried = grid_search(videos, evaluate, {"error_weight": (0.0, 0.5),
+                                              "evidence": ("reconstruction", "deviation")}, PLAIN)
+    assert len(tried) == 4 and len(calls) == 3

@@ -45,6 +45,10 @@ def test_loss_goes_down_and_run_folder_is_complete(tmp_path, run_data):
     key = "val_ap_avg" if "val_ap_avg" in rows[0] else "val_accuracy"
     best_row = max(rows, key=lambda r: r[key])  # max keeps the first of equals, as the trainer
     assert loaded.epoch == best_row["epoch"] == rows[-1]["best_epoch"]
+    # the frame evidence was calibrated on real training videos and travels in the checkpoint
+    for calibration in ("visual_error_calibration", "audio_error_calibration",
+                        "visual_deviation_calibration", "audio_deviation_calibration"):
+        assert bool(getattr(loaded.model, calibration).is_set), calibration
 
 
 def test_same_seed_gives_bit_identical_weights_and_other_seed_does_not(tmp_path, run_data):
