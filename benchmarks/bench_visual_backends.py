@@ -48,6 +48,7 @@ import torchvision  # noqa: E402
 
 from extractors.visual_tsn import TSNPreprocess, calibration_frames, fold_batchnorm, \
     preprocess_frames  # noqa: E402
+from extractors.openvino_backend import MissingBackendError  # noqa: E402
 from pipeline.machine import describe_machine, machine_info  # noqa: E402
 
 GFLOP_PER_FRAME = 10.68  # ResNet-50 without fc at 256x256, 2 flops per multiply-add
@@ -186,7 +187,7 @@ def main() -> None:
             started = time.perf_counter()
             try:
                 fn, fmt, info = prepare(mode, model, folded, x[:args.batch_size], calib, work)
-            except ImportError as err:
+            except (ImportError, MissingBackendError) as err:  # a runtime not installed
                 print(f"{mode:<20} skipped ({err})", flush=True)
                 continue
             prep = time.perf_counter() - started

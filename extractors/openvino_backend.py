@@ -45,7 +45,7 @@ EXPORT_VERSION = 1  # bump when the export recipe changes: old cache entries sto
 OV_PRECISIONS = ("fp32", "bf16", "int8")
 
 
-class MissingBackendError(ImportError):
+class MissingBackendError(RuntimeError):
     """An optional runtime package is not installed; the message names the option and the fix."""
 
 

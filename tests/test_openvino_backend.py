@@ -29,6 +29,22 @@ def _centred_cosine(a, b):
     return (a_c * b_c).sum(1) / np.linalg.norm(a_c, axis=1) / np.linalg.norm(b_c, axis=1)
 
 
+def test_cli_reports_a_missing_runtime(tmp_path, monkeypatch):
+    # first in this file: it spawns ffmpeg, which crashed once OpenVINO had run in a process
+    # that had forked DataLoader workers before (tests/conftest.py)
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+    from media import make_clip
+
+    clip = make_clip(tmp_path / "a.mp4", 0.4)
+    monkeypatch.setitem(sys.modules, "nncf", None)
+    result = CliRunner().invoke(main, ["extract", str(clip), "--out", str(tmp_path / "c.h5"),
+                                       "--visual-weights", "random", "--audio-model", "logmel",
+                                       "--precision", "int8"])
+    assert result.exit_code != 0 and "rtdl[int8]" in result.output
+
+
 @pytest.fixture(scope="module")
 def torch_fp32():
     return TSNVisualExtractor("random", precision="fp32", preprocess=CFG, backend="torch")
@@ -123,17 +139,3 @@ def test_missing_nncf_names_int8(monkeypatch):
     monkeypatch.setitem(sys.modules, "nncf", None)
     with pytest.raises(MissingBackendError, match=r"--precision int8.*rtdl\[int8\]"):
         TSNVisualExtractor("random", precision="int8", preprocess=CFG)
-
-
-def test_cli_reports_a_missing_runtime(tmp_path, monkeypatch):
-    from click.testing import CliRunner
-
-    from pipeline.cli import main
-    from media import make_clip
-
-    clip = make_clip(tmp_path / "a.mp4", 0.4)
-    monkeypatch.setitem(sys.modules, "nncf", None)
-    result = CliRunner().invoke(main, ["extract", str(clip), "--out", str(tmp_path / "c.h5"),
-                                       "--visual-weights", "random", "--audio-model", "logmel",
-                                       "--precision", "int8"])
-    assert result.exit_code != 0 and "rtdl[int8]" in result.output
