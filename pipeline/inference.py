@@ -121,8 +121,8 @@ def to_video_scores(outputs: dict, fps: float, duration: float) -> VideoScores:
                        audio_scores=outputs["audio_scores"], joint_scores=outputs["joint_scores"],
                        fps=fps, duration=duration, visual_evidence=outputs.get("visual_error_evidence"),
                        audio_evidence=outputs.get("audio_error_evidence"),
-                       visual_deviation=outputs.get("visual_deviation_evidence"),
-                       audio_deviation=outputs.get("audio_deviation_evidence"))
+                       visual_deviation_evidence=outputs.get("visual_deviation_evidence"),
+                       audio_deviation_evidence=outputs.get("audio_deviation_evidence"))
 
 
 def localize_features(model, visual: np.ndarray, audio: np.ndarray, fps: float, duration: float, *,

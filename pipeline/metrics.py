@@ -442,6 +442,14 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return auc
 
 
+def average_ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based rank of each value of scores [N] in ascending order, tied values sharing the
+    mean of their ranks: [N] float64."""
+    _, inverse, counts = np.unique(np.asarray(scores, dtype=np.float64).reshape(-1),
+                                   return_inverse=True, return_counts=True)
+    return (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]
+
+
 def rank_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     """Area under the ROC curve: Mann-Whitney U / (n_pos * n_neg) with tied scores given
     their average rank. labels bool [V], scores float [V]; None if one class is absent."""
@@ -451,14 +459,6 @@ def rank_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     n_neg = len(labels) - n_pos
     if n_pos == 0 or n_neg == 0:
         return None
-    order = np.argsort(scores, kind="stable")
-    sorted_scores = scores[order]
-    # average 1-based rank of each run of tied scores
-    boundaries = np.flatnonzero(np.diff(sorted_scores) != 0) + 1
-    run_starts = np.concatenate([[0], boundaries])
-    run_ends = np.concatenate([boundaries, [len(scores)]])
-    run_rank = (run_starts + 1 + run_ends) / 2.0  # mean of ranks start+1 .. end
-    ranks = np.empty(len(scores))
-    ranks[order] = np.repeat(run_rank, run_ends - run_starts)
+    ranks = average_ranks(scores)
     u = ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))

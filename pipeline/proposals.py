@@ -83,6 +83,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from data.labels import LABEL_INDEX, LABELS, REAL, branch_of, fake_probability, modality_probabilities
+from pipeline.metrics import average_ranks
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +174,8 @@ class VideoScores:
     audio_evidence: np.ndarray | None = None
     # [T] clip-deviation percentiles among authentic training frames (model/evidence.py);
     # None: treated as zeros
-    visual_deviation: np.ndarray | None = None
-    audio_deviation: np.ndarray | None = None
+    visual_deviation_evidence: np.ndarray | None = None
+    audio_deviation_evidence: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------- routing
@@ -345,9 +346,7 @@ def rank_normalize(scores: np.ndarray) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)  # [T]
     if scores.size < 2:
         return np.full_like(scores, 0.5)
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    average_rank = np.cumsum(counts) - (counts + 1) / 2  # 0-based mean rank of each distinct value
-    return average_rank[inverse] / (scores.size - 1)
+    return (average_ranks(scores) - 1) / (scores.size - 1)
 
 
 def branch_curve(scores: VideoScores, branch: str, cfg: ProposalConfig) -> np.ndarray:
@@ -363,7 +362,7 @@ def branch_curve(scores: VideoScores, branch: str, cfg: ProposalConfig) -> np.nd
             return np.zeros_like(head) if values is None else np.asarray(values, np.float64)[:len(head)]
 
         if cfg.evidence == "deviation":
-            visual_ev, audio_ev = evidence(scores.visual_deviation), evidence(scores.audio_deviation)
+            visual_ev, audio_ev = evidence(scores.visual_deviation_evidence), evidence(scores.audio_deviation_evidence)
         else:
             visual_ev, audio_ev = evidence(scores.visual_evidence), evidence(scores.audio_evidence)
         ev = {"visual": visual_ev, "audio": audio_ev, "joint": np.maximum(visual_ev, audio_ev)}[branch]

@@ -285,7 +285,7 @@ def test_deviation_evidence_replaces_the_reconstruction_error_when_chosen():
     error[0:4] = 1.0
     deviation[6:10] = 1.0
     scores = VideoScores(np.array(VISUAL_ONLY), heads, FLAT, FLAT, FPS, 3.0,
-                         visual_evidence=error, visual_deviation=deviation)
+                         visual_evidence=error, visual_deviation_evidence=deviation)
     mixed = dataclasses.replace(PLAIN, error_weight=1.0)
     assert branch_curve(scores, "visual", mixed).tolist() == error.tolist()
     by_deviation = dataclasses.replace(mixed, evidence="deviation")
