@@ -26,8 +26,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-SPLITS = ("dev", "test", "test_unseen")
+from localization_bench import SPLITS  # noqa: E402
+
 LOCALIZERS = {  # name -> signal grid searched on dev
     "paper": {},
     "paper + rank": {"curve_normalization": ("rank",)},
@@ -52,27 +54,22 @@ def train_epochs(run_dir: Path, metadata: Path, cache: Path, epochs: int, seed: 
 
 
 def evaluate_epoch(checkpoint: Path, cache, by_split: dict, forgery_types: dict) -> dict:
+    from localization_bench import tune_and_test
     from pipeline.checkpoint import load_checkpoint
     from pipeline.diagnostics import frame_auc_table, model_signals, routing_report
     from pipeline.inference import predict_arrays, to_video_scores
-    from pipeline.metrics import PROTOCOLS, evaluate_predictions
-    from pipeline.proposal_tuning import tune_on_scores
-    from pipeline.proposals import all_proposals, routed_curve
+    from pipeline.proposals import routed_curve
 
-    protocol = PROTOCOLS["rtdeeploc"]
     model = load_checkpoint(checkpoint).model
     outputs = {s: predict_arrays(model, ((r.file, *cache.read(r.file)) for r in rs)) for s, rs in by_split.items()}
     scores = {s: {r.file: to_video_scores(outputs[s][r.file], r.fps, r.duration) for r in rs}
               for s, rs in by_split.items()}
     row: dict = {"localizers": {}}
     for name, signal_grid in LOCALIZERS.items():
-        best, _ = tune_on_scores(scores["dev"], by_split["dev"], signal_grid=signal_grid, grid=PROPOSAL_GRID)
-        result = {}
-        for split in ("test", "test_unseen"):
-            metrics = evaluate_predictions(all_proposals(scores[split], best), by_split[split],
-                                           ap_iou=protocol.ap_iou, ar_n=protocol.ar_n, ar_iou=protocol.ar_iou)
-            result[split] = [round(100 * metrics["ap_avg"], 1), round(100 * metrics["ar_avg"], 1)]
-        result["chosen"] = {k: getattr(best, k) for k in ("curve_normalization", "routing", "error_weight")}
+        tuned = tune_and_test(scores, by_split, signal_grid, PROPOSAL_GRID)
+        result = {split: [round(100 * tuned[split]["ap_avg"], 1), round(100 * tuned[split]["ar_avg"], 1)]
+                  for split in ("test", "test_unseen")}
+        result["chosen"] = {k: tuned["config"][k] for k in ("curve_normalization", "routing", "error_weight")}
         row["localizers"][name] = result
     for split in ("test", "test_unseen"):
         routed = {f: routed_curve(v) for f, v in scores[split].items()}

@@ -35,11 +35,10 @@ SHARE_BUCKETS = ((0.0, 0.25), (0.25, 0.5), (0.5, 1.0))
 
 
 def moving_average(x: np.ndarray, frames: int) -> np.ndarray:
-    """Centred moving average along time of x [T, D] (edges average over what exists)."""
-    kernel = np.ones(frames)
-    total = np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="same"), 0, x)
-    count = np.convolve(np.ones(len(x)), kernel, mode="same")[:, None]
-    return total / count
+    """Centred moving average along time of x [T, D]: the localizer's smoothing per column."""
+    from pipeline.proposals import smooth
+
+    return np.apply_along_axis(smooth, 0, x, frames)
 
 
 def clip_context(features: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:

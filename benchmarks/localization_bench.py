@@ -52,12 +52,15 @@ def fixed_scores(curves: dict, records, probs=(0.0, 0.0, 0.0, 1.0)):
     return out
 
 
-def tune_and_test(scores_by_split: dict, records_by_split: dict, signal_grid: dict) -> dict:
-    """Choose localizer settings on dev, evaluate test and test_unseen once."""
+def tune_and_test(scores_by_split: dict, records_by_split: dict, signal_grid: dict,
+                  grid: dict | None = None) -> dict:
+    """Choose localizer settings on dev (`grid`: the proposal settings searched after the
+    signal, None: the default grid), evaluate test and test_unseen once."""
     from pipeline.proposal_tuning import DEFAULT_TUNING_GRID, SIGNAL_TUNING_GRID, tune_on_scores
     from pipeline.proposals import all_proposals
 
-    best, _ = tune_on_scores(scores_by_split["dev"], records_by_split["dev"], signal_grid=signal_grid)
+    best, _ = tune_on_scores(scores_by_split["dev"], records_by_split["dev"], signal_grid=signal_grid,
+                             grid=grid)
     result = {"config": {k: v for k, v in dataclasses.asdict(best).items()
                          if k in (*SIGNAL_TUNING_GRID, *DEFAULT_TUNING_GRID)}}
     for split in ("test", "test_unseen"):
