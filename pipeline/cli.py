@@ -341,10 +341,14 @@ def _parse_range(text: str, option: str) -> tuple[float, float]:
               help="Forged span length in seconds: SECONDS or MIN,MAX.")
 @click.option("--crf", default=28, show_default=True, type=int,
               help="x264 quality (0 = lossless, higher = more compression).")
+@click.option("--speech", default="espeak", show_default=True,
+              type=click.Choice(["espeak", "formant"]),
+              help="Who speaks: eSpeak NG text-to-speech (real words; the "
+                   "espeakng-loader wheel) or the built-in formant syllables.")
 @click.option("--workers", default=1, show_default=True, type=int,
               help="Processes rendering clips in parallel (same output as 1).")
 def synth(out_dir: str, num_videos: int, seed: int, duration: str, fps: float, size: int,
-          unseen: str, segment: str, crf: int, workers: int) -> None:
+          unseen: str, segment: str, crf: int, speech: str, workers: int) -> None:
     """Write a synthetic forged-video benchmark (mp4 + LAV-DF metadata) with exact ground truth."""
     import time
 
@@ -356,7 +360,8 @@ def synth(out_dir: str, num_videos: int, seed: int, duration: str, fps: float, s
         meta_path = synth_dataset(out_dir, num_videos, seed, workers=workers,
                                   duration_s=_parse_range(duration, "--duration"), fps=fps,
                                   size=size, unseen_types=unseen_types,
-                                  segment_s=_parse_range(segment, "--segment"), crf=crf)
+                                  segment_s=_parse_range(segment, "--segment"), crf=crf,
+                                  speech=speech)
     elapsed = time.perf_counter() - started
     click.echo(f"wrote {num_videos} clips and {meta_path} in {elapsed:.1f} s "
                f"({elapsed / num_videos:.2f} s per clip); held out for test_unseen: "
@@ -451,13 +456,16 @@ def merge_command(sources, out, force):
               help=f"Seed for synthesis and training (default {DemoConfig.seed}).")
 @click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]),
               help=f"Where extraction and training run (default {DemoConfig.device}).")
-def demo_command(workdir, fresh, num_videos, epochs, seed, device):
+@click.option("--speech", default=None, type=click.Choice(["espeak", "formant"]),
+              help=f"Who speaks in the clips (default {DemoConfig.speech}; see `rtdl synth`).")
+def demo_command(workdir, fresh, num_videos, epochs, seed, device, speech):
     """End-to-end demo: synth, extract, train, predict, evaluate, localize (minutes on a CPU)."""
     import dataclasses
 
     from pipeline.demo import run_demo
 
-    given = {"num_videos": num_videos, "epochs": epochs, "seed": seed, "device": device}
+    given = {"num_videos": num_videos, "epochs": epochs, "seed": seed, "device": device,
+             "speech": speech}
     cfg = dataclasses.replace(DemoConfig(), **{k: v for k, v in given.items() if v is not None})
     run_demo(workdir, cfg, echo=click.echo, fresh=fresh)
 

@@ -51,6 +51,7 @@ class DemoConfig:
     size: int = 96  # frame height = width of the synthetic clips
     fps: float = 25.0  # frame rate of the synthetic clips
     duration_s: tuple[float, float] = (4.0, 6.0)  # clip length range, seconds
+    speech: str = "espeak"  # who speaks in the clips: "espeak" (real words) or "formant"
     epochs: int | None = None  # training passes over the train split; None: the preset's
     overrides: tuple[str, ...] = ()  # `--set`-style changes of the preset, e.g. "model.d_model=16"
     workers: int = 2  # processes rendering synthetic clips
@@ -89,7 +90,7 @@ SPLITS = ("test", "test_unseen")  # the splits the demo predicts and evaluates
 def synth_options(cfg: DemoConfig) -> dict:
     """The `rtdl synth` settings of the demo's clips (SynthConfig fields)."""
     return {"num_videos": cfg.num_videos, "seed": cfg.seed, "size": cfg.size, "fps": cfg.fps,
-            "duration_s": cfg.duration_s}
+            "duration_s": cfg.duration_s, "speech": cfg.speech}
 
 
 def demo_stages(workdir: Path, cfg: DemoConfig, extraction: dict) -> list[Stage]:

@@ -31,6 +31,14 @@ Choices:
   (BENCHMARKS.md, "Why held-out blur came out inverted"). Shorter spans (`--segment 0.2,1.2`
   with `max_segments=2`) were measured on the demo and kept out of the default for now:
   AP at high IoU falls on short spans (BENCHMARKS.md, same section).
+- Speech (`speech`): "espeak" (default) has every clip's words, random common English
+  words in phrases, spoken by eSpeak NG with a voice of its own (accent, variant, pitch,
+  range, rate; `data/synth/tts.py`); a re-voiced span is the same text by another voice at
+  the same pace, a splice another voice's other words. "formant" is the earlier built-in
+  speech of random vowel syllables (`data/synth/speech.py`): no phonetics, so nothing in it
+  marks a change of speaker frame by frame (BENCHMARKS.md, "Real words in the synth").
+  In both the rendered mouth opens with the clip's own speech (its loudness; for "formant"
+  also the vowel).
 - `original` is null: fakes are not made from a separate real clip of the set.
 - Clip lengths are drawn uniformly in `duration_s` and rounded to whole frames, so
   `duration = video_frames / fps` exactly; `audio_frames = round(duration * sample_rate)`.
@@ -59,8 +67,9 @@ from tqdm import tqdm
 from data.atomic import write_atomic
 from data.config import from_dict, to_dict
 from data.labels import LABELS, is_modified
-from data.synth.clip import ClipSpec, ForgedSpan, make_clip, plan_spans
+from data.synth.clip import SPEECH_ENGINES, ClipSpec, ForgedSpan, make_clip, plan_spans
 from data.synth.forgeries import AUDIO_FORGERIES, VISUAL_FORGERIES
+from data.synth.tts import engine
 from data.synth.writer import write_mp4
 from data.version import __version__
 
@@ -86,6 +95,9 @@ class SynthConfig:
     unseen_types: tuple[str, ...] = ("face_blur", "time_stretch")  # only in test_unseen
     segment_s: tuple[float, float] = (0.2, 2.0)  # forged span length range, seconds
     max_segments: int = 3  # forged spans per forged modality, at most
+    # who speaks: "espeak" (eSpeak NG text-to-speech: real words and prosody; data/synth/tts.py,
+    # needs the espeakng-loader wheel) or "formant" (random vowel syllables, no extra package)
+    speech: str = "espeak"
     crf: int = 28  # x264 quality (lower = better, 0 = lossless); 28: visible blocking, as in
     # re-encoded web video, so the weight-free evidence must survive compression
 
@@ -145,6 +157,10 @@ def validate_config(cfg: SynthConfig) -> None:
         raise ValueError(f"segment_s: expected 0 < min <= max, got {list(cfg.segment_s)}")
     if cfg.max_segments < 1:
         raise ValueError(f"max_segments: must be >= 1, got {cfg.max_segments}")
+    if cfg.speech not in SPEECH_ENGINES:
+        raise ValueError(f"speech: expected one of {list(SPEECH_ENGINES)}, got {cfg.speech!r}")
+    if cfg.speech == "espeak":
+        engine()  # fails here, before any clip, with how to install it
 
 
 def split_sizes(num_videos: int, fractions: tuple[float, ...]) -> list[int]:
@@ -186,7 +202,8 @@ def plan_dataset(cfg: SynthConfig) -> list[PlannedClip]:
                                visual_kinds=visual_kinds, audio_kinds=audio_kinds, rng=clip_rng,
                                segment_s=cfg.segment_s, max_segments=cfg.max_segments)
             spec = ClipSpec(seed=(cfg.seed, index, 2), n_frames=n_frames, fps=cfg.fps,
-                            size=cfg.size, sample_rate=cfg.sample_rate, spans=spans)
+                            size=cfg.size, sample_rate=cfg.sample_rate, spans=spans,
+                            speech=cfg.speech)
             clips.append(PlannedClip(f"{split}/{index:06d}.mp4", split, int(label), spec))
             index += 1
     return clips

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from data.metadata import load_metadata
 from data.labels import LABELS
-from data.synth.clip import ClipSpec, ForgedSpan, make_clip, place_segments
+from data.synth.clip import SPEECH_ENGINES, ClipSpec, ForgedSpan, make_clip, place_segments
 from data.synth.forgeries import AUDIO_FORGERIES, VISUAL_FORGERIES
 from data.synth.speech import SyllablePlan, mouth_opening
 from pipeline.cli import main
@@ -69,12 +69,14 @@ def test_mouth_follows_syllables():
     assert np.all(mouth[:5] == 0) and np.all(mouth[10:] == 0)
 
 
+@pytest.mark.parametrize("speech", SPEECH_ENGINES)
 @pytest.mark.parametrize("kind", sorted(VISUAL_FORGERIES) + sorted(AUDIO_FORGERIES))
-def test_forgery_changes_only_its_span(kind):
+def test_forgery_changes_only_its_span(kind, speech):
     """The same clip with and without one forged span differs exactly inside the span."""
     modality = "visual" if kind in VISUAL_FORGERIES else "audio"
     start, stop = 12, 27
-    base = ClipSpec(seed=(1, 2, 3), n_frames=40, fps=FPS, size=32, sample_rate=16000, spans=())
+    base = ClipSpec(seed=(1, 2, 3), n_frames=40, fps=FPS, size=32, sample_rate=16000, spans=(),
+                    speech=speech)
     forged_spec = ClipSpec(**{**base.__dict__, "spans": (ForgedSpan(modality, kind, start, stop),)})
     clean, forged = make_clip(base), make_clip(forged_spec)
     if modality == "visual":
@@ -176,6 +178,7 @@ def test_same_seed_same_files_cli_and_function(tmp_path):
     (dict(size=48), "size"),  # decord cannot read 48x48 back
     (dict(duration_s=(0.2, 0.3)), "duration_s"),
     (dict(colour="red"), "colour"),
+    (dict(speech="robot"), "speech"),
 ])
 def test_bad_settings_name_the_field(tmp_path, options, field):
     with pytest.raises(ValueError, match=field):

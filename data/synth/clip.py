@@ -15,6 +15,7 @@ LAV-DF) and are placed independently otherwise.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,10 +25,13 @@ from data.synth.scene import random_track, render_frames
 from data.synth.speaker import random_look, random_speaker, random_voice
 from data.synth.speech import (mouth_opening, plan_syllables, random_room, reverberate,
                                room_noise, synth_voice)
+from data.synth.tts import (envelope_mouth_opening, random_text, random_tts_voice, tts_speech,
+                            words_needed)
 
 SPAN_GAP_FRAMES = 2  # genuine frames at least between two spans of one modality
 EDGE_FRAMES = 1  # genuine frames at least at the start and the end of a clip
 SEGMENT_COUNT_WEIGHTS = (0.5, 0.3, 0.2)  # chance of 1, 2, 3, ... spans per forged modality
+SPEECH_ENGINES = ("espeak", "formant")  # data/synth/tts.py, data/synth/speech.py
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class ClipSpec:
     size: int  # frame height = width, pixels (even)
     sample_rate: int
     spans: tuple[ForgedSpan, ...]
+    speech: str = "formant"  # one of SPEECH_ENGINES: who speaks the clip's words
 
     @property
     def n_samples(self) -> int:
@@ -107,52 +112,108 @@ def plan_spans(n_frames: int, fps: float, visual: bool, audio: bool,
     return tuple(spans)
 
 
+class _Talker:
+    """Who speaks and what, with one engine: dry speech of the clip's own voice, of a donor
+    voice saying the same words (revoice), of the donor saying other words (splice), and
+    the mouth opening that each utterance drives."""
+
+    def __init__(self, spec: ClipSpec, speaker, rngs: dict[str, np.random.Generator]):
+        self.spec = spec
+        duration = spec.n_frames / spec.fps
+        if spec.speech == "espeak":
+            self.voice = random_tts_voice(rngs["tts"])
+            self.text = random_text(rngs["words"], words_needed(duration, self.voice))
+            self.lead_in = float(rngs["words"].uniform(0.05, 0.4))
+            self.donor_voice = random_tts_voice(rngs["donor_tts"])
+            self.donor_text = random_text(rngs["donor_words"], words_needed(duration, self.donor_voice))
+        elif spec.speech == "formant":
+            self.voice = speaker.voice
+            self.plan = plan_syllables(duration, rngs["words"])
+            self.donor_voice = random_voice(rngs["donor_who"])
+            self.donor_plan = plan_syllables(duration, rngs["donor_words"])
+        else:
+            raise ValueError(f"ClipSpec.speech: expected one of {SPEECH_ENGINES}, got {spec.speech!r}")
+
+    def own(self, rng: np.random.Generator) -> np.ndarray:
+        spec = self.spec
+        if spec.speech == "espeak":
+            return tts_speech(self.voice, self.text, spec.n_samples, spec.sample_rate, self.lead_in)
+        return synth_voice(self.voice, self.plan, spec.n_samples, spec.sample_rate, rng)
+
+    def same_words_other_voice(self, rng: np.random.Generator) -> np.ndarray:
+        spec = self.spec
+        if spec.speech == "espeak":  # at the clip's own pace, so the words stay in place
+            donor = dataclasses.replace(self.donor_voice, rate_wpm=self.voice.rate_wpm)
+            return tts_speech(donor, self.text, spec.n_samples, spec.sample_rate, self.lead_in)
+        return synth_voice(self.donor_voice, self.plan, spec.n_samples, spec.sample_rate, rng)
+
+    def donor_speech(self, rng: np.random.Generator) -> np.ndarray:
+        spec = self.spec
+        if spec.speech == "espeak":
+            return tts_speech(self.donor_voice, self.donor_text, spec.n_samples, spec.sample_rate,
+                              float(rng.uniform(0.05, 0.4)))
+        return synth_voice(self.donor_voice, self.donor_plan, spec.n_samples, spec.sample_rate, rng)
+
+    def mouth(self, dry: np.ndarray) -> np.ndarray:
+        spec = self.spec
+        if spec.speech == "espeak":
+            return envelope_mouth_opening(dry, spec.n_frames, spec.fps, spec.sample_rate)
+        return mouth_opening(self.plan, spec.n_frames, spec.fps, spec.sample_rate)
+
+    def donor_mouth(self, rng: np.random.Generator) -> np.ndarray:
+        spec = self.spec
+        if spec.speech == "espeak":
+            return envelope_mouth_opening(self.donor_speech(rng), spec.n_frames, spec.fps,
+                                          spec.sample_rate)
+        return mouth_opening(self.donor_plan, spec.n_frames, spec.fps, spec.sample_rate)
+
+
 def make_clip(spec: ClipSpec) -> Clip:
     """Render the clip's speaker talking, then apply its forged spans in order."""
-    (rng_who, rng_words, rng_voice, rng_camera, rng_donor_who, rng_donor_words,
-     rng_donor_room, rng_forge) = [np.random.default_rng(s)
-                                   for s in np.random.SeedSequence(spec.seed).spawn(8)]
-    duration = spec.n_frames / spec.fps
+    names = ("who", "words", "voice", "camera", "donor_who", "donor_words", "donor_room",
+             "forge", "tts", "donor_tts")
+    rngs = dict(zip(names, (np.random.default_rng(s)
+                            for s in np.random.SeedSequence(spec.seed).spawn(len(names)))))
     n_samples = spec.n_samples
-    speaker = random_speaker(rng_who, spec.size)
+    speaker = random_speaker(rngs["who"], spec.size)
+    donor_look = random_look(rngs["donor_who"], spec.size)
+    talker = _Talker(spec, speaker, rngs)
 
     # audio: the speaker's dry voice in a room
-    plan = plan_syllables(duration, rng_words)
+    rng_voice = rngs["voice"]
     room = random_room(rng_voice)
-    dry = synth_voice(speaker.voice, plan, n_samples, spec.sample_rate, rng_voice)
+    dry = talker.own(rng_voice)
     noise_floor = room_noise(room, n_samples, spec.sample_rate, rng_voice)
     wave = reverberate(dry, room, spec.sample_rate, rng_voice) + noise_floor  # [S]
 
-    # video: the face's mouth follows the same syllables
-    track = random_track(mouth_opening(plan, spec.n_frames, spec.fps, spec.sample_rate),
-                         spec.fps, spec.size, rng_camera, n_sprites=len(speaker.look.sprites))
+    # video: the face's mouth follows the same speech
+    rng_camera = rngs["camera"]
+    track = random_track(talker.mouth(dry), spec.fps, spec.size, rng_camera,
+                         n_sprites=len(speaker.look.sprites))
     frames = render_frames(speaker.look, track, spec.size)  # [T, H, W, 3]
     sensor_noise = rng_camera.normal(0, rng_camera.uniform(1.0, 3.0), frames.shape
                                      ).astype(np.float32)
     frames += sensor_noise
 
     kinds = {span.kind for span in spec.spans}
-    donor_look = random_look(rng_donor_who, spec.size)
-    donor_voice = random_voice(rng_donor_who)
-    donor_plan = plan_syllables(duration, rng_donor_words)
-    if spec.spans and any(s.modality == "visual" for s in spec.spans):
+    if any(s.modality == "visual" for s in spec.spans):
         visual_ctx = VisualContext(
             look=speaker.look, track=track, noise=sensor_noise, donor_look=donor_look,
-            donor_mouth=mouth_opening(donor_plan, spec.n_frames, spec.fps, spec.sample_rate),
-            size=spec.size, rng=rng_forge)
+            donor_mouth=talker.donor_mouth(rngs["donor_words"]), size=spec.size,
+            rng=rngs["forge"])
     if any(s.modality == "audio" for s in spec.spans):
-        same_words = (synth_voice(donor_voice, plan, n_samples, spec.sample_rate, rng_donor_words)
+        same_words = (talker.same_words_other_voice(rngs["donor_words"])
                       if "revoice" in kinds else np.zeros(0, np.float32))
         donor_clip = np.zeros(0, np.float32)
         if "splice" in kinds:
-            donor_room = random_room(rng_donor_room)
-            donor_dry = synth_voice(donor_voice, donor_plan, n_samples, spec.sample_rate,
-                                    rng_donor_room)
-            donor_clip = (reverberate(donor_dry, donor_room, spec.sample_rate, rng_donor_room)
-                          + room_noise(donor_room, n_samples, spec.sample_rate, rng_donor_room))
+            rng_room = rngs["donor_room"]
+            donor_room = random_room(rng_room)
+            donor_dry = talker.donor_speech(rng_room)
+            donor_clip = (reverberate(donor_dry, donor_room, spec.sample_rate, rng_room)
+                          + room_noise(donor_room, n_samples, spec.sample_rate, rng_room))
         audio_ctx = AudioContext(sample_rate=spec.sample_rate, room_noise=noise_floor,
                                  donor_dry_same_words=same_words, donor_clip=donor_clip,
-                                 rng=rng_forge)
+                                 rng=rngs["forge"])
 
     for span in spec.spans:
         if span.modality == "visual":

@@ -16,8 +16,8 @@ They differ in kind, as real forgeries do:
   labelled interval is exactly the run of identical frames; holding the frame *before* the
   span instead would make the run start one frame early (the decoded frames before and
   at the span start would then differ only by compressed-away noise).
-- audio: `revoice` (the same words re-spoken by another voice, dry, into the original
-  room noise: TTS/voice conversion), `splice` (a span of another clip, other speaker and
+- audio: `revoice` (the same words re-spoken by another voice at the same pace, dry, into
+  the original room noise: TTS/voice conversion), `splice` (a span of another clip, other speaker and
   room), `time_stretch` (the span's sound played 0.6-0.8x or 1.25-1.6x as fast, pitch kept,
   by overlap-add of windowed grains), `spectral_smooth` (magnitude spectrum smoothed over
   frequency and time, phase kept: a vocoder-like loss of detail).
