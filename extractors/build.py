@@ -68,13 +68,13 @@ def build_audio_extractor(name: str = DEFAULT_AUDIO_MODEL, device: str = "cpu",
                           precision: str = "auto", layer: int = -1, **options):
     """Audio extractor: `logmel`, `random` (wav2vec 2.0), or a wav2vec 2.0 HF id / directory.
 
-    `options`: logmel `n_mels`, `win_ms`, `hop_ms`, `f_min`, `f_max`; wav2vec 2.0
+    `options`: logmel `n_mels`, `win_ms`, `hop_ms`, `f_min`, `f_max`, `voice`; wav2vec 2.0
     `window_s`, `overlap_s`, `batch_size`, `random_config` (`base`/`tiny`), `seed`.
     """
     if name == "logmel":
         from extractors.logmel import LogMelAudioExtractor
 
-        _reject_unknown(options, "logmel", ("n_mels", "win_ms", "hop_ms", "f_min", "f_max"))
+        _reject_unknown(options, "logmel", ("n_mels", "win_ms", "hop_ms", "f_min", "f_max", "voice"))
         return LogMelAudioExtractor(device=device, **options)
     from extractors.audio_wav2vec import Wav2Vec2AudioExtractor
 
@@ -176,8 +176,9 @@ def _audio_from_settings(s: dict, device: str, precision: str):
     kind = s["kind"]
     if kind == "logmel":
         extractor = build_audio_extractor(
-            "logmel", device=device, n_mels=s["dim"], win_ms=s["win_ms"], hop_ms=s["hop_ms"],
-            f_min=s["f_min"], f_max=s["f_max"])
+            "logmel", device=device, n_mels=s.get("n_mels", s["dim"]), win_ms=s["win_ms"],
+            hop_ms=s["hop_ms"], f_min=s["f_min"], f_max=s["f_max"],
+            voice=s.get("voice", False))  # caches from before the voice descriptors lack both keys
     elif kind == "wav2vec2":
         extra = {"random_config": s["random_config"], "seed": s["seed"]} \
             if s["name"] == "random" else {}

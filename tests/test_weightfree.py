@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from extractors.logmel import LogMelAudioExtractor
+from extractors.voice import VOICE_DIM
 from extractors.lowlevel_visual import STATS_PER_REGION, LowLevelVisualExtractor
 
 # statistic indices inside a region's 16 values (see extractors/lowlevel_visual.py)
@@ -27,16 +28,46 @@ def _stats(features: np.ndarray) -> np.ndarray:
 def test_logmel_shapes_and_centre_times():
     extractor = LogMelAudioExtractor()
     features, centres = extractor(np.zeros(16000, dtype=np.float32))
-    assert features.shape == (98, 64) and features.dtype == np.float32  # (16000-400)//160+1
+    assert features.shape == (98, 64 + VOICE_DIM) and features.dtype == np.float32  # (16000-400)//160+1
     assert centres[0] == pytest.approx(0.0125) and np.allclose(np.diff(centres), 0.01)
-    assert np.allclose(features, math.log(1e-6))  # silence sits at the log floor
-    assert extractor.settings["pretrained"] is False and extractor.settings["dim"] == 64
+    assert np.allclose(features[:, :64], math.log(1e-6))  # silence sits at the log floor
+    assert np.all(features[:, 64:66] == 0)  # and has no pitch and no voicing
+    assert extractor.settings["pretrained"] is False and extractor.settings["dim"] == 64 + VOICE_DIM
+    assert extractor.settings["n_mels"] == 64 and extractor.settings["voice"] is True
+    plain = LogMelAudioExtractor(voice=False)
+    assert plain.settings["dim"] == 64
+    assert np.array_equal(plain(np.zeros(16000, np.float32))[0], features[:, :64])
+
+
+def _harmonic(f0: float, seconds: float, sr: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.3 * sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 25))).astype(np.float32)
+
+
+def test_voice_descriptors_read_the_pitch_and_its_change():
+    """Two voices one after the other (120 Hz, then 210 Hz) with silence around them: the
+    pitch descriptor reads each voice's pitch where it sounds and 0 in silence."""
+    wave = np.concatenate([np.zeros(4000, np.float32), _harmonic(120, 0.5), _harmonic(210, 0.5),
+                           np.zeros(4000, np.float32)])
+    features, centres = LogMelAudioExtractor()(wave)
+    pitch, voicing = features[:, 64], features[:, 65]
+    first = (centres > 0.3) & (centres < 0.7)
+    second = (centres > 0.8) & (centres < 1.2)
+    silent = (centres < 0.2) | (centres > 1.3)
+    assert np.allclose(pitch[first], math.log2(1.2), atol=0.03)
+    assert np.allclose(pitch[second], math.log2(2.1), atol=0.03)
+    assert np.all(voicing[first] == 1) and np.all(voicing[silent] == 0) and np.all(pitch[silent] == 0)
+    # the spectral envelope differs between the two voices more than within one
+    envelope = features[:, 66:]
+    within = np.abs(envelope[first] - envelope[first].mean(0)).mean()
+    between = np.abs(envelope[first].mean(0) - envelope[second].mean(0)).mean()
+    assert between > 2 * within
 
 
 def test_logmel_peak_band_is_the_one_holding_the_tone():
     sr, f0 = 16000, 440.0
     wave = np.sin(2 * np.pi * f0 * np.arange(sr) / sr).astype(np.float32)
-    features, _ = LogMelAudioExtractor()(wave)
+    features, _ = LogMelAudioExtractor(voice=False)(wave)
     # HTK mel: band k of 64 peaks at the (k+1)-th of 66 points evenly spaced in mel(0..8000)
     mel = lambda f: 2595 * math.log10(1 + f / 700)  # noqa: E731
     centres = np.linspace(mel(0), mel(8000), 66)[1:-1]
@@ -48,7 +79,7 @@ def test_logmel_marks_a_spliced_noise_burst():
     rng = np.random.default_rng(0)
     wave = np.zeros(16000, dtype=np.float32)
     wave[8000:9600] = 0.3 * rng.standard_normal(1600)  # burst in [0.5, 0.6) s
-    features, centres = LogMelAudioExtractor()(wave)
+    features, centres = LogMelAudioExtractor(voice=False)(wave)
     inside = (centres - 0.0125 >= 0.5) & (centres + 0.0125 < 0.6)  # windows fully in the burst
     outside = (centres + 0.0125 < 0.5) | (centres - 0.0125 >= 0.6)
     assert features[inside].mean(1).min() > features[outside].mean(1).max() + 5
