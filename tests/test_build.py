@@ -8,6 +8,7 @@ import torch
 import torchvision
 
 from data.feature_settings import FeatureSettings
+from extractors.voice import VOICE_DIM
 from extractors.build import (WeightsUnavailableError, build_audio_extractor,
                               build_extractors_from_settings, build_visual_extractor,
                               extractor_settings, pretrained_weights_on_disk)
@@ -29,7 +30,7 @@ def test_names_build_the_right_extractors():
     lowlevel = build_visual_extractor("lowlevel")
     assert (lowlevel.name, lowlevel.dim) == ("lowlevel", 320)
     logmel = build_audio_extractor("logmel", n_mels=40)
-    assert (logmel.name, logmel.dim, logmel.sample_rate) == ("logmel", 40, 16000)
+    assert (logmel.name, logmel.dim, logmel.sample_rate) == ("logmel", 40 + VOICE_DIM, 16000)
     w2v = build_audio_extractor("random", random_config="tiny", layer=1)
     assert w2v.dim == 16 and w2v.settings["layer"] == 1 and w2v.sample_rate == 16000
     with pytest.raises(ValueError, match="expected one of"):
@@ -58,12 +59,24 @@ def test_rebuild_weight_free_from_settings():
     audio = build_audio_extractor("logmel", n_mels=32, hop_ms=20.0)
     settings = _json_round_trip(extractor_settings(visual, audio))
     rebuilt_v, rebuilt_a = build_extractors_from_settings(settings)
-    assert rebuilt_v.dim == 2 * 2 * 20 and rebuilt_a.dim == 32
+    assert rebuilt_v.dim == 2 * 2 * 20 and rebuilt_a.dim == 32 + VOICE_DIM
     np.testing.assert_array_equal(rebuilt_v(FRAMES), visual(FRAMES))
     features, centres = rebuilt_a(WAVE)
     np.testing.assert_array_equal(features, audio(WAVE)[0])
     assert np.allclose(np.diff(centres), 0.02)
     assert "weight-free" in FeatureSettings(settings).describe()
+
+
+def test_logmel_settings_from_before_the_voice_descriptors_rebuild_without_them():
+    """A cache written before the voice descriptors records neither `n_mels` nor `voice`:
+    it rebuilds to the plain log-mel of its recorded width."""
+    settings = _json_round_trip(extractor_settings(build_visual_extractor("lowlevel", size=64, grid=2),
+                                                   build_audio_extractor("logmel", voice=False)))
+    for key in ("n_mels", "voice"):
+        del settings["audio"][key]
+    _, audio = build_extractors_from_settings(settings)
+    assert audio.dim == 64 and audio.voice is False
+    np.testing.assert_array_equal(audio(WAVE)[0], build_audio_extractor("logmel", voice=False)(WAVE)[0])
 
 
 def test_rebuild_tsn_from_a_weight_file_checks_location_and_hash(tmp_path):
