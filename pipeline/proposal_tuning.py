@@ -36,6 +36,7 @@ SIGNAL_TUNING_GRID = {
     "smooth_frames": (1, 5),
     "curve_normalization": ("none", "rank"),
     "evidence": ("reconstruction", "deviation"),
+    "error_modalities": ("both", "audio", "visual"),
 }
 # then a small search space around the default proposal settings (defaults first)
 DEFAULT_TUNING_GRID = {

@@ -23,7 +23,11 @@ training-free temporal consistency step that weakly-supervised localization work
 against isolated frame spikes. `evidence="deviation"` mixes in, instead of the FDN's error,
 the untrained clip deviation of the input (each frame's distance from its clip's median
 frame, as a percentile among authentic training frames): a cue no training can turn
-around, chosen on dev like the rest.
+around, chosen on dev like the rest. `error_modalities` mixes the evidence into one
+modality's curve only: on real footage the audio reconstruction error marked forged audio
+at 0.80 frame AUC while the visual one sat at chance (issue tracker), and on rtdl synth the
+audio error marks held-out time stretch (0.69) while the visual error ranks held-out blur
+inverted (0.21; BENCHMARKS.md), so one weight for both would have to give up one of them.
 
 Curve normalisation (`curve_normalization`): proposal scores are pooled over all videos
 before AP is computed, so a curve's *level* matters as much as its shape. A trained head's
@@ -91,6 +95,7 @@ NMS_MODES = ("hard", "soft", "none")
 ROUTING_MODES = ("argmax", "soft", "joint")
 CURVE_NORMALIZATIONS = ("none", "rank")
 EVIDENCE_KINDS = ("reconstruction", "deviation")
+ERROR_MODALITIES = ("both", "audio", "visual")
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,11 @@ class ProposalConfig:
     # which calibrated evidence `error_weight` mixes in: "reconstruction" (the FDN's error,
     # the paper's cue) or "deviation" (the untrained clip deviation of the input)
     evidence: str = "reconstruction"
+    # which modalities' curves the evidence is mixed into: "both", or only "audio" / "visual"
+    # (the other branch keeps its head score; the joint branch takes the chosen modality's
+    # evidence). One modality's error can mark forgeries while the other's points the wrong
+    # way (module docstring, "Evidence")
+    error_modalities: str = "both"
 
     def __post_init__(self) -> None:
         if self.nms not in NMS_MODES:
@@ -154,6 +164,9 @@ class ProposalConfig:
         if self.evidence not in EVIDENCE_KINDS:
             raise ValueError(f"ProposalConfig.evidence: expected one of {EVIDENCE_KINDS}, "
                              f"got {self.evidence!r}")
+        if self.error_modalities not in ERROR_MODALITIES:
+            raise ValueError(f"ProposalConfig.error_modalities: expected one of {ERROR_MODALITIES}, "
+                             f"got {self.error_modalities!r}")
         if self.curve_normalization not in CURVE_NORMALIZATIONS:
             raise ValueError(f"ProposalConfig.curve_normalization: expected one of "
                              f"{CURVE_NORMALIZATIONS}, got {self.curve_normalization!r}")
@@ -353,19 +366,19 @@ def branch_curve(scores: VideoScores, branch: str, cfg: ProposalConfig) -> np.nd
     """One branch's frame curve: head score mixed with error evidence, smoothed, and (with
     `curve_normalization="rank"`) replaced by its within-video ranks.
 
-    branch: "visual", "audio" or "joint" (whose evidence is the larger of the two modalities').
+    branch: "visual", "audio" or "joint" (whose evidence is the larger of the mixed
+    modalities'). A branch left out by `error_modalities` keeps its head score.
     """
     head = np.asarray(getattr(scores, f"{branch}_scores"), dtype=np.float64).reshape(-1)  # [T]
+    mixed = ("visual", "audio") if cfg.error_modalities == "both" else (cfg.error_modalities,)
     w = cfg.error_weight
-    if w > 0:
-        def evidence(values):
+    if w > 0 and (branch == "joint" or branch in mixed):
+        def evidence(modality):
+            kind = "deviation_evidence" if cfg.evidence == "deviation" else "evidence"
+            values = getattr(scores, f"{modality}_{kind}")
             return np.zeros_like(head) if values is None else np.asarray(values, np.float64)[:len(head)]
 
-        if cfg.evidence == "deviation":
-            visual_ev, audio_ev = evidence(scores.visual_deviation_evidence), evidence(scores.audio_deviation_evidence)
-        else:
-            visual_ev, audio_ev = evidence(scores.visual_evidence), evidence(scores.audio_evidence)
-        ev = {"visual": visual_ev, "audio": audio_ev, "joint": np.maximum(visual_ev, audio_ev)}[branch]
+        ev = np.max([evidence(m) for m in mixed], axis=0) if branch == "joint" else evidence(branch)
         head = (1 - w) * head + w * ev
     curve = smooth(head, cfg.smooth_frames)
     return rank_normalize(curve) if cfg.curve_normalization == "rank" else curve
@@ -439,9 +452,11 @@ def all_proposals(videos: Mapping[str, VideoScores],
 
 def effective_config(cfg: ProposalConfig) -> ProposalConfig:
     """`cfg` with the settings that cannot change its proposals reset to their defaults
-    (the kind of evidence when its weight is 0), so equivalent candidates compare equal."""
+    (the kind of evidence and where it goes when its weight is 0), so equivalent candidates
+    compare equal."""
     if cfg.error_weight == 0:
-        return dataclasses.replace(cfg, evidence=ProposalConfig.evidence)
+        return dataclasses.replace(cfg, evidence=ProposalConfig.evidence,
+                                   error_modalities=ProposalConfig.error_modalities)
     return cfg
 
 

@@ -294,6 +294,29 @@ def test_deviation_evidence_replaces_the_reconstruction_error_when_chosen():
         ProposalConfig(evidence="median")
 
 
+def test_error_evidence_goes_only_into_the_chosen_modality():
+    from pipeline.proposals import branch_curve
+
+    visual_head, audio_head = np.full(12, 0.2), np.full(12, 0.4)
+    visual_error, audio_error = np.zeros(12), np.zeros(12)
+    visual_error[0:4] = 1.0
+    audio_error[6:10] = 1.0
+    scores = VideoScores(np.array(VISUAL_ONLY), visual_head, audio_head, FLAT, FPS, 3.0,
+                         visual_evidence=visual_error, audio_evidence=audio_error)
+    both = dataclasses.replace(PLAIN, error_weight=0.5)
+    assert branch_curve(scores, "visual", both).tolist() == (0.1 + 0.5 * visual_error).tolist()
+    assert branch_curve(scores, "joint", both).tolist() == \
+        (0.5 * np.maximum(visual_error, audio_error)).tolist()  # joint head 0
+    audio_only = dataclasses.replace(both, error_modalities="audio")
+    assert branch_curve(scores, "visual", audio_only).tolist() == visual_head.tolist()  # untouched
+    assert branch_curve(scores, "audio", audio_only).tolist() == (0.2 + 0.5 * audio_error).tolist()
+    assert branch_curve(scores, "joint", audio_only).tolist() == (0.5 * audio_error).tolist()
+    visual_only = dataclasses.replace(both, error_modalities="visual")
+    assert branch_curve(scores, "audio", visual_only).tolist() == audio_head.tolist()
+    with pytest.raises(ValueError, match="error_modalities"):
+        ProposalConfig(error_modalities="joint")
+
+
 def test_grid_search_runs_equivalent_settings_once():
     calls = []
 
@@ -306,3 +329,8 @@ def test_grid_search_runs_equivalent_settings_once():
     _, tried = grid_search(videos, evaluate, {"error_weight": (0.0, 0.5),
                                               "evidence": ("reconstruction", "deviation")}, PLAIN)
     assert len(tried) == 4 and len(calls) == 3
+    calls.clear()
+    # nor where it goes: 1 + 3 distinct settings out of 6
+    _, tried = grid_search(videos, evaluate, {"error_weight": (0.0, 0.5),
+                                              "error_modalities": ("both", "audio", "visual")}, PLAIN)
+    assert len(tried) == 6 and len(calls) == 4
