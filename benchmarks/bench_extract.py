@@ -7,6 +7,9 @@ Stages, each in frames/s of video:
                 AVX512-BF16 CPUs; the BN-folded network on OpenVINO in fp32 elsewhere)
   audio         wav2vec 2.0 base on pre-decoded waves (precision auto)
   full          `run_extraction` into an HDF5 cache: decoding overlapped with the models
+  full_one_request  (with `--compare-one-request`, OpenVINO backend only) the same, with
+                the TSN on OpenVINO as it ran before streams: normalised NCHW input from
+                torch, one latency-hint request per 64-frame chunk using every thread
   plain fp32    decode the whole clip into memory, then torchvision ResNet-50 in fp32 on
                 contiguous NCHW tensors (what torchvision transforms hand a model; no
                 channels-last, no BN folding), then wav2vec 2.0 in fp32: the
@@ -103,6 +106,32 @@ def build(precision: str, channels_last: bool, fold_bn: bool = True, device: str
                                     channels_last=channels_last, fold_bn=fold_bn, batch_size=BATCH,
                                     backend=backend)
     return visual, audio
+
+
+class OneRequestTSN:
+    """`visual` (a TSN extractor on OpenVINO) run the way it ran before streams: torch
+    preprocessing to normalised NCHW, one latency-hint request per chunk on every thread."""
+
+    def __init__(self, visual):
+        from extractors.openvino_backend import OpenVINOModel
+
+        self.inner = visual
+        self.name, self.dim, self.settings, self.device = (visual.name, visual.dim,
+                                                           visual.settings, visual.device)
+        crop = visual.preprocess.crop_size
+        self.model = OpenVINOModel(visual.inference_model, (3, crop, crop),
+                                   precision=visual.precision, streams=1)
+
+    def start_video(self) -> None:
+        pass
+
+    @torch.inference_mode()
+    def __call__(self, frames) -> np.ndarray:
+        from extractors.frame_batches import map_frame_batches
+        from extractors.visual_tsn import preprocess_frames
+
+        return map_frame_batches(frames, BATCH, self.dim, "TSN",
+                                 lambda b: self.model(preprocess_frames(b, self.inner.preprocess)))
 
 
 def _status_mb(field: str) -> float:
@@ -326,6 +355,9 @@ def main() -> None:
                         help="times each stage is timed, interleaved; rates are totals over rounds")
     parser.add_argument("--precision", default="auto", help="precision of the optimised runs")
     parser.add_argument("--backend", default="auto", help="TSN runtime of the optimised runs")
+    parser.add_argument("--compare-one-request", action="store_true",
+                        help="also time full extraction with the TSN on one OpenVINO "
+                             "latency-hint request per chunk (the previous path)")
     parser.add_argument("--rss-seconds", default="10,30,120", help="clip lengths for peak RSS ('' to skip)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--many-clips", type=int, default=0,
@@ -360,6 +392,12 @@ def main() -> None:
     visual, audio = build(args.precision, channels_last=True, backend=args.backend)
     results["backend"] = visual.backend
     plain_visual, plain_audio = build("fp32", channels_last=False, fold_bn=False, backend="torch")
+    one_request = None
+    if args.compare_one_request:
+        if visual.backend != "openvino":
+            raise SystemExit("--compare-one-request needs the OpenVINO backend")
+        one_request = OneRequestTSN(visual)
+        one_request(frames[0][:8])
     for v, a in ((visual, audio), (plain_visual, plain_audio)):
         stage_visual(v, [frames[0][:8]])  # warm-up: first calls allocate and pick kernels
         a(waves[0][:16000])
@@ -367,7 +405,7 @@ def main() -> None:
     # every stage runs once per round and rates add up over the rounds, so a burst of load
     # from other jobs hits the stages alike instead of whichever ran at that moment
     totals: dict[str, list[float]] = {}  # stage -> [frames, seconds]
-    round_ratios = []
+    round_ratios, one_ratios = [], []  # full / plain per round (and with one request)
 
     def record(name: str, frames_done: int, seconds: float) -> float:
         total = totals.setdefault(name, [0.0, 0.0])
@@ -389,10 +427,18 @@ def main() -> None:
                                                   visual_extractor=visual, audio_extractor=audio,
                                                   progress=False))
         full = record("full", summary.n_frames, s)
+        if one_request is not None:
+            summary, s = timed(lambda: run_extraction(
+                work / f"one{r}.h5", clips, options=ExtractionOptions(cache_dtype="float32"),
+                visual_extractor=one_request, audio_extractor=audio, progress=False))
+            one_rate = record("full_one_request", summary.n_frames, s)
         outputs, s = timed(lambda: plain_fp32_loop(clips, plain_visual, plain_audio))
-        round_ratios.append(round(full / record("plain_fp32", n_frames, s), 3))
+        plain = record("plain_fp32", n_frames, s)
+        round_ratios.append(round(full / plain, 3))
+        if one_request is not None:
+            one_ratios.append(round(one_rate / plain, 3))
     rates = {name: f / s for name, (f, s) in totals.items()}
-    del visual, audio, plain_visual, plain_audio
+    del visual, audio, plain_visual, plain_audio, one_request
 
     from data.cache import FeatureCache
 
@@ -406,6 +452,10 @@ def main() -> None:
     results["full_vs_slowest_stage"] = round(rates["full"] / slowest, 3)
     results["full_vs_plain_fp32"] = round(rates["full"] / rates["plain_fp32"], 3)
     results["full_vs_plain_fp32_per_round"] = round_ratios
+    if "full_one_request" in rates:
+        results["full_one_request_vs_plain_fp32"] = round(rates["full_one_request"] / rates["plain_fp32"], 3)
+        results["full_vs_full_one_request"] = round(rates["full"] / rates["full_one_request"], 3)
+        results["full_one_request_vs_plain_fp32_per_round"] = one_ratios
     results["min_cosine_visual_vs_fp32"] = round(cos_visual, 5)
     results["min_cosine_audio_vs_fp32"] = round(cos_audio, 5)
 
@@ -423,11 +473,16 @@ def main() -> None:
     results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
 
     print(f"\n{'stage':<14}{'frames/s':>10}   (totals over {args.rounds} interleaved rounds)")
-    for name in ("decode", "visual", "audio", "full", "plain_fp32"):
-        print(f"{name:<14}{rates[name]:>10.2f}")
+    for name in ("decode", "visual", "audio", "full", "full_one_request", "plain_fp32"):
+        if name in rates:
+            print(f"{name:<14}{rates[name]:>10.2f}")
     print(f"full / slowest stage: {results['full_vs_slowest_stage']:.2f}   "
           f"full / plain fp32: {results['full_vs_plain_fp32']:.2f} (per round {round_ratios})   "
           f"min cosine vs fp32: visual {cos_visual:.4f}, audio {cos_audio:.4f}")
+    if one_ratios:
+        print(f"full with one OpenVINO request / plain fp32: "
+              f"{results['full_one_request_vs_plain_fp32']:.2f} (per round {one_ratios});   "
+              f"full / full with one request: {results['full_vs_full_one_request']:.3f}")
     for r in rss:
         print(f"peak RSS {r['clip_seconds']:>5.0f} s clip ({r['n_frames']} frames, {r['seconds']:.0f} s): "
               f"{r['peak_rss_mb']:.0f} MiB during extraction (RSS after building the models: "

@@ -24,8 +24,15 @@ Choices:
   NNCF-quantised model (int8 weights per channel, int8 activations calibrated on
   `calibration` inputs). NNCF is an optional extra (`pip install 'rtdl[int8]'`).
 - Threads: as many as torch uses (`torch.get_num_threads()`), so `OMP_NUM_THREADS` and the
-  tests' thread settings hold for both runtimes; latency hint (one request at a time: the
-  extractor calls it batch by batch).
+  tests' thread settings hold for both runtimes.
+- Streams: by default one inference stream per thread (throughput hint), each stream a
+  one-thread request of its own, and `map` keeps every stream busy with sub-batches while
+  the caller prepares the next one. A stream has no barrier to wait at, so it loses
+  nothing when the preprocessing or the decoding thread takes its core for a moment, where
+  the latency hint's threads, synchronised after every layer, wait for the slowest
+  (BENCHMARKS.md, "Extraction on an AVX2-only CPU"). `streams=1` is the latency hint: one
+  request using every thread. Results do not depend on the streams (same f32 kernels per
+  sample); a batch smaller than the number of streams leaves cores idle.
 """
 from __future__ import annotations
 
@@ -33,8 +40,9 @@ import hashlib
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -97,17 +105,32 @@ def export_key(module: torch.nn.Module, input_shape: Sequence[int], precision: s
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+@dataclass(frozen=True)
+class InputNorm:
+    """Per-channel (x - mean) / std that OpenVINO applies to channels-last input [b, H, W, C]
+    before a network that takes [b, C, H, W]. Compiled into the network's first input
+    reorder, it replaces two passes over the frames and a layout copy in torch; the export
+    (and its cache key) stay those of the network alone."""
+
+    mean: tuple[float, ...]  # per channel, in the units of the input
+    std: tuple[float, ...]  # per channel, in the units of the input
+
+
 class OpenVINOModel:
     """A torch module compiled by OpenVINO: float32 tensors [b, *input_shape] -> float32 [b, ...].
 
     input_shape: the shape of one sample (e.g. (3, 256, 256)); the batch is dynamic.
+    input_norm: optional; then inputs are channels-last [b, H, W, C], normalised by OpenVINO.
     calibration: for int8, a callable returning a list of float32 input batches [k, *input_shape]
     (called only when no cached export exists), and its `calibration_id` names it in the key.
+    threads: CPU threads in all (default torch's); streams: requests run in parallel, each on
+    threads // streams threads (default: one per thread; 1: the latency hint).
     """
 
     def __init__(self, module: torch.nn.Module, input_shape: Sequence[int], *,
                  precision: str = "fp32", calibration: Callable[[], list[torch.Tensor]] | None = None,
                  calibration_id: str | None = None, threads: int | None = None,
+                 streams: int | None = None, input_norm: InputNorm | None = None,
                  cache: Path | str | None = None):
         if precision not in OV_PRECISIONS:
             raise ValueError(f"OpenVINO precision {precision!r}: expected one of {list(OV_PRECISIONS)}")
@@ -134,11 +157,20 @@ class OpenVINOModel:
             tmp.with_suffix(".bin").replace(self.path.with_suffix(".bin"))
             tmp.replace(self.path)  # the .xml last: its presence marks a complete entry
             self.cache_hit = False
-        config = {"INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
-                  "PERFORMANCE_HINT": "LATENCY",
+        if input_norm is not None:
+            model = _with_input_norm(ov, model, input_norm)
+        threads = int(threads or torch.get_num_threads())
+        self.streams = int(streams or threads)
+        if not 1 <= self.streams <= threads:
+            raise ValueError(f"OpenVINO streams {self.streams}: expected 1..threads ({threads})")
+        config = {"INFERENCE_NUM_THREADS": threads,
                   "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
+        if self.streams == 1:
+            config["PERFORMANCE_HINT"] = "LATENCY"
+        else:
+            config |= {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": self.streams}
         self._compiled = core.compile_model(model, "CPU", config)
-        self._request = self._compiled.create_infer_request()
+        self._queue = ov.AsyncInferQueue(self._compiled, self.streams)
         self.prepare_seconds = time.perf_counter() - started
         log.info("OpenVINO %s model %s (%s, %.1f s)", precision, self.path.name,
                  "cached export" if self.cache_hit else "exported now", self.prepare_seconds)
@@ -158,8 +190,50 @@ class OpenVINOModel:
                                   preset=nncf.QuantizationPreset.PERFORMANCE)
         return model
 
+    def map(self, batches: Iterable[torch.Tensor]) -> torch.Tensor:
+        """float32 batches [b_i, *input_shape] ([b_i, H, W, C] with `input_norm`) -> float32
+        [sum b_i, ...] (CPU), in input order.
+
+        Up to `streams` batches run at once; the next batch is taken from `batches` (a
+        generator may compute it now) while they run. Returns [0] for no batches.
+        """
+        results: dict[int, np.ndarray] = {}
+        in_flight: dict[int, np.ndarray] = {}  # inputs are shared, not copied: keep them alive
+
+        def finished(request, index: int) -> None:
+            # the request's output buffer is reused by its next batch: copy it out
+            results[index] = np.array(request.get_output_tensor(0).data, copy=True)
+            in_flight.pop(index, None)
+
+        self._queue.set_callback(finished)
+        count = 0
+        try:
+            for count, batch in enumerate(batches, start=1):
+                array = np.ascontiguousarray(batch.detach().float().cpu().numpy())
+                in_flight[count - 1] = array
+                # blocks until a request is free, so at most `streams` batches wait in memory
+                self._queue.start_async({0: array}, userdata=count - 1, share_inputs=True)
+        finally:
+            self._queue.wait_all()  # also when `batches` raised: no request may outlive its input
+        if len(results) != count:
+            raise RuntimeError(f"OpenVINO returned {len(results)} of {count} batches")
+        if not count:
+            return torch.zeros(0)
+        return torch.from_numpy(np.concatenate([results[i] for i in range(count)]))
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """float32 [b, *input_shape] (any memory layout) -> float32 tensor [b, ...] (CPU)."""
-        array = np.ascontiguousarray(x.detach().float().cpu().numpy())
-        out = self._request.infer({0: array}, share_inputs=True)[0]
-        return torch.from_numpy(np.array(out, copy=True))
+        """float32 [b, *input_shape] ([b, H, W, C] with `input_norm`; any memory layout) ->
+        float32 tensor [b, ...] (CPU), split over the streams."""
+        step = max(1, -(-x.shape[0] // self.streams))  # ceil: every stream gets a share
+        return self.map(x.split(step))
+
+
+def _with_input_norm(ov, model, norm: InputNorm):
+    """`model` [b, C, H, W] behind a channels-last input [b, H, W, C] and (x - mean) / std."""
+    from openvino.preprocess import PrePostProcessor
+
+    steps = PrePostProcessor(model)
+    steps.input().tensor().set_layout(ov.Layout("NHWC"))
+    steps.input().model().set_layout(ov.Layout("NCHW"))
+    steps.input().preprocess().mean(list(norm.mean)).scale(list(norm.std))
+    return steps.build()

@@ -36,8 +36,10 @@ Choices:
 - Backend (`extractors/precision.py: resolve_backend`): on CPUs without native bf16 the
   folded copy is exported to OpenVINO (`extractors/openvino_backend.py`), which measured
   faster than every torch mode there (torch eager, TorchScript freezing, torch.compile;
-  `benchmarks/bench_visual_backends.py`). Preprocessing stays in torch either way, so both
-  backends see the same input tensor.
+  `benchmarks/bench_visual_backends.py`). Resizing and cropping stay in torch either way
+  (one implementation of the convention); on OpenVINO the normalisation runs inside the
+  compiled network, fed channels-last 0..255 frames, and a chunk is split into sub-batches
+  that keep OpenVINO's streams busy while the next one is resized (`_openvino_features`).
 - `--precision int8` calibrates its activation ranges on a fixed set of natural photographs
   (the colour photographs inside scikit-image's wheel, `calibration_frames`), preprocessed
   exactly as the frames are. A fixed set keeps int8 features independent of which video an
@@ -57,7 +59,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from extractors.frame_batches import map_frame_batches
+from extractors.frame_batches import as_frames, map_frame_batches
 from extractors.precision import autocast, resolve_backend, resolve_precision, \
     store_weights_for_autocast
 from extractors.weights import WeightsUnavailableError, list_keys, sha256_prefix
@@ -96,9 +98,8 @@ class TSNPreprocess:
                              f"{self.resize_short}")
 
 
-def preprocess_frames(frames: torch.Tensor, cfg: TSNPreprocess) -> torch.Tensor:
-    """uint8 RGB frames [N,H,W,3] -> normalised float32 [N,3,crop,crop] on frames' device."""
-    x = frames.permute(0, 3, 1, 2).float().div_(255.0)  # [N,3,H,W] in [0,1]
+def _resize_and_crop(x: torch.Tensor, cfg: TSNPreprocess) -> torch.Tensor:
+    """float [N,3,H,W] -> [N,3,crop,crop]: antialiased bilinear resize of the short side, centre crop."""
     h, w = x.shape[-2:]
     scale = cfg.resize_short / min(h, w)
     new_h, new_w = max(cfg.resize_short, round(h * scale)), max(cfg.resize_short, round(w * scale))
@@ -107,10 +108,28 @@ def preprocess_frames(frames: torch.Tensor, cfg: TSNPreprocess) -> torch.Tensor:
                           antialias=True)  # [N,3,new_h,new_w]
     top = int(round((new_h - cfg.crop_size) / 2.0))
     left = int(round((new_w - cfg.crop_size) / 2.0))
-    x = x[:, :, top:top + cfg.crop_size, left:left + cfg.crop_size]  # [N,3,crop,crop]
+    return x[:, :, top:top + cfg.crop_size, left:left + cfg.crop_size]  # [N,3,crop,crop]
+
+
+def preprocess_frames(frames: torch.Tensor, cfg: TSNPreprocess) -> torch.Tensor:
+    """uint8 RGB frames [N,H,W,3] -> normalised float32 [N,3,crop,crop] on frames' device."""
+    x = _resize_and_crop(frames.permute(0, 3, 1, 2).float().div_(255.0), cfg)  # [0,1]
     mean = torch.tensor(cfg.mean, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(cfg.std, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
+
+
+def resize_frames_channels_last(frames: torch.Tensor, cfg: TSNPreprocess) -> torch.Tensor:
+    """uint8 RGB frames [N,H,W,3] -> float32 [N,crop,crop,3] in 0..255, resized and cropped
+    as `preprocess_frames` does but not normalised (the OpenVINO backend normalises).
+
+    Resizing is linear with weights summing to one, so resizing 0..255 and then scaling
+    equals scaling and then resizing up to float rounding. The frames' NHWC memory is kept
+    throughout: the permuted view has channels-last strides, `interpolate` keeps them, and
+    the result is contiguous NHWC without a copy when no crop is needed.
+    """
+    x = _resize_and_crop(frames.permute(0, 3, 1, 2).float(), cfg)  # [N,3,crop,crop], NHWC strides
+    return x.permute(0, 2, 3, 1).contiguous()  # [N,crop,crop,3]
 
 
 def _fold_conv_bn(conv: torch.nn.Conv2d, bn: torch.nn.BatchNorm2d) -> torch.nn.Conv2d:
@@ -331,7 +350,7 @@ class TSNVisualExtractor:
                  weight_info["weights_id"], self.device, self.backend, self.precision, batch_size)
 
     def _export_openvino(self, calibration_size: int):
-        from extractors.openvino_backend import OpenVINOModel
+        from extractors.openvino_backend import InputNorm, OpenVINOModel
 
         cfg = self.preprocess
         calibration_id = None
@@ -344,9 +363,14 @@ class TSNVisualExtractor:
             return [preprocess_frames(frames[i:i + 16], cfg)
                     for i in range(0, calibration_size, 16)]
 
+        # the network is exported as it runs in torch (normalised NCHW input, so int8
+        # calibration and the export cache are unchanged); OpenVINO normalises the 0..255
+        # channels-last frames in front of it
+        norm = InputNorm(mean=tuple(255.0 * m for m in cfg.mean),
+                         std=tuple(255.0 * s for s in cfg.std))
         return OpenVINOModel(self.inference_model, (3, cfg.crop_size, cfg.crop_size),
                              precision=self.precision, calibration=calibration,
-                             calibration_id=calibration_id)
+                             calibration_id=calibration_id, input_norm=norm)
 
     def start_video(self) -> None:
         """TSN features are per frame: no state to reset (kept for the extractor interface)."""
@@ -356,8 +380,6 @@ class TSNVisualExtractor:
         # move uint8 (4x smaller than float) to the device, preprocess there
         batch = batch.to(self.device, non_blocking=True)
         x = preprocess_frames(batch, self.preprocess)  # [b,3,crop,crop]
-        if self._openvino is not None:
-            return self._openvino(x)  # [b,2048]
         # preprocessing permutes NHWC frames, so x already has channels-last strides;
         # without channels_last the model gets a truly contiguous NCHW tensor, else
         # PyTorch would silently pick channels-last kernels anyway
@@ -366,7 +388,25 @@ class TSNVisualExtractor:
         with autocast(self.precision, self.device):
             return self.inference_model(x)  # [b,2048]
 
+    def _openvino_features(self, frames: torch.Tensor) -> np.ndarray:
+        """uint8 RGB frames [N,H,W,3] (CPU) -> float32 features [N,2048] (numpy) on OpenVINO.
+
+        The frames go in sub-batches, two per stream for each `batch_size` frames: while the
+        streams run, this thread resizes the next sub-batch, so the preprocessing overlaps
+        the network instead of adding to it, and the last sub-batches of a chunk still find
+        every stream busy. Normalisation runs inside OpenVINO (`InputNorm`).
+        """
+        n = frames.shape[0]
+        if n == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        step = max(1, -(-min(n, self.batch_size) // (2 * self._openvino.streams)))  # ceil
+        inputs = (resize_frames_channels_last(frames[start:start + step], self.preprocess)
+                  for start in range(0, n, step))  # [b,crop,crop,3] each
+        return self._openvino.map(inputs).numpy()  # [N,2048]
+
     @torch.inference_mode()
     def __call__(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
         """uint8 RGB frames [N,H,W,3] -> float32 features [N,2048] (numpy)."""
+        if self._openvino is not None:
+            return self._openvino_features(as_frames(frames, "TSN"))
         return map_frame_batches(frames, self.batch_size, self.dim, "TSN", self._batch_features)

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from extractors.precision import resolve_backend
-from extractors.visual_tsn import TSNPreprocess, TSNVisualExtractor, calibration_frames
-from numerics import max_error_to_scale
+from extractors.visual_tsn import TSNPreprocess, TSNVisualExtractor, calibration_frames, \
+    preprocess_frames
+from numerics import FP32_SHALLOW, max_error_to_scale
 
 pytest.importorskip("openvino")
 
@@ -60,6 +61,86 @@ def test_openvino_fp32_matches_torch_fp32(torch_fp32, tmp_path, monkeypatch):
     # same fp32 function, other summation order: rounding-level differences only
     assert max_error_to_scale(torch.from_numpy(b), torch.from_numpy(a)) < 1e-4
     assert _centred_cosine(a, b).min() > 0.9999
+
+
+def _small_net():
+    # conv + pool + linear: per-sample, so a batch's split over requests cannot change a row
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                               torch.nn.Linear(8, 5)).eval()
+
+
+def test_streams_run_uneven_batches_in_order(tmp_path):
+    from extractors.openvino_backend import OpenVINOModel
+
+    net = _small_net()
+    one = OpenVINOModel(net, (3, 12, 12), threads=2, streams=1, cache=tmp_path)
+    two = OpenVINOModel(net, (3, 12, 12), threads=2, streams=2, cache=tmp_path)
+    x = torch.randn(9, 3, 12, 12, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = net(x)  # [9,5]
+    # uneven sizes, more batches than streams: every row back in its place
+    mapped = two.map(iter([x[:3], x[3:4], x[4:9]]))
+    assert mapped.shape == (9, 5)
+    assert max_error_to_scale(mapped, expected) < FP32_SHALLOW * 10
+    # a batch the streams do not divide, a single sample: the same rows as one request
+    np.testing.assert_array_equal(two(x[:5]).numpy(), one(x[:5]).numpy())
+    np.testing.assert_array_equal(two(x[:1]).numpy(), one(x[:1]).numpy())
+    assert two.map(iter([])).shape == (0,)
+    with pytest.raises(ValueError, match="streams 3"):
+        OpenVINOModel(net, (3, 12, 12), threads=2, streams=3, cache=tmp_path)
+
+
+def test_a_failing_batch_source_leaves_the_model_usable(tmp_path):
+    from extractors.openvino_backend import OpenVINOModel
+
+    net = _small_net()
+    model = OpenVINOModel(net, (3, 12, 12), threads=2, streams=2, cache=tmp_path)
+    x = torch.randn(4, 3, 12, 12)
+
+    def batches():
+        yield x[:2]
+        raise RuntimeError("decoding broke")
+
+    with pytest.raises(RuntimeError, match="decoding broke"):
+        model.map(batches())
+    with torch.no_grad():
+        assert max_error_to_scale(model(x), net(x)) < FP32_SHALLOW * 10
+
+
+def test_input_norm_takes_channels_last_raw_input(tmp_path):
+    from extractors.openvino_backend import InputNorm, OpenVINOModel
+
+    net = _small_net()
+    mean, std = (10.0, 20.0, 30.0), (2.0, 4.0, 8.0)
+    model = OpenVINOModel(net, (3, 12, 12), threads=2, input_norm=InputNorm(mean, std),
+                          cache=tmp_path)
+    raw = torch.rand(3, 12, 12, 3) * 255  # [b,H,W,C]
+    normed = (raw - torch.tensor(mean)) / torch.tensor(std)  # by hand, per channel
+    with torch.no_grad():
+        expected = net(normed.permute(0, 3, 1, 2))
+    assert max_error_to_scale(model(raw), expected) < FP32_SHALLOW * 10
+
+
+def test_tsn_sub_batches_match_one_request(tmp_path, monkeypatch):
+    from extractors.openvino_backend import OpenVINOModel
+
+    monkeypatch.setenv("RTDL_CACHE_DIR", str(tmp_path))
+    ov = TSNVisualExtractor("random", precision="fp32", preprocess=CFG, backend="openvino",
+                            batch_size=4)
+    assert ov._openvino.streams == torch.get_num_threads() == 2
+    frames = _frames(7)  # 7 frames, sub-batches of 1 (4 frames / 2 per stream / 2 streams)
+    streamed = ov(frames)
+    # the previous path: normalised NCHW input, one request per 4-frame batch
+    single = OpenVINOModel(ov.inference_model, (3, 64, 64), streams=1)
+    with torch.inference_mode():
+        x = preprocess_frames(torch.from_numpy(frames), CFG)
+        one = torch.cat([single(x[:4]), single(x[4:])]).numpy()
+    assert streamed.shape == (7, 2048)
+    assert max_error_to_scale(torch.from_numpy(streamed), torch.from_numpy(one)) < 1e-5
+    np.testing.assert_array_equal(ov(frames[:1]), streamed[:1])  # a single frame
+    assert ov(frames[:0]).shape == (0, 2048)
 
 
 def test_export_is_cached_and_invalidated_by_new_weights(tmp_path, monkeypatch):
