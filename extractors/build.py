@@ -3,7 +3,8 @@
 Visual names: `tsn` (ResNet-50, weights `imagenet|random|PATH`) and `lowlevel`
 (weight-free). Audio names: a Hugging Face id or local directory of a wav2vec 2.0 model
 (default `DEFAULT_AUDIO_MODEL`, extractors/defaults.py), `random` (random-initialised wav2vec 2.0), and
-`logmel` (weight-free). An explicit if/else, no registry.
+`logmel` (weight-free), `logmel_voice` (the same plus voice descriptors). An explicit
+if/else, no registry.
 
 Every extractor's `.settings` is a plain-JSON dict with a `kind` (`tsn`, `lowlevel`,
 `wav2vec2`, `logmel`), its `dim`, a `pretrained` flag and every value that changes what the
@@ -71,8 +72,11 @@ def build_audio_extractor(name: str = DEFAULT_AUDIO_MODEL, device: str = "cpu",
     `options`: logmel `n_mels`, `win_ms`, `hop_ms`, `f_min`, `f_max`, `voice`; wav2vec 2.0
     `window_s`, `overlap_s`, `batch_size`, `random_config` (`base`/`tiny`), `seed`.
     """
-    if name == "logmel":
+    if name in ("logmel", "logmel_voice"):
         from extractors.logmel import LogMelAudioExtractor
+
+        if name == "logmel_voice":
+            options = {"voice": True, **options}
 
         _reject_unknown(options, "logmel", ("n_mels", "win_ms", "hop_ms", "f_min", "f_max", "voice"))
         return LogMelAudioExtractor(device=device, **options)
@@ -126,7 +130,7 @@ def pretrained_weights_on_disk(visual_weights: str = DEFAULT_VISUAL_WEIGHTS,
         visual = (Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name).is_file()
     else:
         visual = visual_weights != "random" and Path(visual_weights).expanduser().is_file()
-    if audio_model in ("random", *WEIGHT_FREE_KINDS):  # logmel: an extractor name is its kind
+    if audio_model in ("random", "logmel_voice", *WEIGHT_FREE_KINDS):  # logmel: name = kind
         audio = False
     else:
         from extractors.audio_wav2vec import available_locally

@@ -382,7 +382,8 @@ def synth(out_dir: str, num_videos: int, seed: int, duration: str, fps: float, s
 @click.option("--visual-weights", default=ExtractionOptions.visual_weights, show_default=True,
               help="TSN weights: imagenet, random, or a torchvision / mmaction2 file.")
 @click.option("--audio-model", default=ExtractionOptions.audio_model, show_default=True,
-              help="wav2vec 2.0 Hugging Face id or local folder, random, or logmel.")
+              help="wav2vec 2.0 Hugging Face id or local folder, random, logmel, or logmel_voice "
+                   "(log-mel plus pitch, voicing and cepstral envelope).")
 @click.option("--audio-layer", default=ExtractionOptions.audio_layer, show_default=True, type=int,
               help="wav2vec 2.0 hidden layer (-1 = last).")
 @click.option("--device", default=ExtractionOptions.device, show_default=True,

@@ -133,7 +133,7 @@ def build_extractors(options: ExtractionOptions, device: str):
                                     **({"backend": options.backend}
                                        if options.visual_model == "tsn" else {}))
     audio_options = {}
-    if options.audio_model != "logmel" and not device.startswith("cuda"):
+    if options.audio_model not in ("logmel", "logmel_voice") and not device.startswith("cuda"):
         # wav2vec 2.0 on the CPU: one 20 s window per forward pass; batching windows gains
         # nothing there and doubles time and peak memory (BENCHMARKS.md, "Extraction batch sizes")
         audio_options["batch_size"] = 1

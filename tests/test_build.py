@@ -30,7 +30,9 @@ def test_names_build_the_right_extractors():
     lowlevel = build_visual_extractor("lowlevel")
     assert (lowlevel.name, lowlevel.dim) == ("lowlevel", 320)
     logmel = build_audio_extractor("logmel", n_mels=40)
-    assert (logmel.name, logmel.dim, logmel.sample_rate) == ("logmel", 40 + VOICE_DIM, 16000)
+    assert (logmel.name, logmel.dim, logmel.sample_rate) == ("logmel", 40, 16000)
+    voiced = build_audio_extractor("logmel_voice", n_mels=40)
+    assert (voiced.dim, voiced.settings["kind"], voiced.settings["voice"]) == (40 + VOICE_DIM, "logmel", True)
     w2v = build_audio_extractor("random", random_config="tiny", layer=1)
     assert w2v.dim == 16 and w2v.settings["layer"] == 1 and w2v.sample_rate == 16000
     with pytest.raises(ValueError, match="expected one of"):
@@ -56,7 +58,7 @@ def test_rebuild_random_backbones_from_settings_gives_identical_features():
 
 def test_rebuild_weight_free_from_settings():
     visual = build_visual_extractor("lowlevel", size=64, grid=2)
-    audio = build_audio_extractor("logmel", n_mels=32, hop_ms=20.0)
+    audio = build_audio_extractor("logmel_voice", n_mels=32, hop_ms=20.0)
     settings = _json_round_trip(extractor_settings(visual, audio))
     rebuilt_v, rebuilt_a = build_extractors_from_settings(settings)
     assert rebuilt_v.dim == 2 * 2 * 20 and rebuilt_a.dim == 32 + VOICE_DIM

@@ -26,7 +26,7 @@ def _stats(features: np.ndarray) -> np.ndarray:
 
 
 def test_logmel_shapes_and_centre_times():
-    extractor = LogMelAudioExtractor()
+    extractor = LogMelAudioExtractor(voice=True)
     features, centres = extractor(np.zeros(16000, dtype=np.float32))
     assert features.shape == (98, 64 + VOICE_DIM) and features.dtype == np.float32  # (16000-400)//160+1
     assert centres[0] == pytest.approx(0.0125) and np.allclose(np.diff(centres), 0.01)
@@ -49,7 +49,7 @@ def test_voice_descriptors_read_the_pitch_and_its_change():
     pitch descriptor reads each voice's pitch where it sounds and 0 in silence."""
     wave = np.concatenate([np.zeros(4000, np.float32), _harmonic(120, 0.5), _harmonic(210, 0.5),
                            np.zeros(4000, np.float32)])
-    features, centres = LogMelAudioExtractor()(wave)
+    features, centres = LogMelAudioExtractor(voice=True)(wave)
     pitch, voicing = features[:, 64], features[:, 65]
     first = (centres > 0.3) & (centres < 0.7)
     second = (centres > 0.8) & (centres < 1.2)
