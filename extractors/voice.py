@@ -2,11 +2,11 @@
 
 Log-mel frames say what sound is being made; which *voice* makes it shows in them only as
 harmonic spacing and formant positions, mixed with the phonetic content. A frame-supervised
-probe on log-mel alone marked re-voiced spans of rtdl synth's speech at about 0.6 frame AUC
-(BENCHMARKS.md, "Real words in the synth"), while the distance of the frame's pitch from
-its clip's median pitch, untrained, reached 0.73 on the same clips. These descriptors give
-the model (and the clip-deviation evidence) the voice directly. Opt-in (`--audio-model
-logmel_voice`): measured end to end they did not earn the default (BENCHMARKS.md). All come from the real
+probe on log-mel alone marks re-voiced spans of rtdl synth's speech at about 0.6 frame AUC.
+These descriptors give the model (and the clip-deviation evidence) the voice directly.
+Opt-in (`--audio-model logmel_voice`): they raise that probe's ceiling on seen audio
+forgeries (0.67 -> 0.73) but measured end to end they did not earn the default
+(BENCHMARKS.md, "Real words in the synth"). All come from the real
 cepstrum of a 40 ms Hann-windowed frame (FFT size 1024 at 16 kHz), the classic source-
 filter split of speech:
 

@@ -24,10 +24,12 @@ against isolated frame spikes. `evidence="deviation"` mixes in, instead of the F
 the untrained clip deviation of the input (each frame's distance from its clip's median
 frame, as a percentile among authentic training frames): a cue no training can turn
 around, chosen on dev like the rest. `error_modalities` mixes the evidence into one
-modality's curve only: on real footage the audio reconstruction error marked forged audio
-at 0.80 frame AUC while the visual one sat at chance (issue tracker), and on rtdl synth the
-audio error marks held-out time stretch (0.69) while the visual error ranks held-out blur
-inverted (0.21; BENCHMARKS.md), so one weight for both would have to give up one of them.
+modality's curve only: on recorded footage the audio reconstruction error marked forged
+audio at 0.80 frame AUC while the visual one sat at chance, and on rtdl synth the audio
+error marks held-out time stretch (0.58-0.65) while the visual error ranks held-out blur
+inverted (0.19-0.26), so one weight for both would have to give up one of them; on the
+2,100-clip benchmark dev chose the clip deviation for the visual curve only in 4 of 6
+runs (BENCHMARKS.md, "Real words in the synth").
 
 Curve normalisation (`curve_normalization`): proposal scores are pooled over all videos
 before AP is computed, so a curve's *level* matters as much as its shape. A trained head's

@@ -35,8 +35,8 @@ Choices:
   words in phrases, spoken by eSpeak NG with a voice of its own (accent, variant, pitch,
   range, rate; `data/synth/tts.py`); a re-voiced span is the same text by another voice at
   the same pace, a splice another voice's other words. "formant" is the earlier built-in
-  speech of random vowel syllables (`data/synth/speech.py`): no phonetics, so nothing in it
-  marks a change of speaker frame by frame (BENCHMARKS.md, "Real words in the synth").
+  speech of random vowel syllables (`data/synth/speech.py`), with no words for an
+  autoencoder to predict from context (BENCHMARKS.md, "Real words in the synth").
   In both the rendered mouth opens with the clip's own speech (its loudness; for "formant"
   also the vowel).
 - `original` is null: fakes are not made from a separate real clip of the set.

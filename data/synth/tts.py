@@ -2,12 +2,16 @@
 real phonetics: words of a real language, their coarticulation, stress and phrase prosody.
 
 Why: the additive formant synthesis of `data/synth/speech.py` draws a random vowel per
-syllable, so nothing in one frame predicts the next, and every forgery that replaces the
-voice leaves the log-mel statistics of the clip as they were. Measured per frame on it, no
-signal marks revoice (a frame-supervised probe 0.54, BENCHMARKS.md "Why held-out blur came
-out inverted"), while on recorded speech the FDN's audio reconstruction error marks
-forged audio at 0.80 / 0.996 (issue tracker, held-out real-footage benchmark). A TTS engine
-is also what made the audio forgeries of LAV-DF (replaced words spoken by a TTS voice).
+syllable, so nothing in one frame predicts the next; real speech is words, and an
+autoencoder trained on authentic speech can predict much of it from context. On recorded
+speech the FDN's audio reconstruction error marked forged audio at 0.80 / 0.996 frame AUC
+(seen / held-out types; the project's held-out real-footage benchmark), on the formant
+speech at 0.50 / 0.56. With this engine, measured on three demo seeds (BENCHMARKS.md,
+"Real words in the synth"), the audio head stops ranking forged audio below authentic
+(0.47 -> 0.56) and the reconstruction error marks held-out time stretch at 0.65; re-voiced
+spans stay hard for log-mel features (a frame-supervised probe 0.60-0.63 with either
+engine). A TTS engine is also what made the audio forgeries of LAV-DF (replaced words
+spoken by a TTS voice).
 
 The engine: eSpeak NG, a rule-based formant synthesiser, loaded through the
 `espeakng-loader` wheel (the shared library and its language data ship inside it, so
