@@ -40,7 +40,8 @@ VARIANTS = {  # name -> ModelConfig overrides (Table 3, plus rtdl's authentic-fr
 
 
 def prepare_data(workdir: Path, num_videos: int, data_seed: int,
-                 split_sizes: tuple[int, ...] | None = None) -> tuple[Path, Path, str]:
+                 split_sizes: tuple[int, ...] | None = None,
+                 speech: str = "formant") -> tuple[Path, Path, str]:
     from pipeline.demo import choose_extractors
     from pipeline.extract import run_extraction
     from pipeline.options import ExtractionOptions
@@ -53,7 +54,7 @@ def prepare_data(workdir: Path, num_videos: int, data_seed: int,
         if split_sizes:  # exact clips per split: train, dev, test, test_unseen
             num_videos = sum(split_sizes)
             extra["split_fractions"] = tuple(n / num_videos for n in split_sizes)
-        synth_dataset(media, num_videos, data_seed, workers=2, **extra)
+        synth_dataset(media, num_videos, data_seed, workers=2, speech=speech, **extra)
     options, why = choose_extractors()
     summary = run_extraction(cache, metadata=metadata, root=media,
                              options=ExtractionOptions(device="cpu", **options))
@@ -214,6 +215,8 @@ def main() -> None:
     parser.add_argument("--split-sizes", default=None,
                         help="clips per split train,dev,test,test_unseen (overrides --num-videos)")
     parser.add_argument("--data-seed", type=int, default=1234)
+    parser.add_argument("--speech", default="formant", choices=("formant", "espeak"),
+                        help="rtdl synth's speech for the clips")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--sweep-seeds", default="0", help="seeds for the K and rho sweeps")
     parser.add_argument("--k-values", default="5,10,15,20")
@@ -240,7 +243,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     sizes = tuple(int(n) for n in args.split_sizes.split(",")) if args.split_sizes else None
-    metadata, cache, why = prepare_data(args.workdir, args.num_videos, args.data_seed, sizes)
+    metadata, cache, why = prepare_data(args.workdir, args.num_videos, args.data_seed, sizes,
+                                        args.speech)
     from pipeline.machine import describe_machine
 
     print(describe_machine(), flush=True)

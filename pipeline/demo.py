@@ -51,7 +51,7 @@ class DemoConfig:
     size: int = 96  # frame height = width of the synthetic clips
     fps: float = 25.0  # frame rate of the synthetic clips
     duration_s: tuple[float, float] = (4.0, 6.0)  # clip length range, seconds
-    speech: str = "espeak"  # who speaks in the clips: "espeak" (real words) or "formant"
+    speech: str = "formant"  # who speaks in the clips: "formant" (bit-exact) or "espeak" (real words)
     epochs: int | None = None  # training passes over the train split; None: the preset's
     overrides: tuple[str, ...] = ()  # `--set`-style changes of the preset, e.g. "model.d_model=16"
     workers: int = 2  # processes rendering synthetic clips

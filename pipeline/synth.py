@@ -31,18 +31,22 @@ Choices:
   (BENCHMARKS.md, "Why held-out blur came out inverted"). Shorter spans (`--segment 0.2,1.2`
   with `max_segments=2`) were measured on the demo and kept out of the default for now:
   AP at high IoU falls on short spans (BENCHMARKS.md, same section).
-- Speech (`speech`): "espeak" (default) has every clip's words, random common English
+- Speech (`speech`): "formant" (default) is the built-in speech described below;
+  "espeak" has every clip's words, random common English
   words in phrases, spoken by eSpeak NG with a voice of its own (accent, variant, pitch,
   range, rate; `data/synth/tts.py`); a re-voiced span is the same text by another voice at
-  the same pace, a splice another voice's other words. "formant" is the earlier built-in
-  speech of random vowel syllables (`data/synth/speech.py`), with no words for an
+  the same pace, a splice another voice's other words. eSpeak's samples vary slightly
+  from run to run (data/synth/tts.py), so with "espeak" a seed fixes words, voices, spans
+  and labels but not every audio sample; "formant", the default for that reason, is
+  random vowel syllables (`data/synth/speech.py`), with no words for an
   autoencoder to predict from context (BENCHMARKS.md, "Real words in the synth").
   In both the rendered mouth opens with the clip's own speech (its loudness; for "formant"
   also the vowel).
 - `original` is null: fakes are not made from a separate real clip of the set.
 - Clip lengths are drawn uniformly in `duration_s` and rounded to whole frames, so
   `duration = video_frames / fps` exactly; `audio_frames = round(duration * sample_rate)`.
-- Deterministic: the plan comes from `seed`, each clip from (seed, index); the encoder runs
+- Deterministic (with the default "formant" speech): the plan comes from `seed`, each clip
+  from (seed, index); the encoder runs
   with one thread and bitexact flags; nothing time-dependent is written. Workers only
   change the speed, not the files (checked: 1 and 2 workers give identical folders).
 - Writing into a folder that already holds a dataset overwrites its files and metadata;
@@ -95,9 +99,9 @@ class SynthConfig:
     unseen_types: tuple[str, ...] = ("face_blur", "time_stretch")  # only in test_unseen
     segment_s: tuple[float, float] = (0.2, 2.0)  # forged span length range, seconds
     max_segments: int = 3  # forged spans per forged modality, at most
-    # who speaks: "espeak" (eSpeak NG text-to-speech: real words and prosody; data/synth/tts.py,
-    # needs the espeakng-loader wheel) or "formant" (random vowel syllables, no extra package)
-    speech: str = "espeak"
+    # who speaks: "formant" (random vowel syllables; bit-exact for a seed) or "espeak" (eSpeak NG
+    # text-to-speech: real words and prosody, data/synth/tts.py; not bit-exact, see there)
+    speech: str = "formant"
     crf: int = 28  # x264 quality (lower = better, 0 = lossless); 28: visible blocking, as in
     # re-encoded web video, so the weight-free evidence must survive compression
 

@@ -22,12 +22,17 @@ C API (`espeak_Initialize` in synchronous mode, a callback collecting the 16-bit
 A voice here is an eSpeak accent ("en", "en-us", ...), a voice variant (its formant and
 timbre set: m1-m7, f1-f5, ...), a base pitch and pitch range (0-100, eSpeak's scale) and a
 rate in words per minute. Text is a random sequence of common English words with commas
-and full stops, so the engine's phrase prosody and pauses appear. The engine is
-deterministic: the same text and voice give the same samples, which keeps every clip a
-function of its seed.
+and full stops, so the engine's phrase prosody and pauses appear.
 
-eSpeak holds global state, so one synthesis runs at a time per process (a lock), each in
-a forked child so that the samples never depend on what was said before (`_Engine.speak`).
+Not bit-exact across runs. eSpeak holds global state, so one synthesis runs at a time per
+process (a lock), each in a forked child so that the samples do not depend on what was
+said before in the process (`_Engine.speak`); without that, the same call changed even its
+length on a second run. Within one process the same call then gives the same samples. From
+one process run to the next, some utterances still come out slightly different (measured:
+the same utterance in six fresh processes, one of the six differed from the sample 308 on,
+by up to 5 % of the peak; the cause inside the library was not found). A seed therefore
+fixes the words, voices, spans and labels of an `espeak` clip, not every sample; rtdl
+synth's default speech stays the bit-exact "formant".
 """
 from __future__ import annotations
 
@@ -143,7 +148,7 @@ class _Engine:
 
     def speak(self, text: str, voice: TtsVoice) -> np.ndarray:
         """int16 samples at `self.sample_rate` of `voice` saying `text`, the same whatever
-        was synthesised before in this process.
+        was synthesised before in this process (not always across processes: module doc).
 
         eSpeak NG keeps state across utterances (its pitch flutter and noise generators,
         libc's `rand`), which `espeak_Terminate` does not reset: the same call gives other
