@@ -112,60 +112,74 @@ def plan_spans(n_frames: int, fps: float, visual: bool, audio: bool,
     return tuple(spans)
 
 
-class _Talker:
-    """Who speaks and what, with one engine: dry speech of the clip's own voice, of a donor
-    voice saying the same words (revoice), of the donor saying other words (splice), and
-    the mouth opening that each utterance drives."""
+class _FormantTalker:
+    """Who speaks and what, in the built-in formant speech: dry speech of the clip's own
+    voice, of a donor voice saying the same syllables (revoice) or other ones (splice), and
+    the mouth opening each plan drives. `_EspeakTalker` has the same methods."""
 
     def __init__(self, spec: ClipSpec, speaker, rngs: dict[str, np.random.Generator]):
         self.spec = spec
         duration = spec.n_frames / spec.fps
-        if spec.speech == "espeak":
-            self.voice = random_tts_voice(rngs["tts"])
-            self.text = random_text(rngs["words"], words_needed(duration, self.voice))
-            self.lead_in = float(rngs["words"].uniform(0.05, 0.4))
-            self.donor_voice = random_tts_voice(rngs["donor_tts"])
-            self.donor_text = random_text(rngs["donor_words"], words_needed(duration, self.donor_voice))
-        elif spec.speech == "formant":
-            self.voice = speaker.voice
-            self.plan = plan_syllables(duration, rngs["words"])
-            self.donor_voice = random_voice(rngs["donor_who"])
-            self.donor_plan = plan_syllables(duration, rngs["donor_words"])
-        else:
-            raise ValueError(f"ClipSpec.speech: expected one of {SPEECH_ENGINES}, got {spec.speech!r}")
+        self.voice = speaker.voice
+        self.plan = plan_syllables(duration, rngs["words"])
+        self.donor_voice = random_voice(rngs["donor_who"])
+        self.donor_plan = plan_syllables(duration, rngs["donor_words"])
+
+    def _say(self, voice, plan, rng: np.random.Generator) -> np.ndarray:
+        return synth_voice(voice, plan, self.spec.n_samples, self.spec.sample_rate, rng)
 
     def own(self, rng: np.random.Generator) -> np.ndarray:
-        spec = self.spec
-        if spec.speech == "espeak":
-            return tts_speech(self.voice, self.text, spec.n_samples, spec.sample_rate, self.lead_in)
-        return synth_voice(self.voice, self.plan, spec.n_samples, spec.sample_rate, rng)
+        return self._say(self.voice, self.plan, rng)
 
     def same_words_other_voice(self, rng: np.random.Generator) -> np.ndarray:
-        spec = self.spec
-        if spec.speech == "espeak":  # at the clip's own pace, so the words stay in place
-            donor = dataclasses.replace(self.donor_voice, rate_wpm=self.voice.rate_wpm)
-            return tts_speech(donor, self.text, spec.n_samples, spec.sample_rate, self.lead_in)
-        return synth_voice(self.donor_voice, self.plan, spec.n_samples, spec.sample_rate, rng)
+        return self._say(self.donor_voice, self.plan, rng)
 
     def donor_speech(self, rng: np.random.Generator) -> np.ndarray:
-        spec = self.spec
-        if spec.speech == "espeak":
-            return tts_speech(self.donor_voice, self.donor_text, spec.n_samples, spec.sample_rate,
-                              float(rng.uniform(0.05, 0.4)))
-        return synth_voice(self.donor_voice, self.donor_plan, spec.n_samples, spec.sample_rate, rng)
+        return self._say(self.donor_voice, self.donor_plan, rng)
 
     def mouth(self, dry: np.ndarray) -> np.ndarray:
-        spec = self.spec
-        if spec.speech == "espeak":
-            return envelope_mouth_opening(dry, spec.n_frames, spec.fps, spec.sample_rate)
-        return mouth_opening(self.plan, spec.n_frames, spec.fps, spec.sample_rate)
+        return mouth_opening(self.plan, self.spec.n_frames, self.spec.fps, self.spec.sample_rate)
 
     def donor_mouth(self, rng: np.random.Generator) -> np.ndarray:
-        spec = self.spec
-        if spec.speech == "espeak":
-            return envelope_mouth_opening(self.donor_speech(rng), spec.n_frames, spec.fps,
-                                          spec.sample_rate)
-        return mouth_opening(self.donor_plan, spec.n_frames, spec.fps, spec.sample_rate)
+        return mouth_opening(self.donor_plan, self.spec.n_frames, self.spec.fps,
+                             self.spec.sample_rate)
+
+
+class _EspeakTalker:
+    """The same as `_FormantTalker` with eSpeak NG words; the mouth follows the loudness of
+    the dry speech, as the engine gives no syllable plan."""
+
+    def __init__(self, spec: ClipSpec, speaker, rngs: dict[str, np.random.Generator]):
+        self.spec = spec
+        duration = spec.n_frames / spec.fps
+        self.voice = random_tts_voice(rngs["tts"])
+        self.text = random_text(rngs["words"], words_needed(duration, self.voice))
+        self.lead_in = float(rngs["words"].uniform(0.05, 0.4))
+        self.donor_voice = random_tts_voice(rngs["donor_tts"])
+        self.donor_text = random_text(rngs["donor_words"], words_needed(duration, self.donor_voice))
+
+    def _say(self, voice, text: str, lead_in: float) -> np.ndarray:
+        return tts_speech(voice, text, self.spec.n_samples, self.spec.sample_rate, lead_in)
+
+    def own(self, rng: np.random.Generator) -> np.ndarray:
+        return self._say(self.voice, self.text, self.lead_in)
+
+    def same_words_other_voice(self, rng: np.random.Generator) -> np.ndarray:
+        # at the clip's own pace, so the words stay in place
+        donor = dataclasses.replace(self.donor_voice, rate_wpm=self.voice.rate_wpm)
+        return self._say(donor, self.text, self.lead_in)
+
+    def donor_speech(self, rng: np.random.Generator) -> np.ndarray:
+        return self._say(self.donor_voice, self.donor_text, float(rng.uniform(0.05, 0.4)))
+
+    def mouth(self, dry: np.ndarray) -> np.ndarray:
+        return envelope_mouth_opening(dry, self.spec.n_frames, self.spec.fps, self.spec.sample_rate)
+
+    def donor_mouth(self, rng: np.random.Generator) -> np.ndarray:
+        return self.mouth(self.donor_speech(rng))
+
+
+_TALKERS = {"espeak": _EspeakTalker, "formant": _FormantTalker}
 
 
 def make_clip(spec: ClipSpec) -> Clip:
@@ -177,7 +191,9 @@ def make_clip(spec: ClipSpec) -> Clip:
     n_samples = spec.n_samples
     speaker = random_speaker(rngs["who"], spec.size)
     donor_look = random_look(rngs["donor_who"], spec.size)
-    talker = _Talker(spec, speaker, rngs)
+    if spec.speech not in _TALKERS:
+        raise ValueError(f"ClipSpec.speech: expected one of {SPEECH_ENGINES}, got {spec.speech!r}")
+    talker = _TALKERS[spec.speech](spec, speaker, rngs)
 
     # audio: the speaker's dry voice in a room
     rng_voice = rngs["voice"]
