@@ -30,7 +30,8 @@ said before in the process (`_Engine.speak`); without that, the same call change
 length on a second run. Within one process the same call then gives the same samples. From
 one process run to the next, some utterances still come out slightly different (measured:
 the same utterance in six fresh processes, one of the six differed from the sample 308 on,
-by up to 5 % of the peak; the cause inside the library was not found). A seed therefore
+by up to 5 % of the peak; `benchmarks/espeak_repeatability.py`: 3 of 10 clips differed in
+every fresh run, the other 7 never; the cause inside the library was not found). A seed therefore
 fixes the words, voices, spans and labels of an `espeak` clip, not every sample; rtdl
 synth's default speech stays the bit-exact "formant".
 """
