@@ -78,7 +78,7 @@ class FeatureSettings:
             kind = part.get("kind", "?")
             source = backbone_source(part)
             if source == "weight-free":
-                parts.append(f"{name}: {kind} (weight-free)")
+                parts.append(f"{name}: {part.get('name', kind)} (weight-free)")
             elif source == "pretrained":
                 parts.append(f"{name}: {kind} {part.get('weights_id') or part.get('name')} (pretrained)")
             else:

@@ -46,6 +46,7 @@ class LogMelAudioExtractor:
             raise ValueError(f"logmel needs positive n_mels/win_ms/hop_ms, got {n_mels}, "
                              f"{win_ms}, {hop_ms}")
         self.voice = voice  # append the voice descriptors of extractors/voice.py
+        self.name = "logmel_voice" if voice else "logmel"  # as `--audio-model` names it
         self.dim = n_mels + (VOICE_DIM if voice else 0)
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=self.sample_rate, n_fft=self.win_length, win_length=self.win_length,

@@ -33,6 +33,8 @@ def test_names_build_the_right_extractors():
     assert (logmel.name, logmel.dim, logmel.sample_rate) == ("logmel", 40, 16000)
     voiced = build_audio_extractor("logmel_voice", n_mels=40)
     assert (voiced.dim, voiced.settings["kind"], voiced.settings["voice"]) == (40 + VOICE_DIM, "logmel", True)
+    assert voiced.name == "logmel_voice" and "audio: logmel_voice (weight-free)" in \
+        FeatureSettings.of_extractors(lowlevel, voiced).describe()
     w2v = build_audio_extractor("random", random_config="tiny", layer=1)
     assert w2v.dim == 16 and w2v.settings["layer"] == 1 and w2v.sample_rate == 16000
     with pytest.raises(ValueError, match="expected one of"):
