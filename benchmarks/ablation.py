@@ -29,13 +29,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-VARIANTS = {  # name -> ModelConfig overrides (Table 3, plus rtdl's authentic-frame term)
+VARIANTS = {  # name -> ModelConfig overrides, or "train.<field>" (Table 3, plus rtdl's own)
     "full": {},
     "no_aicl": {"use_aicl": False},
     "no_mtlr": {"use_mtlr": False},
     "no_fdn (baseline)": {"use_fdn": False},
     "full + authentic frames": {"frame_negative_weight": 1.0},
     "full + FDN error on the input": {"fdn_target": "input"},
+    "full + weight average": {"train.ema_decay": 0.99},
 }
 
 
@@ -76,10 +77,11 @@ def run_one(name: str, overrides: dict, seed: int, args, metadata: Path, cache_p
     slug = name.split()[0].replace("=", "")  # "K=5" -> "K5", "no_fdn (baseline)" -> "no_fdn"
     slug += "-afr" if overrides.get("frame_negative_weight") else ""
     slug += "-inp" if overrides.get("fdn_target") == "input" else ""
+    slug += "-ema" if overrides.get("train.ema_decay") else ""
     run_dir = args.workdir / "runs" / f"{slug}-s{seed}"
     # run_report below chooses every localizer on dev itself, so training skips its own tuning
     changes = [f"model.d_model={args.d_model}", "train.tune_proposals=false",
-               *(f"model.{k}={v}" for k, v in overrides.items())]
+               *(f"{k}={v}" if "." in k else f"model.{k}={v}" for k, v in overrides.items())]
     run_cfg = load_run_config(DEMO_PRESET, changes, epochs=args.epochs, batch_size=args.batch_size,
                               lr=args.lr, seed=seed, device="cpu")
     t0 = time.perf_counter()

@@ -55,6 +55,7 @@ import os
 import random
 import time
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -78,6 +79,7 @@ from pipeline.inference import predict_arrays, run_predictions
 from pipeline.metrics import PROTOCOLS, evaluate_predictions
 from pipeline.proposal_tuning import tune_run_checkpoints
 from pipeline.train_config import RunConfig, TrainConfig
+from pipeline.weight_average import WeightAverage
 
 log = logging.getLogger(__name__)
 
@@ -372,17 +374,21 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
             model.set_input_statistics(*statistics)
         model = model.to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         start_epoch, best = 0, {"name": None, "value": -math.inf, "epoch": 0}
-        last_row = None
+        last_row, resumed_state = None, {}
         if resume:
-            start_epoch, best, last_row = _restore(last_path, run_config, model, optimizer, cache,
-                                                   device)
+            start_epoch, best, last_row, resumed_state = _restore(
+                last_path, run_config, model, optimizer, cache, device)
             if start_epoch >= cfg.epochs:
                 log.warning("%s already completed %d of %d epochs; nothing to do (raise --epochs "
                             "to train longer)", last_path, start_epoch, cfg.epochs)
         if info.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
             repair_run_folder(out_dir, start_epoch, last_row, best, model, run_config, cache)
+        if resume:  # after the repair, which rewrites best.pt from last.pt's (averaged) weights
+            _restore_raw_weights(resumed_state, model, average, last_path)
+        if info.is_main:
             (out_dir / "run_config.yaml").write_text(yaml.safe_dump(to_dict(run_config), sort_keys=False))
             log.info("training on %d videos (%s), validating on %d (%s); %s, world size %d",
                      len(train_records), train_split, len(val_records), val_split, device,
@@ -411,33 +417,44 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
             mask_generator = torch.Generator(device=device)
             mask_generator.manual_seed(derived_seed(cfg.seed, epoch, info.rank, 2))
             train_metrics = _train_epoch(wrapped, loader, optimizer, mask_generator, cfg, device,
-                                         use_amp, epoch, epoch * steps_per_epoch, info, out_dir)
+                                         use_amp, epoch, epoch * steps_per_epoch, info, out_dir,
+                                         average)
             if info.is_main:
-                val_metrics, key = validate(model, cache, val_records, device, train_records)
-                row = {"epoch": epoch + 1, **train_metrics, **val_metrics}
-                value = val_metrics[key]
-                improved = value > best["value"] or best["name"] is None
-                if improved:
-                    best = {"name": key, "value": float(value), "epoch": epoch + 1}
-                row["best_epoch"] = best["epoch"]
-                append_jsonl(metrics_path, row)
-                draw_curves(out_dir)
-                if writer is not None:
-                    log_epoch(writer, row)
-                common = dict(epoch=epoch + 1, metrics=row, feature_settings=cache.settings,
-                              visual_dim=cache.visual_dim, audio_dim=cache.audio_dim)
-                save_checkpoint(last_path, model, run_config, **common, train_state={
-                    "optimizer": optimizer.state_dict(), "rng": rng_state(), "best": best})
-                if improved:
-                    save_checkpoint(best_path, model, run_config, **common)
-                log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v
-                                                      for k, v in row.items()})
+                # the raw weights go on training; validation and both checkpoints see the average
+                averaged_state = {}
+                if average is not None:
+                    averaged_state = {"raw_model_state": {
+                        k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+                        "weight_average": average.state_dict()}
+                with average.applied(model) if average is not None else nullcontext():
+                    val_metrics, key = validate(model, cache, val_records, device, train_records)
+                    row = {"epoch": epoch + 1, **train_metrics, **val_metrics}
+                    value = val_metrics[key]
+                    improved = value > best["value"] or best["name"] is None
+                    if improved:
+                        best = {"name": key, "value": float(value), "epoch": epoch + 1}
+                    row["best_epoch"] = best["epoch"]
+                    append_jsonl(metrics_path, row)
+                    draw_curves(out_dir)
+                    if writer is not None:
+                        log_epoch(writer, row)
+                    common = dict(epoch=epoch + 1, metrics=row, feature_settings=cache.settings,
+                                  visual_dim=cache.visual_dim, audio_dim=cache.audio_dim)
+                    save_checkpoint(last_path, model, run_config, **common, train_state={
+                        "optimizer": optimizer.state_dict(), "rng": rng_state(), "best": best,
+                        **averaged_state})
+                    if improved:
+                        save_checkpoint(best_path, model, run_config, **common)
+                    log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v
+                                                          for k, v in row.items()})
             if info.enabled:
                 dist.barrier()
                 # rank 0 calibrated the frame evidence during validation: share it
                 for name, buffer in model.named_buffers():
                     if "_error_calibration." in name or "_deviation_calibration." in name:
                         dist.broadcast(buffer, src=0)
+        if average is not None:  # what the run hands on is what it validated and saved
+            average.copy_to(model)
         # the loop ran up to cfg.epochs; a resumed run that had done as many or more ran none
         outcome = TrainOutcome(best_path, last_path, model, max(start_epoch, cfg.epochs))
         if info.is_main and best_path.is_file():
@@ -458,7 +475,10 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
 
 
 def _restore(last_path: Path, run_config: RunConfig, model, optimizer, cache,
-             device: torch.device) -> tuple[int, dict]:
+             device: torch.device) -> tuple[int, dict, dict, dict]:
+    """Load last.pt into `model` and `optimizer`: (epochs done, best, last metrics row,
+    train_state). With a weight average the model gets the averaged weights here, as saved;
+    `_restore_raw_weights` then puts the raw ones back for training."""
     payload = read_checkpoint_payload(last_path, map_location="cpu")
     saved_model_cfg = payload["run_config"]["model"]
     if saved_model_cfg != to_dict(run_config.model):
@@ -482,7 +502,19 @@ def _restore(last_path: Path, run_config: RunConfig, model, optimizer, cache,
                 param_state[k] = v.to(device)
     set_rng_state(state["rng"])
     log.info("resuming after epoch %d from %s", payload["epoch"], last_path)
-    return int(payload["epoch"]), dict(state["best"]), dict(payload["metrics"])
+    return int(payload["epoch"]), dict(state["best"]), dict(payload["metrics"]), dict(state)
+
+
+def _restore_raw_weights(state: dict, model, average: WeightAverage | None, last_path: Path) -> None:
+    """After `_restore`: continue training from the raw weights of a weight-averaged run."""
+    if average is not None:
+        if "weight_average" in state:
+            average.load_state_dict(state["weight_average"])
+        else:  # the run trained without an average so far: it starts from the saved weights
+            log.warning("%s holds no weight average (train.ema_decay was 0); the average starts "
+                        "from its weights", last_path)
+    if "raw_model_state" in state:
+        model.load_state_dict(state["raw_model_state"])
 
 
 def _read_rows(metrics_path: Path) -> list[dict]:
@@ -540,7 +572,8 @@ def repair_run_folder(out_dir: Path, completed: int, last_row: dict | None, best
 
 
 def _train_epoch(model, loader, optimizer, mask_generator, cfg: TrainConfig, device, use_amp: bool,
-                 epoch: int, first_global_step: int, info: DistInfo, out_dir: Path) -> dict:
+                 epoch: int, first_global_step: int, info: DistInfo, out_dir: Path,
+                 average: WeightAverage | None = None) -> dict:
     model.train()
     bare = unwrap_model(model)
     sums: dict[str, float] = {}
@@ -567,6 +600,8 @@ def _train_epoch(model, loader, optimizer, mask_generator, cfg: TrainConfig, dev
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
+            if average is not None:
+                average.update(bare)
             for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(batch)
             samples += len(batch)

@@ -298,3 +298,44 @@ def test_two_process_gloo_ddp_ends_with_identical_parameters(tmp_path):
     # 8 videos over 2 ranks with batch 2: two steps per rank, all 8 samples counted
     assert rows[0]["train_steps"] == 2 and rows[0]["train_samples"] == 8
     assert load_checkpoint(tmp_path / "run" / "last.pt").epoch == 1
+
+
+def test_weight_average_follows_the_raw_weights_with_warmup_and_restores_them():
+    from pipeline.weight_average import WeightAverage
+
+    net = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        net.weight.fill_(0.0)
+        net.bias.fill_(0.0)
+    average = WeightAverage(net, decay=0.9)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    average.update(net)  # step 0 uses decay min(0.9, 1/10) = 0.1: mostly the new weights
+    assert torch.allclose(average.shadow["weight"], torch.full((1, 2), 0.9))
+    average.update(net)  # step 1: min(0.9, 2/11)
+    assert torch.allclose(average.shadow["weight"], torch.full((1, 2), 0.9 + 0.1 * (9 / 11)))
+    with average.applied(net):
+        assert torch.allclose(net.weight, average.shadow["weight"])
+    assert torch.equal(net.weight, torch.ones(1, 2))  # raw weights back after the block
+    with pytest.raises(ValueError, match="ema_decay"):
+        WeightAverage(net, decay=1.0)
+
+
+def test_weight_averaged_run_saves_the_average_and_resumes_exactly(tmp_path, run_data):
+    cache, meta, _ = run_data
+    two = tiny_run_config(epochs=2, seed=5, lr=1e-2, ema_decay=0.5)
+    outcome = train_run(two, cache, meta, tmp_path / "straight")
+    plain = train_run(tiny_run_config(epochs=2, seed=5, lr=1e-2), cache, meta, tmp_path / "plain")
+    last = torch.load(tmp_path / "straight" / "last.pt", weights_only=False)
+    names = [name for name, _ in plain.model.named_parameters()]  # buffers hold calibrations
+    raw, saved = last["train_state"]["raw_model_state"], last["model_state"]
+    # the raw weights are the ones a run without the average ends with; the saved ones differ
+    assert _same({n: raw[n] for n in names}, {n: _weights(plain.model)[n] for n in names})
+    assert not _same(saved, raw)
+    assert _same(saved, _weights(outcome.model))  # the run hands on what it saved
+    one = dataclasses.replace(two, train=dataclasses.replace(two.train, epochs=1))
+    train_run(one, cache, meta, tmp_path / "resumed")
+    resumed = train_run(two, cache, meta, tmp_path / "resumed", resume=True)
+    assert _same(_weights(resumed.model), _weights(outcome.model))
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)
