@@ -37,6 +37,7 @@ VARIANTS = {  # name -> ModelConfig overrides, or "train.<field>" (Table 3, plus
     "full + authentic frames": {"frame_negative_weight": 1.0},
     "full + FDN error on the input": {"fdn_target": "input"},
     "full + weight average": {"train.ema_decay": 0.99},
+    "full + learned deviation": {"deviation_scorer_weight": 1.0},
 }
 
 
@@ -78,6 +79,7 @@ def run_one(name: str, overrides: dict, seed: int, args, metadata: Path, cache_p
     slug += "-afr" if overrides.get("frame_negative_weight") else ""
     slug += "-inp" if overrides.get("fdn_target") == "input" else ""
     slug += "-ema" if overrides.get("train.ema_decay") else ""
+    slug += "-lds" if overrides.get("deviation_scorer_weight") else ""
     run_dir = args.workdir / "runs" / f"{slug}-s{seed}"
     # run_report below chooses every localizer on dev itself, so training skips its own tuning
     changes = [f"model.d_model={args.d_model}", "train.tune_proposals=false",
@@ -125,7 +127,8 @@ def reference_row(workdir: Path, metadata: Path, cache_path: Path) -> dict:
 def frame_auc_summary(rows: list[dict]) -> list[str]:
     """Markdown: per variant and signal, the forged modality's mean frame AUC over seeds."""
     signals = ("routed", "routed (paper)", "visual head", "audio head", "joint head",
-               "visual recon error", "audio recon error")
+               "visual recon error", "audio recon error", "visual learned deviation",
+               "audio learned deviation")
     lines = ["| variant | signal | visual, test | audio, test | visual, unseen | audio, unseen |",
              "| --- | --- | --- | --- | --- | --- |"]
     groups: dict[str, list[dict]] = {}

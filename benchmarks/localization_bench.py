@@ -95,6 +95,12 @@ def run_report(run_dir: Path, cache, records_by_split, forgery_types, calibrate_
         report["localizers"]["recon error only"] = tune_and_test(
             {s: fixed_scores(evidence[s], records_by_split[s]) for s in SPLITS}, records_by_split,
             {"smooth_frames": (1, 5)})
+    if getattr(model.config, "deviation_scorer_weight", 0) > 0:  # the learned scorer alone
+        learned = {split: {f: np.maximum(o["visual_learned_deviation"], o["audio_learned_deviation"])
+                           for f, o in outs.items()} for split, outs in outputs.items()}
+        report["localizers"]["learned deviation only"] = tune_and_test(
+            {s: fixed_scores(learned[s], records_by_split[s]) for s in SPLITS}, records_by_split,
+            {"smooth_frames": (1, 5)})
     from pipeline.proposals import ProposalConfig
 
     chosen = ProposalConfig(**report["localizers"]["heads + error"]["config"])

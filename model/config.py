@@ -32,6 +32,11 @@ the label says was not modified, is authentic. This term is the mean per-frame l
 frames against "not forged" (the main head's "real" class, the auxiliary heads' 0), added to
 L_CLS with this weight (`model/mil.py: authentic_frame_loss`).
 
+Learned deviation scorer (`deviation_scorer_weight`, 0 = the paper): a linear frame scorer
+per modality on the absolute clip deviations of the standardised inputs, trained with Top-K
+MIL on the video labels beside the network, never through it; its frame scores are an
+evidence the localizer may choose on dev (`model/deviation_scorer.py`).
+
 Ablation switches (paper Table 3): `use_fdn=False` removes the FDN and with it AICL and MTLR
 (the paper's baseline: encoders + cross-modal attention + main head); `use_aicl=False`;
 `use_mtlr=False` (no auxiliary heads, no KL). Use the derived `aicl_active` / `mtlr_active`
@@ -69,6 +74,9 @@ class ModelConfig:
     # weight of the authentic-frame term (not in the paper): every frame of a stream the
     # video-level label says is authentic is pushed towards "not forged", not only the top-K
     frame_negative_weight: float = 0.0
+    # weight of the learned clip-deviation scorer's MIL loss (not in the paper,
+    # model/deviation_scorer.py); 0 = not built. It trains apart from the network.
+    deviation_scorer_weight: float = 0.0
     dropout: float = 0.1  # dropout in attention, Transformer layers and heads
     # --- loss weights (Eq. 4) ---
     cls_main_weight: float = 0.8  # fused main 4-class head
@@ -110,7 +118,7 @@ class ModelConfig:
             raise bad("mil_topk_ratio", "must be in (0, 1]")
         if not 0.0 <= self.dropout < 1.0:
             raise bad("dropout", "must be in [0, 1)")
-        for name in ("aicl_margin", "frame_negative_weight", "cls_main_weight", "cls_aux_weight", "recon_weight",
+        for name in ("aicl_margin", "frame_negative_weight", "deviation_scorer_weight", "cls_main_weight", "cls_aux_weight", "recon_weight",
                      "kl_weight", "aicl_weight"):
             if getattr(self, name) < 0:
                 raise bad(name, "must be >= 0")

@@ -27,6 +27,11 @@ frame) and its percentile among authentic training frames are the other evidence
 localizer may use; they do not depend on the learned weights.
 All frame outputs are zero on padding.
 
+Learned deviation scorers (`deviation_scorer_weight` > 0, not in the paper): one linear
+frame scorer per modality on the standardised inputs' clip deviations, with its own Top-K
+MIL loss term "deviation" (model/deviation_scorer.py); their frame probabilities are in
+`Prediction.visual_learned_deviation` / `audio_learned_deviation` (zeros without them).
+
 Loss terms: every key is always present (zero when its component is switched off) so logs
 keep stable columns. The per-modality L_recon, L_KL and L_AICL are averaged over the two
 modalities.
@@ -43,6 +48,7 @@ from torch.nn import functional as F
 from data.labels import LABELS, REAL, classes_modifying
 from model.aicl import aicl_loss
 from model.config import ModelConfig
+from model.deviation_scorer import DeviationScorer, deviation_mil_loss
 from model.evidence import ErrorCalibration, clip_deviation
 from model.fdn import ForgeryDiscoveryNetwork, Reconstruction, reconstruction_loss
 from model.fusion import FusionEncoder
@@ -64,13 +70,15 @@ class RTDeepLocOutput:
     audio_reconstruction: Reconstruction | None = None
     aux_frame_logits: dict[str, Tensor] = field(default_factory=dict)  # {head: [B, T]}, MTLR
     aux_video_logits: dict[str, Tensor] = field(default_factory=dict)  # {head: [B]}, MTLR
+    # {modality: [B, T]} logits of the learned deviation scorers; empty without them
+    deviation_logits: dict[str, Tensor] = field(default_factory=dict)
 
 
 # the per-frame arrays of a Prediction, in the order predict / localize store them
 FRAME_FIELDS = ("visual_scores", "audio_scores", "joint_scores", "visual_recon_error",
                 "audio_recon_error", "visual_error_evidence", "audio_error_evidence",
                 "visual_deviation", "audio_deviation", "visual_deviation_evidence",
-                "audio_deviation_evidence")
+                "audio_deviation_evidence", "visual_learned_deviation", "audio_learned_deviation")
 
 
 @dataclass
@@ -92,6 +100,10 @@ class Prediction:
     audio_deviation: Tensor | None = None
     visual_deviation_evidence: Tensor | None = None
     audio_deviation_evidence: Tensor | None = None
+    # [B, T] the learned deviation scorer's frame probability (model/deviation_scorer.py);
+    # zeros when the model has none
+    visual_learned_deviation: Tensor | None = None
+    audio_learned_deviation: Tensor | None = None
 
     def video(self, index: int) -> dict[str, np.ndarray]:
         """One video's outputs as float32 numpy arrays, frame arrays cut to its valid frames.
@@ -135,6 +147,9 @@ class RTDeepLoc(nn.Module):
         # clip deviation of the input -> percentile among authentic training frames (same)
         self.visual_deviation_calibration = ErrorCalibration()
         self.audio_deviation_calibration = ErrorCalibration()
+        if cfg.deviation_scorer_weight > 0:  # last, and zero-initialised: nothing else changes
+            self.deviation_scorers = nn.ModuleDict({"visual": DeviationScorer(visual_dim),
+                                                    "audio": DeviationScorer(audio_dim)})
 
     def set_input_statistics(self, visual_mean, visual_std, audio_mean, audio_std) -> None:
         """Standardise inputs with these per-dimension statistics ([Cv], [Cv], [Ca], [Ca])."""
@@ -150,6 +165,10 @@ class RTDeepLoc(nn.Module):
         fixed_masks = (not self.training) if deterministic is None else deterministic
         visual = self.visual_input_norm(visual, mask)  # [B, T, Cv] standardised
         audio = self.audio_input_norm(audio, mask)  # [B, T, Ca]
+        deviation_logits = {}
+        if cfg.deviation_scorer_weight > 0:
+            deviation_logits = {"visual": self.deviation_scorers["visual"](visual, mask),
+                                "audio": self.deviation_scorers["audio"](audio, mask)}
         if cfg.input_contrast == "replace":
             visual, audio = clip_contrast(visual, mask), clip_contrast(audio, mask)
         elif cfg.input_contrast == "append":
@@ -160,7 +179,8 @@ class RTDeepLoc(nn.Module):
         out = RTDeepLocOutput(mask=mask, visual_features=enc.visual, audio_features=enc.audio,
                               main_frame_logits=main_frame,
                               main_video_logits=topk_mil_pool(main_frame, mask,
-                                                              cfg.mil_topk_ratio))
+                                                              cfg.mil_topk_ratio),
+                              deviation_logits=deviation_logits)
         if cfg.use_fdn:  # Forgery Discovery Network, one MAE per modality
             out.visual_reconstruction = self.visual_fdn(enc.visual, mask, generator, fixed_masks,
                                                         inputs=visual)
@@ -177,7 +197,8 @@ class RTDeepLoc(nn.Module):
         return out
 
     def losses(self, out: RTDeepLocOutput, labels: Tensor) -> dict[str, Tensor]:
-        """Eq. 4 as named terms: cls_main, cls_<aux head> x6, cls, recon, kl, aicl, total."""
+        """Eq. 4 as named terms: cls_main, cls_<aux head> x6, cls, recon, kl, aicl, total; plus
+        frame_negative and deviation (rtdl's terms, zero when switched off)."""
         cfg = self.config
         if labels.dim() != 1 or labels.shape[0] != out.mask.shape[0]:
             raise ValueError(f"labels must be [B={out.mask.shape[0]}], got {tuple(labels.shape)}")
@@ -217,8 +238,16 @@ class RTDeepLoc(nn.Module):
             terms["aicl"] = torch.stack(per_modality).mean()
         else:
             terms["aicl"] = zero
+        if out.deviation_logits:  # the scorers' own loss; no gradient reaches the network
+            modified = modality_targets(labels)
+            terms["deviation"] = torch.stack([
+                deviation_mil_loss(logits.float(), out.mask, modified[m], cfg.mil_topk_ratio)
+                for m, logits in out.deviation_logits.items()]).mean()
+        else:
+            terms["deviation"] = zero
         terms["total"] = (terms["cls"] + cfg.recon_weight * terms["recon"]
-                          + cfg.kl_weight * terms["kl"] + cfg.aicl_weight * terms["aicl"])
+                          + cfg.kl_weight * terms["kl"] + cfg.aicl_weight * terms["aicl"]
+                          + cfg.deviation_scorer_weight * terms["deviation"])
         return terms
 
     def _authentic_frame_term(self, out: RTDeepLocOutput, labels: Tensor) -> Tensor:
@@ -260,6 +289,8 @@ class RTDeepLoc(nn.Module):
             visual_error = audio_error = torch.zeros_like(valid)
         visual_deviation = clip_deviation(self.visual_input_norm(visual, mask), mask)  # [B, T]
         audio_deviation = clip_deviation(self.audio_input_norm(audio, mask), mask)
+        learned = {m: out.deviation_logits[m].float().sigmoid() if out.deviation_logits
+                   else torch.zeros_like(valid) for m in ("visual", "audio")}
         return Prediction(
             class_probs=out.main_video_logits.float().softmax(dim=-1),
             visual_scores=visual_scores.clamp(0, 1) * valid,
@@ -274,6 +305,8 @@ class RTDeepLoc(nn.Module):
             audio_deviation=audio_deviation * valid,
             visual_deviation_evidence=self.visual_deviation_calibration(visual_deviation) * valid,
             audio_deviation_evidence=self.audio_deviation_calibration(audio_deviation) * valid,
+            visual_learned_deviation=learned["visual"] * valid,
+            audio_learned_deviation=learned["audio"] * valid,
         )
 
 

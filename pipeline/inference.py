@@ -122,7 +122,9 @@ def to_video_scores(outputs: dict, fps: float, duration: float) -> VideoScores:
                        fps=fps, duration=duration, visual_evidence=outputs.get("visual_error_evidence"),
                        audio_evidence=outputs.get("audio_error_evidence"),
                        visual_deviation_evidence=outputs.get("visual_deviation_evidence"),
-                       audio_deviation_evidence=outputs.get("audio_deviation_evidence"))
+                       audio_deviation_evidence=outputs.get("audio_deviation_evidence"),
+                       visual_learned_deviation=outputs.get("visual_learned_deviation"),
+                       audio_learned_deviation=outputs.get("audio_learned_deviation"))
 
 
 def localize_features(model, visual: np.ndarray, audio: np.ndarray, fps: float, duration: float, *,

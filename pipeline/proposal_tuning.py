@@ -17,6 +17,8 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from data.config import to_dict
 from data.records import VideoRecord
 from data.version import __version__
@@ -24,7 +26,7 @@ from pipeline.checkpoint import load_checkpoint, read_checkpoint_payload, update
 from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FRAMES, predict_scores
 from pipeline.metrics import PROTOCOLS, evaluate_predictions
 from pipeline.proposal_settings import write_proposals_yaml
-from pipeline.proposals import ProposalConfig, grid_search
+from pipeline.proposals import ProposalConfig, VideoScores, grid_search
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ SIGNAL_TUNING_GRID = {
     "routing": ("argmax", "soft", "joint"),
     "smooth_frames": (1, 5),
     "curve_normalization": ("none", "rank"),
-    "evidence": ("reconstruction", "deviation"),
+    "evidence": ("reconstruction", "deviation", "learned_deviation"),
     "error_modalities": ("both", "audio", "visual"),
 }
 # then a small search space around the default proposal settings (defaults first)
@@ -67,12 +69,25 @@ def tune_on_scores(scores: dict, records: Sequence[VideoRecord], *, protocol: st
                                        ar_iou=settings.ar_iou)
         return 0.5 * metrics["ap_avg"] + 0.5 * metrics["ar_avg"]
 
-    signal_grid = SIGNAL_TUNING_GRID if signal_grid is None else signal_grid
+    signal_grid = without_missing_evidence(SIGNAL_TUNING_GRID if signal_grid is None else signal_grid,
+                                           scores)
     tried: list = []
     if signal_grid:
         base, tried = grid_search(scores, objective, signal_grid, base)
     best, second = grid_search(scores, objective, grid or DEFAULT_TUNING_GRID, base)
     return best, tried + second
+
+
+def without_missing_evidence(signal_grid: dict, scores: Mapping[str, VideoScores]) -> dict:
+    """`signal_grid` without the "learned_deviation" evidence when no video has it (a model
+    without the learned deviation scorer), so no candidate reads an all-zero evidence."""
+    kinds = signal_grid.get("evidence", ())
+    has_learned = any(getattr(v, f"{m}_learned_deviation") is not None
+                      and np.any(getattr(v, f"{m}_learned_deviation"))
+                      for v in scores.values() for m in ("visual", "audio"))
+    if "learned_deviation" not in kinds or has_learned:
+        return signal_grid
+    return {**signal_grid, "evidence": tuple(k for k in kinds if k != "learned_deviation")}
 
 
 def tune_proposals(model, cache, records: Sequence[VideoRecord], grid: dict | None = None, *,
@@ -113,8 +128,11 @@ def tune_model(model, cache, records: Sequence, *, split: str, protocol: str = "
     best, tried = tune_proposals(model, cache, records, grid, protocol=protocol, device=device,
                                  signal_grid=signal_grid,
                                  batch_size=batch_size, max_frames=max_frames)
-    first_stage = math.prod(len(v) for v in signal_grid.values()) if signal_grid else 0
+    # stage 1 may have run on fewer kinds of evidence than asked (without_missing_evidence)
+    first_stage = len(tried) - math.prod(len(v) for v in grid.values())
     final = [value for _, value in tried[first_stage:]]
+    signal_grid = {k: list(dict.fromkeys(overrides[k] for overrides, _ in tried[:first_stage]))
+                   for k in signal_grid} if first_stage else {}
     record = {
         "tuned_by": tuned_by,
         "rtdl_version": __version__,

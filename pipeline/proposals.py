@@ -96,7 +96,10 @@ log = logging.getLogger(__name__)
 NMS_MODES = ("hard", "soft", "none")
 ROUTING_MODES = ("argmax", "soft", "joint")
 CURVE_NORMALIZATIONS = ("none", "rank")
-EVIDENCE_KINDS = ("reconstruction", "deviation")
+EVIDENCE_KINDS = ("reconstruction", "deviation", "learned_deviation")
+# the VideoScores field (after "<modality>_") each evidence kind reads
+EVIDENCE_FIELDS = {"reconstruction": "evidence", "deviation": "deviation_evidence",
+                   "learned_deviation": "learned_deviation"}
 ERROR_MODALITIES = ("both", "audio", "visual")
 
 
@@ -135,8 +138,9 @@ class ProposalConfig:
     # its video's curve, scaled to [0, 1], so proposal scores are comparable across videos
     # whatever the head's calibration (see the module docstring)
     curve_normalization: str = "none"
-    # which calibrated evidence `error_weight` mixes in: "reconstruction" (the FDN's error,
-    # the paper's cue) or "deviation" (the untrained clip deviation of the input)
+    # which evidence `error_weight` mixes in: "reconstruction" (the FDN's error, the paper's
+    # cue), "deviation" (the untrained clip deviation of the input) or "learned_deviation"
+    # (the learned deviation scorer's frame probability, model/deviation_scorer.py)
     evidence: str = "reconstruction"
     # which modalities' curves the evidence is mixed into: "both", or only "audio" / "visual"
     # (the other branch keeps its head score; the joint branch takes the chosen modality's
@@ -191,6 +195,9 @@ class VideoScores:
     # None: treated as zeros
     visual_deviation_evidence: np.ndarray | None = None
     audio_deviation_evidence: np.ndarray | None = None
+    # [T] the learned deviation scorer's frame probabilities; None: treated as zeros
+    visual_learned_deviation: np.ndarray | None = None
+    audio_learned_deviation: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------- routing
@@ -376,8 +383,7 @@ def branch_curve(scores: VideoScores, branch: str, cfg: ProposalConfig) -> np.nd
     w = cfg.error_weight
     if w > 0 and (branch == "joint" or branch in mixed):
         def evidence(modality):
-            kind = "deviation_evidence" if cfg.evidence == "deviation" else "evidence"
-            values = getattr(scores, f"{modality}_{kind}")
+            values = getattr(scores, f"{modality}_{EVIDENCE_FIELDS[cfg.evidence]}")
             return np.zeros_like(head) if values is None else np.asarray(values, np.float64)[:len(head)]
 
         ev = np.max([evidence(m) for m in mixed], axis=0) if branch == "joint" else evidence(branch)

@@ -131,11 +131,12 @@ AUX_KEYS = [f"cls_{n}" for n in AUX_HEADS]
 
 
 @pytest.mark.parametrize("switches, zero_keys", [
-    (dict(), ["frame_negative"]),
-    (dict(use_fdn=False), ["recon", "kl", "aicl", "frame_negative", *AUX_KEYS]),
-    (dict(use_aicl=False), ["aicl", "frame_negative"]),
-    (dict(use_mtlr=False), ["kl", "frame_negative", *AUX_KEYS]),
-    (dict(frame_negative_weight=0.5), []),
+    (dict(), ["frame_negative", "deviation"]),
+    (dict(use_fdn=False), ["recon", "kl", "aicl", "frame_negative", "deviation", *AUX_KEYS]),
+    (dict(use_aicl=False), ["aicl", "frame_negative", "deviation"]),
+    (dict(use_mtlr=False), ["kl", "frame_negative", "deviation", *AUX_KEYS]),
+    (dict(frame_negative_weight=0.5), ["deviation"]),
+    (dict(deviation_scorer_weight=1.0), ["frame_negative"]),
 ])
 def test_ablation_switches_decide_which_terms_are_non_zero(switches, zero_keys):
     torch.manual_seed(0)

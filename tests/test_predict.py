@@ -39,6 +39,8 @@ class StandInPrediction:
     audio_deviation: torch.Tensor
     visual_deviation_evidence: torch.Tensor
     audio_deviation_evidence: torch.Tensor
+    visual_learned_deviation: torch.Tensor
+    audio_learned_deviation: torch.Tensor
 
 
 class StandInModel(torch.nn.Module):
@@ -51,7 +53,8 @@ class StandInModel(torch.nn.Module):
         v, a = visual[..., 0] * mask, audio[..., 0] * mask  # [B, T]
         return StandInPrediction(torch.softmax(10 * mean, dim=-1), v, a, torch.maximum(v, a),
                                  2 * v, 3 * a, mask, (v > 0.5).float(), (a > 0.5).float(),
-                                 4 * v, 5 * a, (v > 0.25).float(), (a > 0.25).float())
+                                 4 * v, 5 * a, (v > 0.25).float(), (a > 0.25).float(),
+                                 (v > 0.75).float(), (a > 0.75).float())
 
 
 def make_video(label: int, visual_curve, audio_curve=None):

@@ -281,15 +281,19 @@ def test_rank_curves_make_proposal_scores_comparable_across_videos():
 def test_deviation_evidence_replaces_the_reconstruction_error_when_chosen():
     from pipeline.proposals import branch_curve
 
-    heads, error, deviation = np.zeros(12), np.zeros(12), np.zeros(12)
+    heads, error, deviation, learned = np.zeros(12), np.zeros(12), np.zeros(12), np.zeros(12)
     error[0:4] = 1.0
     deviation[6:10] = 1.0
+    learned[3:5] = 0.8
     scores = VideoScores(np.array(VISUAL_ONLY), heads, FLAT, FLAT, FPS, 3.0,
-                         visual_evidence=error, visual_deviation_evidence=deviation)
+                         visual_evidence=error, visual_deviation_evidence=deviation,
+                         visual_learned_deviation=learned)
     mixed = dataclasses.replace(PLAIN, error_weight=1.0)
     assert branch_curve(scores, "visual", mixed).tolist() == error.tolist()
     by_deviation = dataclasses.replace(mixed, evidence="deviation")
     assert branch_curve(scores, "visual", by_deviation).tolist() == deviation.tolist()
+    by_learned = dataclasses.replace(mixed, evidence="learned_deviation")
+    assert branch_curve(scores, "visual", by_learned).tolist() == learned.tolist()
     with pytest.raises(ValueError, match="evidence"):
         ProposalConfig(evidence="median")
 

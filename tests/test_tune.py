@@ -44,9 +44,12 @@ def test_train_stores_settings_tuned_on_dev_in_both_checkpoints(trained):
         assert tuning["split"] == "dev" and tuning["videos"] == 4 and tuning["protocol"] == "rtdeeploc"
         assert tuning["objective"].startswith("0.5 * mean AP + 0.5 * mean AR")
         assert tuning["checkpoint_epoch"] == payload["epoch"]
-        # every candidate of both stages was scored, and the chosen one scores the best of stage 2
-        assert len(tuning["tried"]) == _grid_size(SIGNAL_TUNING_GRID) + _grid_size(DEFAULT_TUNING_GRID)
-        second = [value for _, value in tuning["tried"][_grid_size(SIGNAL_TUNING_GRID):]]
+        # every candidate of both stages was scored, and the chosen one scores the best of stage 2;
+        # the model has no learned deviation scorer, so that evidence was left out of stage 1
+        signal_grid = {**SIGNAL_TUNING_GRID, "evidence": ("reconstruction", "deviation")}
+        assert tuning["signal_grid"] == {k: list(v) for k, v in signal_grid.items()}
+        assert len(tuning["tried"]) == _grid_size(signal_grid) + _grid_size(DEFAULT_TUNING_GRID)
+        second = [value for _, value in tuning["tried"][_grid_size(signal_grid):]]
         assert tuning["best_objective"] == max(second) >= tuning["default_objective"]
         assert tuning["grid"] == {k: list(v) for k, v in DEFAULT_TUNING_GRID.items()}
         assert isinstance(config, ProposalConfig)
@@ -155,3 +158,21 @@ def test_update_checkpoint_changes_only_proposal_fields(trained, tmp_path):
     payload = read_checkpoint_payload(ckpt)
     assert payload["proposal_config"] == {"nms": "none"} and "train_state" in payload
     assert yaml.safe_dump(payload["proposal_tuning"])  # plain types only
+
+
+def test_learned_deviation_evidence_is_tried_only_where_a_video_has_it():
+    import numpy as np
+
+    from pipeline.proposal_tuning import without_missing_evidence
+    from pipeline.proposals import VideoScores
+
+    flat = np.zeros(5)
+    plain = VideoScores(np.array([0.1, 0.9, 0, 0]), flat, flat, flat, 25.0, 0.2)
+    learned = VideoScores(np.array([0.1, 0.9, 0, 0]), flat, flat, flat, 25.0, 0.2,
+                          visual_learned_deviation=np.linspace(0, 1, 5))
+    kept = without_missing_evidence(SIGNAL_TUNING_GRID, {"a": plain, "b": learned})
+    assert kept == SIGNAL_TUNING_GRID
+    dropped = without_missing_evidence(SIGNAL_TUNING_GRID, {"a": plain})
+    assert dropped["evidence"] == ("reconstruction", "deviation")
+    assert {k: v for k, v in dropped.items() if k != "evidence"} == \
+        {k: v for k, v in SIGNAL_TUNING_GRID.items() if k != "evidence"}

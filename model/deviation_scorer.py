@@ -1,0 +1,87 @@
+"""A learned clip-deviation scorer per modality (rtdl's addition; not in the paper).
+
+What it is: a frame score that is a weighted sum of how far each standardised input
+dimension of a frame lies from its clip's median frame, alone and averaged over 5 and 15
+frames, trained with the paper's Top-K MIL on the video labels (is this modality forged?).
+A linear function of absolute deviations: it can weigh which dimensions and time scales
+matter, and little else.
+
+Why: measured per frame on `rtdl synth` (BENCHMARKS.md, "A learned deviation scorer"),
+weak supervision loses most of the evidence the features hold. A frame-supervised MLP on
+clip-deviation inputs reaches 0.79 visual / 0.81 audio frame AUC; the same MLP trained
+from video labels by Top-K MIL memorises the training videos (its loss goes to zero) and
+reaches 0.68 / 0.61, with face swap at chance; RT-DeepLoc's heads reach 0.67 / 0.53. The
+linear scorer on absolute deviations, same video labels, same MIL, cannot memorise and
+reaches 0.79 / 0.68 (face swap 0.86, spectral smoothing 0.73). The untrained reference
+(unweighted distance from the clip median) reads 0.61 / 0.52.
+
+Choices:
+- Input: the standardised input (after `InputStandardizer`), never the learned embedding,
+  so nothing upstream is trained through it and the paper's network trains exactly as
+  without it (same gradients, same random draws: the weights start at zero).
+- Absolute values: a forgery can push a dimension either way (a face swap to a lighter or a
+  darker skin), so the sign of the deviation says nothing about forgery; its size does.
+- Weights of either sign: a forgery can also remove variation (frozen frames repeat one
+  frame, noise included); non-negative weights were measured and lose frozen frames (0.52).
+- Windows 5 and 15 frames (0.2 and 0.6 s at 25 fps): a forged span stands out over several
+  frames where single frames are noisy; moving averages are over valid frames only.
+- Loss: binary cross-entropy of the Top-K MIL pooled logit against "this modality is
+  modified" (data/labels.py), the same K as the heads, weighted by
+  `deviation_scorer_weight` (0 = not built, the paper).
+- Output: sigmoid of the frame logit, offered to the localizer as an evidence kind
+  (`evidence="learned_deviation"`) and chosen on dev like the others.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from model.mil import topk_mil_pool
+from model.normalize import clip_contrast
+
+WINDOWS = (5, 15)  # frames of the centred moving averages next to the single-frame view
+
+
+def window_sums(x: Tensor, frames: int) -> Tensor:
+    """Centred sums over `frames` (odd) neighbours along T of x [B, T, C], zero outside."""
+    half = frames // 2
+    padded = F.pad(x, (0, 0, half + 1, half))  # [B, T + frames, C]
+    running = padded.cumsum(dim=1)
+    return running[:, frames:] - running[:, :-frames]  # [B, T, C]
+
+
+def masked_moving_average(x: Tensor, mask: Tensor, frames: int) -> Tensor:
+    """Centred mean over the valid frames among `frames` neighbours: [B, T, C], 0 on padding."""
+    valid = mask[..., None].to(x.dtype)  # [B, T, 1]
+    total = window_sums(x * valid, frames)
+    count = window_sums(valid, frames).clamp_min(1.0)
+    return total / count * valid
+
+
+def deviation_views(standardised: Tensor, mask: Tensor) -> Tensor:
+    """[B, T, C] -> [B, T, V, C]: |frame - clip median| and its 5- and 15-frame averages."""
+    contrast = clip_contrast(standardised, mask)  # [B, T, C]
+    views = [contrast] + [masked_moving_average(contrast, mask, w) for w in WINDOWS]
+    return torch.stack(views, dim=2).abs()
+
+
+class DeviationScorer(nn.Module):
+    """Frame logits [B, T] = sum over views and dimensions of weight x |deviation| + bias."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        # zeros: no random draw, so the rest of the model initialises as without this module
+        self.weight = nn.Parameter(torch.zeros(len(WINDOWS) + 1, dim))
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def forward(self, standardised: Tensor, mask: Tensor) -> Tensor:
+        views = deviation_views(standardised.float(), mask)  # [B, T, V, C]
+        logits = (views * self.weight).sum(dim=(2, 3)) + self.bias  # [B, T]
+        return logits * mask.to(logits.dtype)
+
+
+def deviation_mil_loss(frame_logits: Tensor, mask: Tensor, modified: Tensor, ratio: float) -> Tensor:
+    """BCE of the Top-K MIL pooled logit of each video against `modified` [B] bool."""
+    video = topk_mil_pool(frame_logits[..., None], mask, ratio)[:, 0]  # [B]
+    return F.binary_cross_entropy_with_logits(video, modified.to(video.dtype))

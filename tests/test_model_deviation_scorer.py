@@ -1,0 +1,93 @@
+"""The learned deviation scorer (model/deviation_scorer.py) and its place in the model."""
+import numpy as np
+import pytest
+import torch
+
+from model.deviation_scorer import (DeviationScorer, deviation_mil_loss, deviation_views,
+                                    masked_moving_average)
+from model.rtdeeploc import build_model
+from model_fixtures import one_thread, tiny_config  # noqa: F401 (one_thread: fixture)
+from pipeline.metrics import rank_auc
+from test_model_rtdeeploc import CA, CV, LABELS_, LENGTHS, make_batch
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_moving_average_counts_valid_frames_only():
+    x = torch.arange(1.0, 8.0).reshape(1, 7, 1)  # frames 1..7, the last two padding
+    mask = torch.tensor([[True] * 5 + [False] * 2])
+    got = masked_moving_average(x * mask[..., None], mask, 3)[0, :, 0]
+    valid = [1.0, 2.0, 3.0, 4.0, 5.0]
+    expected = [np.mean(valid[max(0, t - 1):t + 2]) for t in range(5)] + [0.0, 0.0]
+    assert torch.allclose(got, torch.tensor(expected, dtype=torch.float32))
+
+
+def test_padding_does_not_change_the_views_of_valid_frames():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 9, 4, generator=g)
+    alone = deviation_views(x, torch.ones(1, 9, dtype=torch.bool))
+    padded_x = torch.cat([x, 50 * torch.ones(1, 6, 4)], dim=1)
+    mask = torch.arange(15)[None] < 9
+    padded = deviation_views(padded_x, mask)
+    assert torch.allclose(padded[:, :9], alone, atol=1e-6)
+    assert torch.equal(padded[:, 9:], torch.zeros_like(padded[:, 9:]))
+
+
+def test_scorer_learns_a_span_that_deviates_either_way_from_video_labels_only():
+    """Fake videos: a span of dimension 0 shifted up or down (random sign); the rest is noise
+    in every dimension. Trained on video labels, the frame scores must mark the span."""
+    g = torch.Generator().manual_seed(1)
+    n, t, c = 64, 40, 5
+    x = torch.randn(n, t, c, generator=g)
+    fake = torch.arange(n) % 2 == 1
+    spans = []
+    for i in range(n):
+        start = int(torch.randint(0, t - 8, (1,), generator=g))
+        spans.append((start, start + 8))
+        if fake[i]:
+            sign = 1.0 if torch.rand(1, generator=g) < 0.5 else -1.0
+            x[i, start:start + 8, 0] += 3.0 * sign
+    mask = torch.ones(n, t, dtype=torch.bool)
+    scorer = DeviationScorer(c)
+    optimizer = torch.optim.Adam(scorer.parameters(), lr=0.05)
+    for _ in range(150):
+        loss = deviation_mil_loss(scorer(x, mask), mask, fake, 0.125)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        scores = scorer(x, mask)
+    aucs = []
+    for i in torch.nonzero(fake).flatten().tolist():
+        labels = np.zeros(t, bool)
+        labels[spans[i][0]:spans[i][1]] = True
+        aucs.append(rank_auc(labels, scores[i].numpy()))
+    assert np.mean(aucs) > 0.95
+
+
+def test_the_network_trains_exactly_as_without_the_scorer():
+    """Same seed, one AdamW step on the same batch: every parameter the model without the
+    scorer has is bit-identical in the model with it (no gradient reaches the network, no
+    random draw is spent on the scorer)."""
+    visual, audio, mask, labels = make_batch(LENGTHS, LABELS_)
+    models = []
+    for weight in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = build_model(tiny_config(deviation_scorer_weight=weight), CV, CA)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        torch.manual_seed(1)
+        terms = model.losses(model(visual, audio, mask, torch.Generator().manual_seed(0)), labels)
+        optimizer.zero_grad()
+        terms["total"].backward()
+        optimizer.step()
+        models.append((model, terms))
+    (without, terms_without), (with_scorer, terms_with) = models
+    shared = dict(with_scorer.named_parameters())
+    for name, param in without.named_parameters():
+        assert torch.equal(param, shared[name]), name
+    assert float(terms_with["deviation"]) > 0 and float(terms_without["deviation"]) == 0
+    prediction = with_scorer.predict(visual, audio, mask)
+    assert prediction.visual_learned_deviation.shape == mask.shape
+    assert torch.equal(prediction.visual_learned_deviation * ~mask, torch.zeros(mask.shape))
+    assert torch.equal(without.predict(visual, audio, mask).audio_learned_deviation,
+                       torch.zeros(mask.shape))
