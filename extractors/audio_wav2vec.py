@@ -31,16 +31,18 @@ Choices:
   layers come before the final layer norm, as transformers returns them.
 - Precision (autocast), batch size and backend are execution choices and stay out of
   `.settings`.
-- Backend (`extractors/precision.py: resolve_backend`, as for the TSN): on CPUs without
-  native bf16, fp32 runs on OpenVINO (`extractors/openvino_backend.py`): the network that
-  returns the chosen layer (`HiddenLayer`) is exported once per weights and layer and
-  cached, with the batch and the wave length dynamic (a clip under one window is one pass
-  over its own length: padding it would change the group-norm statistics, and a static
-  shape per length would compile a model per clip). Everything above (normalisation,
-  windows, which frames are kept) stays here in torch and numpy, so both backends compute
-  the same features (within float rounding; BENCHMARKS.md, "Extraction on an AVX2-only CPU").
-  OpenVINO runs one latency-hint request on every thread: the audio pass runs alone, before
-  a video's frames. `--backend torch` keeps torch.
+- Backend: torch unless `backend="openvino"` (`--backend openvino`), then fp32 runs on
+  OpenVINO (`extractors/openvino_backend.py`). `auto` stays torch, unlike the TSN's: on the
+  2-core AVX2 CPU OpenVINO ran the audio pass 3-16 % faster in paired runs (wav2vec 2.0 is
+  ~6 % of a full extraction), too little to show in full extraction, while its first export
+  traces the model for ~20-30 s (BENCHMARKS.md, "Extraction on an AVX2-only CPU"). The
+  network that returns the chosen layer (`HiddenLayer`) is exported once per weights and
+  layer and cached, with the batch and the wave length dynamic (a clip under one window is
+  one pass over its own length: padding it would change the group-norm statistics, and a
+  static shape per length would compile a model per clip). Everything above
+  (normalisation, windows, which frames are kept) stays here in torch and numpy, so both
+  backends compute the same features (within float rounding). OpenVINO runs one
+  latency-hint request on every thread: the audio pass runs alone, before a video's frames.
 """
 from __future__ import annotations
 
@@ -252,7 +254,9 @@ class Wav2Vec2AudioExtractor:
             raise ValueError(f"layer {layer} out of range for {model!r}, which has {n_layers} "
                              f"transformer layers (valid: {-(n_layers + 1)}..{n_layers})")
         self.layer = layer % (n_layers + 1)  # 0..n_layers; n_layers = last_hidden_state
-        self.backend = resolve_backend(backend, self.precision, self.device)
+        # auto -> torch: OpenVINO's gain here did not show end to end (module doc)
+        self.backend = resolve_backend("torch" if backend == "auto" else backend,
+                                       self.precision, self.device)
         self._openvino = None
         if self.backend == "openvino":
             from extractors.openvino_backend import OpenVINOModel

@@ -105,8 +105,8 @@ def build_extractors_from_settings(settings: dict, device: str = "cpu",
     `settings` holds `visual` and `audio` sub-dicts, each an extractor's `.settings`.
     `visual_weights` overrides where a TSN weight file is found (the settings keep the
     path it had at extraction time); its sha256 must still match the recorded one.
-    `backend`: the runtime of the TSN and of wav2vec 2.0 (auto/torch/openvino), an execution
-    choice like precision.
+    `backend`: the runtime of the TSN and of wav2vec 2.0 (auto/torch/openvino; auto puts
+    only the TSN on OpenVINO), an execution choice like precision.
     """
     for part in ("visual", "audio"):
         if not isinstance(settings.get(part), dict) or "kind" not in settings[part]:

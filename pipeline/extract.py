@@ -138,7 +138,7 @@ def build_extractors(options: ExtractionOptions, device: str):
         # nothing there and doubles time and peak memory (BENCHMARKS.md, "Extraction batch sizes")
         audio_options["batch_size"] = 1
     if options.audio_model not in ("logmel", "logmel_voice"):
-        audio_options["backend"] = options.backend  # wav2vec 2.0 runs where the TSN runs
+        audio_options["backend"] = options.backend  # auto: torch (extractors/audio_wav2vec.py)
     audio = build_audio_extractor(options.audio_model, device=device, precision=options.precision,
                                   layer=options.audio_layer, **audio_options)
     return visual, audio

@@ -254,15 +254,16 @@ def test_build_passes_the_backend_to_wav2vec(tmp_path, monkeypatch):
 
     monkeypatch.setenv("RTDL_CACHE_DIR", str(tmp_path))
     auto = build_audio_extractor("random", precision="fp32", random_config="tiny")
-    assert auto.backend == "openvino"  # fp32 on the CPU with OpenVINO installed
+    assert auto.backend == "torch"  # auto keeps wav2vec 2.0 on torch (its module doc says why)
     forced = build_audio_extractor("random", precision="fp32", random_config="tiny",
-                                   backend="torch")
-    assert forced.backend == "torch"
-    settings = {"visual": {"kind": "lowlevel", "dim": 0}, "audio": auto.settings}
+                                   backend="openvino")
+    assert forced.backend == "openvino"
     from extractors.build import build_visual_extractor
 
-    settings["visual"] = build_visual_extractor("lowlevel").settings
-    _, rebuilt = build_extractors_from_settings(settings, precision="fp32", backend="torch")
+    settings = {"visual": build_visual_extractor("lowlevel").settings, "audio": auto.settings}
+    _, rebuilt = build_extractors_from_settings(settings, precision="fp32", backend="openvino")
+    assert rebuilt.backend == "openvino"
+    _, rebuilt = build_extractors_from_settings(settings, precision="fp32")
     assert rebuilt.backend == "torch"
 
 
