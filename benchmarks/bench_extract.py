@@ -5,11 +5,15 @@ Stages, each in frames/s of video:
   visual        TSN ResNet-50 on pre-decoded frames as `rtdl extract` runs it: precision
                 and backend auto (torch bf16 autocast, channels-last, BN folded on
                 AVX512-BF16 CPUs; the BN-folded network on OpenVINO in fp32 elsewhere)
-  audio         wav2vec 2.0 base on pre-decoded waves (precision auto)
+  audio         wav2vec 2.0 base on pre-decoded waves (precision and backend auto: torch)
+  audio_openvino  (with `--compare-audio-backend`) the same on the other backend (OpenVINO
+                fp32 when auto runs torch; `audio_torch` when it runs OpenVINO)
   full          `run_extraction` into an HDF5 cache: decoding overlapped with the models
   full_one_request  (with `--compare-one-request`, OpenVINO backend only) the same, with
                 the TSN on OpenVINO as it ran before streams: normalised NCHW input from
                 torch, one latency-hint request per 64-frame chunk using every thread
+  full_openvino_audio  (with `--compare-audio-backend`) the full extraction with wav2vec
+                2.0 on that other backend (`full_torch_audio` when auto runs OpenVINO)
   plain fp32    decode the whole clip into memory, then torchvision ResNet-50 in fp32 on
                 contiguous NCHW tensors (what torchvision transforms hand a model; no
                 channels-last, no BN folding), then wav2vec 2.0 in fp32: the
@@ -101,7 +105,7 @@ def build(precision: str, channels_last: bool, fold_bn: bool = True, device: str
     from pipeline.extract import ExtractionOptions, build_extractors
 
     _, audio = build_extractors(ExtractionOptions(visual_model="lowlevel", audio_model="random",
-                                                  precision=precision), device)
+                                                  precision=precision, backend=backend), device)
     visual = build_visual_extractor("tsn", weights="random", device=device, precision=precision,
                                     channels_last=channels_last, fold_bn=fold_bn, batch_size=BATCH,
                                     backend=backend)
@@ -209,6 +213,12 @@ def cosine_min(a: np.ndarray, b: np.ndarray) -> float:
     num = (a * b).sum(axis=1)
     den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12
     return float((num / den).min())
+
+
+def centred_cosine_min(a: np.ndarray, b: np.ndarray) -> float:
+    """`cosine_min` after subtracting each array's mean over frames: random-weight features
+    are nearly constant across frames, so the raw cosine hides errors in what varies."""
+    return cosine_min(a - a.mean(0), b - b.mean(0))
 
 
 def rss_child(clip: str, precision: str) -> None:
@@ -358,6 +368,9 @@ def main() -> None:
     parser.add_argument("--compare-one-request", action="store_true",
                         help="also time full extraction with the TSN on one OpenVINO "
                              "latency-hint request per chunk (the previous path)")
+    parser.add_argument("--compare-audio-backend", action="store_true",
+                        help="also time the audio stage and full extraction with wav2vec 2.0 "
+                             "on the other backend (OpenVINO when auto picks torch)")
     parser.add_argument("--rss-seconds", default="10,30,120", help="clip lengths for peak RSS ('' to skip)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--many-clips", type=int, default=0,
@@ -398,6 +411,15 @@ def main() -> None:
             raise SystemExit("--compare-one-request needs the OpenVINO backend")
         one_request = OneRequestTSN(visual)
         one_request(frames[0][:8])
+    other_audio, other = None, None
+    if args.compare_audio_backend:
+        from extractors.build import build_audio_extractor
+
+        other = "torch" if audio.backend == "openvino" else "openvino"
+        other_audio = build_audio_extractor("random", precision=args.precision, backend=other,
+                                            batch_size=1)  # as build_extractors on the CPU
+        other_audio(waves[0][:16000])
+    results["audio_backend"] = audio.backend
     for v, a in ((visual, audio), (plain_visual, plain_audio)):
         stage_visual(v, [frames[0][:8]])  # warm-up: first calls allocate and pick kernels
         a(waves[0][:16000])
@@ -406,6 +428,7 @@ def main() -> None:
     # from other jobs hits the stages alike instead of whichever ran at that moment
     totals: dict[str, list[float]] = {}  # stage -> [frames, seconds]
     round_ratios, one_ratios = [], []  # full / plain per round (and with one request)
+    other_ratios = []  # full with wav2vec 2.0 on the other backend / plain per round
 
     def record(name: str, frames_done: int, seconds: float) -> float:
         total = totals.setdefault(name, [0.0, 0.0])
@@ -422,6 +445,9 @@ def main() -> None:
         record("visual", n, s)
         n, s = timed(lambda: stage_audio(audio, waves, n_frames))
         record("audio", n, s)
+        if other_audio is not None:
+            n, s = timed(lambda: stage_audio(other_audio, waves, n_frames))
+            record(f"audio_{other}", n, s)
         out = work / f"cache{r}.h5"  # a fresh cache each round (a rerun skips done videos)
         summary, s = timed(lambda: run_extraction(out, clips, options=ExtractionOptions(cache_dtype="float32"),
                                                   visual_extractor=visual, audio_extractor=audio,
@@ -432,13 +458,20 @@ def main() -> None:
                 work / f"one{r}.h5", clips, options=ExtractionOptions(cache_dtype="float32"),
                 visual_extractor=one_request, audio_extractor=audio, progress=False))
             one_rate = record("full_one_request", summary.n_frames, s)
+        if other_audio is not None:
+            summary, s = timed(lambda: run_extraction(
+                work / f"other_audio{r}.h5", clips, options=ExtractionOptions(cache_dtype="float32"),
+                visual_extractor=visual, audio_extractor=other_audio, progress=False))
+            other_rate = record(f"full_{other}_audio", summary.n_frames, s)
         outputs, s = timed(lambda: plain_fp32_loop(clips, plain_visual, plain_audio))
         plain = record("plain_fp32", n_frames, s)
         round_ratios.append(round(full / plain, 3))
         if one_request is not None:
             one_ratios.append(round(one_rate / plain, 3))
+        if other_audio is not None:
+            other_ratios.append(round(other_rate / plain, 3))
     rates = {name: f / s for name, (f, s) in totals.items()}
-    del visual, audio, plain_visual, plain_audio, one_request
+    del visual, audio, plain_visual, plain_audio, one_request, other_audio
 
     from data.cache import FeatureCache
 
@@ -446,6 +479,8 @@ def main() -> None:
     keyed = sorted(zip([c.name for c in clips], outputs))
     cos_visual = min(cosine_min(cache.read(k)[0], o[0]) for k, o in keyed)
     cos_audio = min(cosine_min(cache.read(k)[1], o[1]) for k, o in keyed)
+    centred_visual = min(centred_cosine_min(cache.read(k)[0], o[0]) for k, o in keyed)
+    centred_audio = min(centred_cosine_min(cache.read(k)[1], o[1]) for k, o in keyed)
 
     slowest = min(rates["decode"], rates["visual"], rates["audio"])
     results.update({f"{k}_frames_per_s": round(v, 2) for k, v in rates.items()})
@@ -456,8 +491,15 @@ def main() -> None:
         results["full_one_request_vs_plain_fp32"] = round(rates["full_one_request"] / rates["plain_fp32"], 3)
         results["full_vs_full_one_request"] = round(rates["full"] / rates["full_one_request"], 3)
         results["full_one_request_vs_plain_fp32_per_round"] = one_ratios
+    if other is not None:
+        name = f"full_{other}_audio"
+        results[f"{name}_vs_plain_fp32"] = round(rates[name] / rates["plain_fp32"], 3)
+        results[f"full_vs_{name}"] = round(rates["full"] / rates[name], 3)
+        results[f"{name}_vs_plain_fp32_per_round"] = other_ratios
     results["min_cosine_visual_vs_fp32"] = round(cos_visual, 5)
     results["min_cosine_audio_vs_fp32"] = round(cos_audio, 5)
+    results["min_centred_cosine_visual_vs_fp32"] = round(centred_visual, 5)
+    results["min_centred_cosine_audio_vs_fp32"] = round(centred_audio, 5)
 
     rss = []
     for seconds in [float(x) for x in args.rss_seconds.split(",") if x.strip()]:
@@ -473,16 +515,23 @@ def main() -> None:
     results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
 
     print(f"\n{'stage':<14}{'frames/s':>10}   (totals over {args.rounds} interleaved rounds)")
-    for name in ("decode", "visual", "audio", "full", "full_one_request", "plain_fp32"):
+    for name in ("decode", "visual", "audio", "audio_torch", "audio_openvino", "full",
+                 "full_one_request", "full_torch_audio", "full_openvino_audio", "plain_fp32"):
         if name in rates:
             print(f"{name:<14}{rates[name]:>10.2f}")
     print(f"full / slowest stage: {results['full_vs_slowest_stage']:.2f}   "
           f"full / plain fp32: {results['full_vs_plain_fp32']:.2f} (per round {round_ratios})   "
-          f"min cosine vs fp32: visual {cos_visual:.4f}, audio {cos_audio:.4f}")
+          f"min cosine vs fp32: visual {cos_visual:.4f}, audio {cos_audio:.4f} (centred: "
+          f"visual {centred_visual:.4f}, audio {centred_audio:.4f})")
     if one_ratios:
         print(f"full with one OpenVINO request / plain fp32: "
               f"{results['full_one_request_vs_plain_fp32']:.2f} (per round {one_ratios});   "
               f"full / full with one request: {results['full_vs_full_one_request']:.3f}")
+    if other is not None:
+        name = f"full_{other}_audio"
+        print(f"full with wav2vec 2.0 on {other} / plain fp32: "
+              f"{results[f'{name}_vs_plain_fp32']:.2f} (per round {other_ratios});   "
+              f"full / full with wav2vec 2.0 on {other}: {results[f'full_vs_{name}']:.3f}")
     for r in rss:
         print(f"peak RSS {r['clip_seconds']:>5.0f} s clip ({r['n_frames']} frames, {r['seconds']:.0f} s): "
               f"{r['peak_rss_mb']:.0f} MiB during extraction (RSS after building the models: "

@@ -29,7 +29,20 @@ Choices:
   transformer input (projected CNN features + positional conv) and `k` the output of
   transformer layer k (`output_hidden_states`). For stable-layer-norm models the intermediate
   layers come before the final layer norm, as transformers returns them.
-- Precision (autocast) and batch size are execution choices and stay out of `.settings`.
+- Precision (autocast), batch size and backend are execution choices and stay out of
+  `.settings`.
+- Backend: torch unless `backend="openvino"` (`--backend openvino`), then fp32 runs on
+  OpenVINO (`extractors/openvino_backend.py`). `auto` stays torch, unlike the TSN's: on the
+  2-core AVX2 CPU OpenVINO ran the audio pass 3-16 % faster in paired runs (wav2vec 2.0 is
+  ~6 % of a full extraction), too little to show in full extraction, while its first export
+  traces the model for ~20-30 s (BENCHMARKS.md, "Extraction on an AVX2-only CPU"). The
+  network that returns the chosen layer (`HiddenLayer`) is exported once per weights and
+  layer and cached, with the batch and the wave length dynamic (a clip under one window is
+  one pass over its own length: padding it would change the group-norm statistics, and a
+  static shape per length would compile a model per clip). Everything above
+  (normalisation, windows, which frames are kept) stays here in torch and numpy, so both
+  backends compute the same features (within float rounding). OpenVINO runs one
+  latency-hint request on every thread: the audio pass runs alone, before a video's frames.
 """
 from __future__ import annotations
 
@@ -43,7 +56,8 @@ import torch
 
 from extractors.memory import release_freed_memory
 from extractors.defaults import DEFAULT_AUDIO_MODEL
-from extractors.precision import autocast, resolve_precision, store_weights_for_autocast
+from extractors.precision import autocast, resolve_backend, resolve_precision, \
+    store_weights_for_autocast
 from extractors.weights import WeightsUnavailableError, sha256_prefix
 
 log = logging.getLogger(__name__)
@@ -194,6 +208,23 @@ def _build_random(config_name: str, seed: int):
     return model
 
 
+class HiddenLayer(torch.nn.Module):
+    """wav2vec 2.0 with one output, what the OpenVINO export needs: waves [B,S] -> the hidden
+    state [B,M,dim] at `layer` (0..num_layers; num_layers = last_hidden_state), as
+    `Wav2Vec2AudioExtractor._forward` takes it from the torch model (no attention mask: the
+    OpenVINO path never pads)."""
+
+    def __init__(self, model: torch.nn.Module, layer: int):
+        super().__init__()
+        self.model = model
+        self.layer = layer
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        if self.layer == self.model.config.num_hidden_layers:
+            return self.model(waves).last_hidden_state
+        return self.model(waves, output_hidden_states=True).hidden_states[self.layer]
+
+
 class Wav2Vec2AudioExtractor:
     """wav2vec 2.0 features: float32 wave [S] at 16 kHz -> ([M,dim] float32, [M] float64 s)."""
 
@@ -202,7 +233,7 @@ class Wav2Vec2AudioExtractor:
     def __init__(self, model: str = DEFAULT_AUDIO_MODEL, device: str | torch.device = "cpu",
                  precision: str = "auto", layer: int = -1, window_s: float = 20.0,
                  overlap_s: float = 1.0, batch_size: int = 4, random_config: str = "base",
-                 seed: int = 0):
+                 seed: int = 0, backend: str = "auto"):
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
         self.batch_size = batch_size  # windows per forward pass
@@ -223,6 +254,17 @@ class Wav2Vec2AudioExtractor:
             raise ValueError(f"layer {layer} out of range for {model!r}, which has {n_layers} "
                              f"transformer layers (valid: {-(n_layers + 1)}..{n_layers})")
         self.layer = layer % (n_layers + 1)  # 0..n_layers; n_layers = last_hidden_state
+        # auto -> torch: OpenVINO's gain here did not show end to end (module doc)
+        self.backend = resolve_backend("torch" if backend == "auto" else backend,
+                                       self.precision, self.device)
+        self._openvino = None
+        if self.backend == "openvino":
+            from extractors.openvino_backend import OpenVINOModel
+
+            # traced at 1 s of audio; batch and length stay dynamic
+            self._openvino = OpenVINOModel(HiddenLayer(self.model, self.layer), (-1,),
+                                           example_shape=(SAMPLE_RATE,), precision=self.precision,
+                                           streams=1, variant=f"wav2vec2-layer{self.layer}")
         self.do_normalize = do_normalize
         self.use_attention_mask = config.feat_extract_norm == "layer"
         self.name = model
@@ -236,8 +278,8 @@ class Wav2Vec2AudioExtractor:
             "do_normalize": do_normalize, "feat_extract_norm": config.feat_extract_norm,
             "window_s": window_s, "overlap_s": overlap_s,
         }
-        log.info("wav2vec 2.0 %s (%d-d, layer %d) on %s, precision %s", model, self.dim,
-                 self.layer, self.device, self.precision)
+        log.info("wav2vec 2.0 %s (%d-d, layer %d) on %s, %s backend, precision %s", model,
+                 self.dim, self.layer, self.device, self.backend, self.precision)
 
     def start_video(self) -> None:
         """Windows never span videos: no state to reset (kept for the extractor interface)."""
@@ -245,6 +287,8 @@ class Wav2Vec2AudioExtractor:
     def _forward(self, waves: list[torch.Tensor]) -> list[torch.Tensor]:
         """Run a batch of waves [S_i] -> list of features [M_i, dim] at the chosen layer."""
         lengths = [int(w.shape[0]) for w in waves]
+        if self._openvino is not None:
+            return self._openvino_forward(waves)
         batch = torch.zeros(len(waves), max(lengths), device=self.device)  # [B,S] zero pad
         for i, w in enumerate(waves):
             batch[i, :lengths[i]] = w
@@ -259,6 +303,20 @@ class Wav2Vec2AudioExtractor:
         hidden = out.hidden_states[self.layer] if want_hidden else out.last_hidden_state
         hidden = hidden.float()  # [B,M_max,dim]
         return [hidden[i, :n_frames_for(n)] for i, n in enumerate(lengths)]
+
+    def _openvino_forward(self, waves: list[torch.Tensor]) -> list[torch.Tensor]:
+        """`_forward` on OpenVINO. Windows of one clip have equal length (`plan_windows`), so
+        they go as one batch without padding; should lengths ever differ, each length runs
+        as a batch of its own instead of being padded (no mask in the export)."""
+        out: list[torch.Tensor | None] = [None] * len(waves)
+        by_length: dict[int, list[int]] = {}
+        for i, w in enumerate(waves):
+            by_length.setdefault(int(w.shape[0]), []).append(i)
+        for length, index in by_length.items():
+            hidden = self._openvino(torch.stack([waves[i] for i in index]))  # [b,M,dim]
+            for row, i in enumerate(index):
+                out[i] = hidden[row, :n_frames_for(length)]
+        return out
 
     @torch.inference_mode()
     def __call__(self, wave: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

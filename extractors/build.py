@@ -70,7 +70,8 @@ def build_audio_extractor(name: str = DEFAULT_AUDIO_MODEL, device: str = "cpu",
     """Audio extractor: `logmel`, `random` (wav2vec 2.0), or a wav2vec 2.0 HF id / directory.
 
     `options`: logmel `n_mels`, `win_ms`, `hop_ms`, `f_min`, `f_max`, `voice`; wav2vec 2.0
-    `window_s`, `overlap_s`, `batch_size`, `random_config` (`base`/`tiny`), `seed`.
+    `window_s`, `overlap_s`, `batch_size`, `random_config` (`base`/`tiny`), `seed`, `backend`
+    (auto/torch/openvino).
     """
     if name in ("logmel", "logmel_voice"):
         from extractors.logmel import LogMelAudioExtractor
@@ -86,7 +87,7 @@ def build_audio_extractor(name: str = DEFAULT_AUDIO_MODEL, device: str = "cpu",
         precision = "auto"
 
     _reject_unknown(options, "wav2vec2", ("window_s", "overlap_s", "batch_size",
-                                          "random_config", "seed"))
+                                          "random_config", "seed", "backend"))
     return Wav2Vec2AudioExtractor(model=name, device=device, precision=precision, layer=layer,
                                   **options)
 
@@ -104,14 +105,15 @@ def build_extractors_from_settings(settings: dict, device: str = "cpu",
     `settings` holds `visual` and `audio` sub-dicts, each an extractor's `.settings`.
     `visual_weights` overrides where a TSN weight file is found (the settings keep the
     path it had at extraction time); its sha256 must still match the recorded one.
-    `backend`: the TSN runtime (auto/torch/openvino), an execution choice like precision.
+    `backend`: the runtime of the TSN and of wav2vec 2.0 (auto/torch/openvino; auto puts
+    only the TSN on OpenVINO), an execution choice like precision.
     """
     for part in ("visual", "audio"):
         if not isinstance(settings.get(part), dict) or "kind" not in settings[part]:
             raise ValueError(f"extractor settings: field {part!r} missing or has no 'kind' "
                              f"(got keys {sorted(settings)}); was the cache written by rtdl?")
     return (_visual_from_settings(settings["visual"], device, precision, visual_weights, backend),
-            _audio_from_settings(settings["audio"], device, precision))
+            _audio_from_settings(settings["audio"], device, precision, backend))
 
 
 def pretrained_weights_on_disk(visual_weights: str = DEFAULT_VISUAL_WEIGHTS,
@@ -176,7 +178,7 @@ def _visual_from_settings(s: dict, device: str, precision: str, weights_override
     return extractor
 
 
-def _audio_from_settings(s: dict, device: str, precision: str):
+def _audio_from_settings(s: dict, device: str, precision: str, backend: str = "auto"):
     kind = s["kind"]
     if kind == "logmel":
         extractor = build_audio_extractor(
@@ -188,7 +190,7 @@ def _audio_from_settings(s: dict, device: str, precision: str):
             if s["name"] == "random" else {}
         extractor = build_audio_extractor(
             s["name"], device=device, precision=precision, layer=s["layer"],
-            window_s=s["window_s"], overlap_s=s["overlap_s"], **extra)
+            window_s=s["window_s"], overlap_s=s["overlap_s"], backend=backend, **extra)
         if s.get("revision") and extractor.settings.get("revision") != s["revision"]:
             log.warning("wav2vec 2.0 %s: revision %s differs from the %s recorded with the "
                         "features", s["name"], extractor.settings.get("revision"), s["revision"])

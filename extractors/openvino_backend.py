@@ -1,5 +1,6 @@
 """Run a backbone through OpenVINO on the CPU, exported from the torch module that holds its
-actual weights, with the exported model cached on disk.
+actual weights, with the exported model cached on disk. Used by the TSN (ResNet-50) and by
+wav2vec 2.0 (`extractors/audio_wav2vec.py`).
 
 Why OpenVINO: on CPUs without native bf16 (AVX2-only laptops and most cloud VMs), torch's
 eager ResNet-50 reaches about half of what the cores can do; OpenVINO's CPU plugin fuses
@@ -13,12 +14,17 @@ Choices:
   user's own TSN (mmaction2 / torchvision) weights carry over. The exported IR is written
   to `cache_dir()` (default `~/.cache/rtdl/openvino`, `RTDL_CACHE_DIR` moves it) under a key
   of: a sha256 of every weight tensor (names, shapes, dtypes, bytes), the input shape, the
-  precision, the calibration set's id (int8), the OpenVINO version and `EXPORT_VERSION`.
+  precision, the calibration set's id (int8), what the module computes beyond its weights
+  (`variant`, e.g. which wav2vec 2.0 layer it returns), the OpenVINO version and
+  `EXPORT_VERSION`.
   Changed weights give a new key, so a stale export is never used; the conversion (and for
   int8 the calibration) costs tens of seconds once, a cached load about a second.
   Files are written under a temporary name and renamed, so a crash leaves no half model.
 - The batch dimension is dynamic: a clip's last chunk is shorter than the others, and
-  padding a 25-frame clip to a 64-frame batch would more than double its cost.
+  padding a 25-frame clip to a 64-frame batch would more than double its cost. Other
+  dimensions given as -1 are dynamic too (wav2vec 2.0's wave length: a clip shorter than
+  one window is one pass over its own length, and padding it would change the features),
+  traced at `example_shape`.
 - Precision: `fp32` forces `INFERENCE_PRECISION_HINT=f32` (OpenVINO would otherwise pick
   bf16 on AVX512-BF16 CPUs behind the caller's back); `bf16` asks for bf16; `int8` runs the
   NNCF-quantised model (int8 weights per channel, int8 activations calibrated on
@@ -96,12 +102,15 @@ def weights_digest(module: torch.nn.Module) -> str:
 
 
 def export_key(module: torch.nn.Module, input_shape: Sequence[int], precision: str,
-               calibration_id: str | None) -> str:
+               calibration_id: str | None, variant: str | None = None) -> str:
     import openvino
 
-    text = "|".join([f"v{EXPORT_VERSION}", weights_digest(module),
-                     "x".join(str(int(s)) for s in input_shape), precision,
-                     calibration_id or "-", openvino.get_version()])
+    parts = [f"v{EXPORT_VERSION}", weights_digest(module),
+             "x".join(str(int(s)) for s in input_shape), precision, calibration_id or "-",
+             openvino.get_version()]
+    if variant:  # only when given: the TSN's keys (no variant) stay what they were
+        parts.append(f"variant={variant}")
+    text = "|".join(parts)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -119,7 +128,10 @@ class InputNorm:
 class OpenVINOModel:
     """A torch module compiled by OpenVINO: float32 tensors [b, *input_shape] -> float32 [b, ...].
 
-    input_shape: the shape of one sample (e.g. (3, 256, 256)); the batch is dynamic.
+    input_shape: the shape of one sample (e.g. (3, 256, 256)); the batch is dynamic, and so is
+    every dimension given as -1, traced at `example_shape` (the sample shape of the tracing
+    input; needed when input_shape has a -1).
+    variant: what `module` computes beyond its weights (a wrapper's choice of output), in the key.
     input_norm: optional; then inputs are channels-last [b, H, W, C], normalised by OpenVINO.
     calibration: for int8, a callable returning a list of float32 input batches [k, *input_shape]
     (called only when no cached export exists), and its `calibration_id` names it in the key.
@@ -131,7 +143,8 @@ class OpenVINOModel:
                  precision: str = "fp32", calibration: Callable[[], list[torch.Tensor]] | None = None,
                  calibration_id: str | None = None, threads: int | None = None,
                  streams: int | None = None, input_norm: InputNorm | None = None,
-                 cache: Path | str | None = None):
+                 cache: Path | str | None = None, example_shape: Sequence[int] | None = None,
+                 variant: str | None = None):
         if precision not in OV_PRECISIONS:
             raise ValueError(f"OpenVINO precision {precision!r}: expected one of {list(OV_PRECISIONS)}")
         ov = require_openvino()
@@ -141,8 +154,13 @@ class OpenVINOModel:
             require_nncf()
         self.precision = precision
         self.input_shape = tuple(int(s) for s in input_shape)
+        self.example_shape = tuple(int(s) for s in (example_shape or self.input_shape))
+        if len(self.example_shape) != len(self.input_shape) or any(
+                s < 1 or (d != -1 and d != s) for d, s in zip(self.input_shape, self.example_shape)):
+            raise ValueError(f"example_shape {self.example_shape} does not fit input_shape "
+                             f"{self.input_shape} (-1 marks a dynamic dimension)")
         folder = Path(cache) if cache is not None else cache_dir()
-        self.key = export_key(module, self.input_shape, precision, calibration_id)
+        self.key = export_key(module, self.input_shape, precision, calibration_id, variant)
         self.path = folder / f"{self.key}.xml"
         started = time.perf_counter()
         core = ov.Core()
@@ -176,8 +194,14 @@ class OpenVINOModel:
                  "cached export" if self.cache_hit else "exported now", self.prepare_seconds)
 
     def _export(self, ov, module: torch.nn.Module, calibration):
-        example = torch.zeros(1, *self.input_shape)
-        with torch.no_grad():
+        import warnings
+
+        example = torch.zeros(1, *self.example_shape)
+        with torch.no_grad(), warnings.catch_warnings():
+            # tracing warns about every Python-level branch on a tensor (transformers has a
+            # few, all shape checks that hold for every length); the tests compare lengths
+            # other than the traced one against torch, so the warnings only bury the log
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             model = ov.convert_model(module.eval(), example_input=example,
                                      input=[ov.PartialShape([-1, *self.input_shape])])
         if self.precision == "int8":

@@ -62,6 +62,7 @@ import torchvision
 from extractors.frame_batches import as_frames, map_frame_batches
 from extractors.precision import autocast, resolve_backend, resolve_precision, \
     store_weights_for_autocast
+from extractors.threads import intra_op_threads
 from extractors.weights import WeightsUnavailableError, list_keys, sha256_prefix
 
 log = logging.getLogger(__name__)
@@ -336,6 +337,7 @@ class TSNVisualExtractor:
             self.inference_model = self.inference_model.to(memory_format=torch.channels_last)
         self.backend = resolve_backend(backend, self.precision, self.device)
         self._openvino = None
+        self.resize_threads: int | None = None  # torch threads of the resize next to OpenVINO
         if self.backend == "openvino":
             self._openvino = self._export_openvino(calibration_size)
         elif fold_bn:  # the folded copy is ours: bf16 conv weights once instead of per call
@@ -402,7 +404,8 @@ class TSNVisualExtractor:
         step = max(1, -(-min(n, self.batch_size) // (2 * self._openvino.streams)))  # ceil
         inputs = (resize_frames_channels_last(frames[start:start + step], self.preprocess)
                   for start in range(0, n, step))  # [b,crop,crop,3] each
-        return self._openvino.map(inputs).numpy()  # [N,2048]
+        with intra_op_threads(self.resize_threads, self.device):
+            return self._openvino.map(inputs).numpy()  # [N,2048]
 
     @torch.inference_mode()
     def __call__(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -137,6 +137,8 @@ def build_extractors(options: ExtractionOptions, device: str):
         # wav2vec 2.0 on the CPU: one 20 s window per forward pass; batching windows gains
         # nothing there and doubles time and peak memory (BENCHMARKS.md, "Extraction batch sizes")
         audio_options["batch_size"] = 1
+    if options.audio_model not in ("logmel", "logmel_voice"):
+        audio_options["backend"] = options.backend  # auto: torch (extractors/audio_wav2vec.py)
     audio = build_audio_extractor(options.audio_model, device=device, precision=options.precision,
                                   layer=options.audio_layer, **audio_options)
     return visual, audio

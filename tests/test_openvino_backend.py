@@ -1,6 +1,6 @@
-"""OpenVINO backend of the TSN extractor: fp32 / int8 fidelity to torch fp32, the export
-cache (hit, invalidated by new weights), backend resolution, and clear errors when the
-optional packages are missing. Small crops keep ResNet-50 (full depth, random weights)
+"""OpenVINO backend of the TSN and wav2vec 2.0 extractors: fp32 / int8 fidelity to torch
+fp32, the export cache (hit, invalidated by new weights or another layer), backend
+resolution, and clear errors when the optional packages are missing. Small crops keep ResNet-50 (full depth, random weights)
 cheap; speed is measured in benchmarks/bench_visual_backends.py, never here."""
 import sys
 
@@ -11,7 +11,7 @@ import torch
 from extractors.precision import resolve_backend
 from extractors.visual_tsn import TSNPreprocess, TSNVisualExtractor, calibration_frames, \
     preprocess_frames
-from numerics import FP32_SHALLOW, max_error_to_scale
+from numerics import FP32_DEEP, FP32_SHALLOW, max_error_to_scale
 
 pytest.importorskip("openvino")
 
@@ -185,6 +185,86 @@ def test_int8_features_stay_close_to_fp32(torch_fp32, tmp_path, monkeypatch):
     assert _centred_cosine(a, b).mean() > 0.97
     raw = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert raw.min() > 0.99
+
+
+def _speechlike(seconds: float, seed: int = 0) -> np.ndarray:
+    # noise plus a tone whose loudness changes every 0.1 s: features that vary in time
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 16000)
+    envelope = np.repeat(rng.random(n // 1600 + 1), 1600)[:n]
+    tone = np.sin(2 * np.pi * 220 * np.arange(n) / 16000) * envelope
+    return (tone + 0.1 * rng.standard_normal(n)).astype(np.float32)
+
+
+def _wav2vec(backend: str, **kwargs):
+    from extractors.audio_wav2vec import Wav2Vec2AudioExtractor
+
+    return Wav2Vec2AudioExtractor("random", random_config="tiny", precision="fp32",
+                                  backend=backend, **kwargs)
+
+
+@pytest.mark.parametrize("layer", [-1, 1])
+def test_wav2vec_on_openvino_matches_torch(tmp_path, monkeypatch, layer):
+    monkeypatch.setenv("RTDL_CACHE_DIR", str(tmp_path))
+    # 1 s windows with 0.2 s overlap: a 2.3 s clip runs as a batch of 3 equal windows
+    options = dict(layer=layer, window_s=1.0, overlap_s=0.2, batch_size=4)
+    ref, ov = _wav2vec("torch", **options), _wav2vec("openvino", **options)
+    assert ov.backend == "openvino" and ref.backend == "torch"
+    assert ov.settings == ref.settings  # the backend is not part of what the features are
+    # one export (dynamic batch and length) serves every length: several windows, a clip
+    # shorter than one window (its own length), one under 400 samples (padded to 1 frame)
+    for samples in (int(2.3 * 16000), 12345, 16000, 300):
+        wave = _speechlike(samples / 16000, seed=samples)[:samples]
+        (a, ta), (b, tb) = ref(wave), ov(wave)
+        assert a.shape == b.shape and b.dtype == np.float32
+        np.testing.assert_array_equal(ta, tb)
+        assert max_error_to_scale(torch.from_numpy(b), torch.from_numpy(a)) < FP32_DEEP, samples
+        if len(a) > 2:
+            assert _centred_cosine(a, b).min() > 0.9999
+
+
+def test_wav2vec_windows_of_unequal_length_run_unpadded(tmp_path, monkeypatch):
+    monkeypatch.setenv("RTDL_CACHE_DIR", str(tmp_path))
+    ref, ov = _wav2vec("torch"), _wav2vec("openvino")
+    waves = [torch.from_numpy(_speechlike(0.5, seed=1)), torch.from_numpy(_speechlike(0.8, seed=2)),
+             torch.from_numpy(_speechlike(0.5, seed=3))]
+    with torch.inference_mode():
+        got = ov._forward(waves)
+        alone = [ref._forward([w])[0] for w in waves]  # each wave on its own, no padding
+    assert [g.shape[0] for g in got] == [24, 39, 24]
+    for g, a in zip(got, alone):
+        assert max_error_to_scale(g, a) < FP32_DEEP
+
+
+def test_wav2vec_export_is_cached_per_weights_and_layer(tmp_path, monkeypatch):
+    monkeypatch.setenv("RTDL_CACHE_DIR", str(tmp_path))
+    first, again = _wav2vec("openvino"), _wav2vec("openvino")
+    assert not first._openvino.cache_hit and again._openvino.cache_hit
+    other_layer = _wav2vec("openvino", layer=0)
+    other_seed = _wav2vec("openvino", seed=1)
+    keys = {m._openvino.key for m in (first, other_layer, other_seed)}
+    assert len(keys) == 3 and not other_layer._openvino.cache_hit
+    wave = _speechlike(0.6)
+    np.testing.assert_array_equal(first(wave)[0], again(wave)[0])
+    assert not np.allclose(first(wave)[0], other_layer(wave)[0])
+
+
+def test_build_passes_the_backend_to_wav2vec(tmp_path, monkeypatch):
+    from extractors.build import build_audio_extractor, build_extractors_from_settings
+
+    monkeypatch.setenv("RTDL_CACHE_DIR", str(tmp_path))
+    auto = build_audio_extractor("random", precision="fp32", random_config="tiny")
+    assert auto.backend == "torch"  # auto keeps wav2vec 2.0 on torch (its module doc says why)
+    forced = build_audio_extractor("random", precision="fp32", random_config="tiny",
+                                   backend="openvino")
+    assert forced.backend == "openvino"
+    from extractors.build import build_visual_extractor
+
+    settings = {"visual": build_visual_extractor("lowlevel").settings, "audio": auto.settings}
+    _, rebuilt = build_extractors_from_settings(settings, precision="fp32", backend="openvino")
+    assert rebuilt.backend == "openvino"
+    _, rebuilt = build_extractors_from_settings(settings, precision="fp32")
+    assert rebuilt.backend == "torch"
 
 
 def test_backend_resolution():
