@@ -38,6 +38,8 @@ VARIANTS = {  # name -> ModelConfig overrides, or "train.<field>" (Table 3, plus
     "full + FDN error on the input": {"fdn_target": "input"},
     "full + weight average": {"train.ema_decay": 0.99},
     "full + learned deviation": {"deviation_scorer_weight": 1.0},
+    "full + learned deviation, 10x lr": {"deviation_scorer_weight": 1.0,
+                                         "train.deviation_scorer_lr_scale": 10.0},
 }
 
 
@@ -80,6 +82,7 @@ def run_one(name: str, overrides: dict, seed: int, args, metadata: Path, cache_p
     slug += "-inp" if overrides.get("fdn_target") == "input" else ""
     slug += "-ema" if overrides.get("train.ema_decay") else ""
     slug += "-lds" if overrides.get("deviation_scorer_weight") else ""
+    slug += "-lr10" if overrides.get("train.deviation_scorer_lr_scale") == 10.0 else ""
     run_dir = args.workdir / "runs" / f"{slug}-s{seed}"
     # run_report below chooses every localizer on dev itself, so training skips its own tuning
     changes = [f"model.d_model={args.d_model}", "train.tune_proposals=false",

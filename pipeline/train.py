@@ -373,7 +373,8 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
         if standardize:
             model.set_input_statistics(*statistics)
         model = model.to(device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.AdamW(parameter_groups(model, cfg), lr=cfg.lr,
+                                      weight_decay=cfg.weight_decay)
         average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         start_epoch, best = 0, {"name": None, "value": -math.inf, "epoch": 0}
         last_row, resumed_state = None, {}
@@ -472,6 +473,22 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
             writer.close()
         if info.created_group:
             dist.destroy_process_group()
+
+
+def parameter_groups(model, cfg: TrainConfig) -> list[dict]:
+    """The optimiser's parameter groups: the network at `lr`, and the learned deviation
+    scorers (model/deviation_scorer.py), where present, at `lr x deviation_scorer_lr_scale`.
+
+    Why a group of their own: each scorer is one linear layer over a few hundred inputs, fit
+    from the video labels alone; at the network's step size it is still far from fit when the
+    best epoch is taken (after one epoch in most runs of our benchmark). AdamW is per
+    parameter, so the network's updates do not change with the scorers' rate."""
+    scorers = [p for n, p in model.named_parameters() if n.startswith("deviation_scorers.")]
+    network = [p for n, p in model.named_parameters() if not n.startswith("deviation_scorers.")]
+    groups = [{"params": network}]
+    if scorers:
+        groups.append({"params": scorers, "lr": cfg.lr * cfg.deviation_scorer_lr_scale})
+    return groups
 
 
 def _restore(last_path: Path, run_config: RunConfig, model, optimizer, cache,

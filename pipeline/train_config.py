@@ -34,6 +34,7 @@ class TrainConfig:
     lr: float = 1e-5  # AdamW learning rate (paper: 1e-5)
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     grad_clip: float = 0.0  # max global grad norm; 0 disables clipping
+    deviation_scorer_lr_scale: float = 1.0  # learning rate of the learned deviation scorers / lr
     ema_decay: float = 0.0  # moving average of the weights for validation and checkpoints; 0 = off (paper)
     max_len: int = 512  # training sequences longer than this are randomly cropped (frames)
     standardize_inputs: bool = True  # per-dimension mean/std of training frames, see model/normalize.py
@@ -58,6 +59,9 @@ class TrainConfig:
         for name in ("weight_decay", "grad_clip", "num_workers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name}: must be >= 0, got {getattr(self, name)}")
+        if self.deviation_scorer_lr_scale <= 0:
+            raise ValueError(f"train.deviation_scorer_lr_scale: must be > 0, got "
+                             f"{self.deviation_scorer_lr_scale}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay: must be in [0, 1), got {self.ema_decay}")
         if self.device not in DEVICES:

@@ -339,3 +339,20 @@ def test_weight_averaged_run_saves_the_average_and_resumes_exactly(tmp_path, run
     assert _same(_weights(resumed.model), _weights(outcome.model))
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(ema_decay=1.0)
+
+
+def test_deviation_scorers_get_their_own_learning_rate_and_the_network_keeps_its_own():
+    from model.rtdeeploc import build_model
+    from pipeline.train import parameter_groups
+
+    cfg = tiny_run_config(lr=1e-3, deviation_scorer_lr_scale=10.0)
+    plain = build_model(cfg.model, VISUAL_DIM, AUDIO_DIM)
+    groups = parameter_groups(plain, cfg.train)  # no scorer: one group, every parameter in order
+    assert len(groups) == 1 and [id(p) for p in groups[0]["params"]] == [id(p) for p in plain.parameters()]
+    scored = build_model(dataclasses.replace(cfg.model, deviation_scorer_weight=1.0), VISUAL_DIM, AUDIO_DIM)
+    optimizer = torch.optim.AdamW(parameter_groups(scored, cfg.train), lr=cfg.train.lr)
+    lrs = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    for name, param in scored.named_parameters():
+        assert lrs[id(param)] == pytest.approx(1e-2 if name.startswith("deviation_scorers.") else 1e-3), name
+    with pytest.raises(ValueError, match="deviation_scorer_lr_scale"):
+        TrainConfig(deviation_scorer_lr_scale=0.0)
