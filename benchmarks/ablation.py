@@ -38,7 +38,7 @@ VARIANTS = {  # name -> ModelConfig overrides, or "train.<field>" (Table 3, plus
     "full + FDN error on the input": {"fdn_target": "input"},
     "full + weight average": {"train.ema_decay": 0.99},
     "full + learned deviation": {"deviation_scorer_weight": 1.0},
-    "full + learned deviation, 10x lr": {"deviation_scorer_weight": 1.0,
+    "full + learned deviation at 10x lr": {"deviation_scorer_weight": 1.0,
                                          "train.deviation_scorer_lr_scale": 10.0},
 }
 
