@@ -63,7 +63,8 @@ def tune_and_test(scores_by_split: dict, records_by_split: dict, signal_grid: di
                              grid=grid)
     result = {"config": {k: v for k, v in dataclasses.asdict(best).items()
                          if k in (*SIGNAL_TUNING_GRID, *DEFAULT_TUNING_GRID)}}
-    for split in ("test", "test_unseen"):
+    # dev too: the number variants are chosen by (test is only reported)
+    for split in ("dev", "test", "test_unseen"):
         result[split] = evaluate(all_proposals(scores_by_split[split], best), records_by_split[split])
     return result
 

@@ -34,7 +34,7 @@ class TrainConfig:
     lr: float = 1e-5  # AdamW learning rate (paper: 1e-5)
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     grad_clip: float = 0.0  # max global grad norm; 0 disables clipping
-    deviation_scorer_lr_scale: float = 1.0  # learning rate of the learned deviation scorers / lr
+    deviation_scorer_lr_scale: float = 10.0  # learned deviation scorers' lr / lr (chosen on dev, BENCHMARKS.md)
     ema_decay: float = 0.0  # moving average of the weights for validation and checkpoints; 0 = off (paper)
     max_len: int = 512  # training sequences longer than this are randomly cropped (frames)
     standardize_inputs: bool = True  # per-dimension mean/std of training frames, see model/normalize.py
