@@ -46,6 +46,8 @@ VARIANTS = {  # name -> ModelConfig overrides, or "train.<field>" (Table 3, plus
                                  "train.deviation_scorer_lr_scale": 1.0},
     "full + learned deviation at 10x lr": {"deviation_scorer_weight": 1.0,
                                            "train.deviation_scorer_lr_scale": 10.0},
+    "no_fdn + learned deviation at 10x lr": {"use_fdn": False, "deviation_scorer_weight": 1.0,
+                                             "train.deviation_scorer_lr_scale": 10.0},
 }
 
 

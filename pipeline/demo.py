@@ -58,6 +58,14 @@ class DemoConfig:
     device: str = "auto"  # auto | cpu | cuda
 
 
+def scorer_note(run_config) -> str:
+    """", learned deviation scorers at Nx lr" when the recipe has them (model/deviation_scorer.py)."""
+    if run_config.model.deviation_scorer_weight <= 0:
+        return ""
+    return (f", learned deviation scorers beside the network at "
+            f"{run_config.train.deviation_scorer_lr_scale:g}x lr")
+
+
 def demo_run_config(cfg: DemoConfig):
     """The RunConfig the demo trains with: the preset, `cfg.overrides`, then the demo's
     epochs, seed and device."""
@@ -210,7 +218,7 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
              f"(video-level labels only; preset {DEMO_PRESET!r}: lr {train_cfg.lr}, weight decay "
              f"{train_cfg.weight_decay}, batch {train_cfg.batch_size}, d_model {model_cfg.d_model}, "
              f"dropout {model_cfg.dropout}, input contrast {model_cfg.input_contrast!r}, inputs "
-             f"standardised with training-split statistics)"):
+             f"standardised with training-split statistics{scorer_note(run_config)})"):
         resume = folder.decisions["train"] == RESUMED
         if resume:
             try:  # killed before the first epoch ended, or while writing a checkpoint
