@@ -8,6 +8,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import numpy as np
+
 from data.ffmpeg_bin import ffmpeg_exe
 
 
@@ -71,3 +73,13 @@ def make_corrupt(path: str | Path, size: int = 4096) -> Path:
     path = Path(path)
     path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * (size // 256))
     return path
+
+
+def speechlike_wave(seconds: float, seed: int = 0) -> np.ndarray:
+    """16 kHz float32 noise plus a tone whose loudness changes every 0.1 s: audio content
+    that varies in time, for audio backbones' tests."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 16000)
+    envelope = np.repeat(rng.random(n // 1600 + 1), 1600)[:n]
+    tone = np.sin(2 * np.pi * 220 * np.arange(n) / 16000) * envelope
+    return (tone + 0.1 * rng.standard_normal(n)).astype(np.float32)

@@ -7,16 +7,9 @@ from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 from extractors.audio_wav2vec import (TINY_CONFIG, Wav2Vec2AudioExtractor, frame_centre_times,
                                       n_frames_for, plan_windows)
 from extractors.weights import WeightsUnavailableError
+from media import speechlike_wave
 from numerics import FP32_DEEP, assert_close_to_scale
 
-
-def _speechlike(seconds: float, seed: int = 0) -> np.ndarray:
-    """Noise plus a tone whose loudness changes every 0.1 s: content that varies in time."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * 16000)
-    envelope = np.repeat(rng.random(n // 1600 + 1), 1600)[:n]
-    tone = np.sin(2 * np.pi * 220 * np.arange(n) / 16000) * envelope
-    return (tone + 0.1 * rng.standard_normal(n)).astype(np.float32)
 
 
 def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -36,7 +29,7 @@ def test_frame_count_and_centres_follow_the_conv_geometry():
 
 def test_shapes_and_50hz_centre_times():
     extractor = tiny()
-    features, centres = extractor(_speechlike(1.0))
+    features, centres = extractor(speechlike_wave(1.0))
     assert features.shape == (49, 16) and features.dtype == np.float32
     assert centres.dtype == np.float64 and centres.shape == (49,)
     assert centres[0] == pytest.approx(0.0125)
@@ -60,7 +53,7 @@ def test_plan_windows_tiles_the_clip():
 
 
 def test_windowed_long_audio_matches_a_single_pass():
-    wave = _speechlike(3.0)
+    wave = speechlike_wave(3.0)
     single, centres = tiny(window_s=10.0)(wave)
     whole_window, _ = tiny(window_s=3.0, overlap_s=0.5)(wave)  # one window covers the clip
     np.testing.assert_allclose(whole_window, single, rtol=1e-5, atol=1e-5)
@@ -76,7 +69,7 @@ def test_windowed_long_audio_matches_a_single_pass():
 
 
 def test_layer_choice_returns_that_hidden_state():
-    wave = _speechlike(0.5)
+    wave = speechlike_wave(0.5)
     last = tiny()
     first = tiny(layer=1)
     inputs = tiny(layer=0)
@@ -94,7 +87,7 @@ def test_layer_choice_returns_that_hidden_state():
 
 def test_input_is_normalised_so_gain_and_offset_do_not_matter():
     extractor = tiny()
-    wave = _speechlike(0.5)
+    wave = speechlike_wave(0.5)
     a, _ = extractor(wave)
     b, _ = extractor(3.0 * wave + 0.2)
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
@@ -109,7 +102,7 @@ def test_local_directory_loads_with_its_feature_extractor_settings(tmp_path):
     s = extractor.settings
     assert s["pretrained"] is True and s["do_normalize"] is False
     assert s["revision"].startswith("sha256:") and s["dim"] == 16
-    wave = _speechlike(0.5)
+    wave = speechlike_wave(0.5)
     with torch.no_grad():
         expected = model(torch.from_numpy(wave)[None]).last_hidden_state[0].numpy()
     np.testing.assert_allclose(extractor(wave)[0], expected, atol=1e-5)
@@ -119,7 +112,7 @@ def test_half_precision_checkpoint_is_loaded_as_fp32(tmp_path):
     Wav2Vec2Model(Wav2Vec2Config(**TINY_CONFIG)).half().save_pretrained(tmp_path)
     extractor = Wav2Vec2AudioExtractor(str(tmp_path), precision="fp32")
     assert {p.dtype for p in extractor.model.parameters()} == {torch.float32}
-    assert extractor(_speechlike(0.2))[0].dtype == np.float32
+    assert extractor(speechlike_wave(0.2))[0].dtype == np.float32
 
 
 def test_unavailable_model_says_how_to_supply_it():
@@ -153,7 +146,7 @@ def test_layer_norm_models_use_an_attention_mask_for_padding():
     torch.manual_seed(0)
     extractor.model = Wav2Vec2Model(config).eval()
     extractor.use_attention_mask = True
-    long, short = torch.from_numpy(_speechlike(1.0)), torch.from_numpy(_speechlike(0.5, seed=1))
+    long, short = torch.from_numpy(speechlike_wave(1.0)), torch.from_numpy(speechlike_wave(0.5, seed=1))
     with torch.no_grad():
         padded = extractor._forward([long, short])[1]  # short is zero-padded in the batch
         alone = extractor._forward([short])[0]
@@ -162,7 +155,7 @@ def test_layer_norm_models_use_an_attention_mask_for_padding():
 
 
 def test_bf16_autocast_stays_close_to_fp32():
-    wave = _speechlike(1.0)
+    wave = speechlike_wave(1.0)
     fp32, _ = tiny()(wave)
     bf16, _ = Wav2Vec2AudioExtractor("random", random_config="tiny", precision="bf16")(wave)
     assert _cosine_rows(bf16, fp32).min() > 0.99
@@ -178,7 +171,7 @@ def test_weights_stored_in_bf16_give_the_same_features_as_autocast():
     linear_dtypes = {m.weight.dtype for m in stored.model.modules() if isinstance(m, torch.nn.Linear)}
     assert linear_dtypes == {torch.bfloat16}
     assert {p.dtype for p in plain.model.parameters()} == {torch.float32}
-    wave = _speechlike(0.5)
+    wave = speechlike_wave(0.5)
     np.testing.assert_array_equal(stored(wave)[0], plain(wave)[0])
     # fp32 and CUDA keep fp32 weights
     fp32 = store_weights_for_autocast(torch.nn.Linear(2, 2), "fp32", "cpu")

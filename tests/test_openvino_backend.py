@@ -11,6 +11,7 @@ import torch
 from extractors.precision import resolve_backend
 from extractors.visual_tsn import TSNPreprocess, TSNVisualExtractor, calibration_frames, \
     preprocess_frames
+from media import speechlike_wave
 from numerics import FP32_DEEP, FP32_SHALLOW, max_error_to_scale
 
 pytest.importorskip("openvino")
@@ -187,15 +188,6 @@ def test_int8_features_stay_close_to_fp32(torch_fp32, tmp_path, monkeypatch):
     assert raw.min() > 0.99
 
 
-def _speechlike(seconds: float, seed: int = 0) -> np.ndarray:
-    # noise plus a tone whose loudness changes every 0.1 s: features that vary in time
-    rng = np.random.default_rng(seed)
-    n = int(seconds * 16000)
-    envelope = np.repeat(rng.random(n // 1600 + 1), 1600)[:n]
-    tone = np.sin(2 * np.pi * 220 * np.arange(n) / 16000) * envelope
-    return (tone + 0.1 * rng.standard_normal(n)).astype(np.float32)
-
-
 def _wav2vec(backend: str, **kwargs):
     from extractors.audio_wav2vec import Wav2Vec2AudioExtractor
 
@@ -214,7 +206,7 @@ def test_wav2vec_on_openvino_matches_torch(tmp_path, monkeypatch, layer):
     # one export (dynamic batch and length) serves every length: several windows, a clip
     # shorter than one window (its own length), one under 400 samples (padded to 1 frame)
     for samples in (int(2.3 * 16000), 12345, 16000, 300):
-        wave = _speechlike(samples / 16000, seed=samples)[:samples]
+        wave = speechlike_wave(samples / 16000, seed=samples)[:samples]
         (a, ta), (b, tb) = ref(wave), ov(wave)
         assert a.shape == b.shape and b.dtype == np.float32
         np.testing.assert_array_equal(ta, tb)
@@ -226,8 +218,8 @@ def test_wav2vec_on_openvino_matches_torch(tmp_path, monkeypatch, layer):
 def test_wav2vec_windows_of_unequal_length_run_unpadded(tmp_path, monkeypatch):
     monkeypatch.setenv("RTDL_CACHE_DIR", str(tmp_path))
     ref, ov = _wav2vec("torch"), _wav2vec("openvino")
-    waves = [torch.from_numpy(_speechlike(0.5, seed=1)), torch.from_numpy(_speechlike(0.8, seed=2)),
-             torch.from_numpy(_speechlike(0.5, seed=3))]
+    waves = [torch.from_numpy(speechlike_wave(0.5, seed=1)), torch.from_numpy(speechlike_wave(0.8, seed=2)),
+             torch.from_numpy(speechlike_wave(0.5, seed=3))]
     with torch.inference_mode():
         got = ov._forward(waves)
         alone = [ref._forward([w])[0] for w in waves]  # each wave on its own, no padding
@@ -244,7 +236,7 @@ def test_wav2vec_export_is_cached_per_weights_and_layer(tmp_path, monkeypatch):
     other_seed = _wav2vec("openvino", seed=1)
     keys = {m._openvino.key for m in (first, other_layer, other_seed)}
     assert len(keys) == 3 and not other_layer._openvino.cache_hit
-    wave = _speechlike(0.6)
+    wave = speechlike_wave(0.6)
     np.testing.assert_array_equal(first(wave)[0], again(wave)[0])
     assert not np.allclose(first(wave)[0], other_layer(wave)[0])
 
