@@ -616,8 +616,9 @@ def _train_epoch(model, loader, optimizer, mask_generator, cfg: TrainConfig, dev
             _check_finite(losses, epoch, step, first_global_step + step, info, out_dir)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if cfg.grad_clip > 0:  # per group: the scorers' gradients never rescale the network's
+                for group in optimizer.param_groups:
+                    torch.nn.utils.clip_grad_norm_(group["params"], cfg.grad_clip)
             optimizer.step()
             if average is not None:
                 average.update(bare)

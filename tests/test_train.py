@@ -356,3 +356,17 @@ def test_deviation_scorers_get_their_own_learning_rate_and_the_network_keeps_its
         assert lrs[id(param)] == pytest.approx(1e-2 if name.startswith("deviation_scorers.") else 1e-3), name
     with pytest.raises(ValueError, match="deviation_scorer_lr_scale"):
         TrainConfig(deviation_scorer_lr_scale=0.0)
+
+
+def test_the_network_trains_bit_identically_beside_the_deviation_scorers(tmp_path, run_data):
+    """Same seed, gradient clipping on: every network weight of a run with the learned
+    deviation scorers equals the run without them (own optimiser group, own clipping)."""
+    cache, meta, _ = run_data
+    without = tiny_run_config(epochs=1, seed=2, lr=1e-2, grad_clip=0.05)
+    with_scorers = dataclasses.replace(
+        without, model=dataclasses.replace(without.model, deviation_scorer_weight=1.0))
+    a = train_run(without, cache, meta, tmp_path / "a").model
+    b = dict(train_run(with_scorers, cache, meta, tmp_path / "b").model.named_parameters())
+    assert any(name.startswith("deviation_scorers.") for name in b)
+    for name, param in a.named_parameters():
+        assert torch.equal(param, b[name]), name
