@@ -9,10 +9,10 @@ matter, and little else.
 Why: measured per frame on `rtdl synth` (BENCHMARKS.md, "A learned deviation scorer"),
 weak supervision loses most of the evidence the features hold. A frame-supervised MLP on
 clip-deviation inputs reaches 0.79 visual / 0.81 audio frame AUC; the same MLP trained
-from video labels by Top-K MIL memorises the training videos (its loss goes to zero) and
-reaches 0.68 / 0.61, with face swap at chance; RT-DeepLoc's heads reach 0.67 / 0.53. The
-linear scorer on absolute deviations, same video labels, same MIL, cannot memorise and
-reaches 0.79 / 0.68 (face swap 0.86, spectral smoothing 0.73). The untrained reference
+from video labels by Top-K MIL fits the training videos one by one (in exploratory runs its
+loss went towards zero) and reaches 0.69 / 0.61, with face swap at chance; RT-DeepLoc's heads reach 0.67 / 0.53. The
+linear scorer on absolute deviations, same video labels, same MIL, has too little
+capacity for that and reaches 0.79 / 0.68 (face swap 0.85, spectral smoothing 0.72). The untrained reference
 (unweighted distance from the clip median) reads 0.61 / 0.52.
 
 Choices:
@@ -21,8 +21,9 @@ Choices:
   without it (same gradients, same random draws: the weights start at zero).
 - Absolute values: a forgery can push a dimension either way (a face swap to a lighter or a
   darker skin), so the sign of the deviation says nothing about forgery; its size does.
-- Weights of either sign: a forgery can also remove variation (frozen frames repeat one
-  frame, noise included); non-negative weights were measured and lose frozen frames (0.52).
+- Weights of either sign: the scorer must be able to discount dimensions that vary in
+  authentic footage too; with non-negative weights face swap falls from 0.85 to 0.54
+  (`benchmarks/weak_probe.py`).
 - Windows 5 and 15 frames (0.2 and 0.6 s at 25 fps): a forged span stands out over several
   frames where single frames are noisy; moving averages are over valid frames only.
 - Loss: binary cross-entropy of the Top-K MIL pooled logit against "this modality is
