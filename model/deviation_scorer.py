@@ -8,12 +8,13 @@ matter, and little else.
 
 Why: measured per frame on `rtdl synth` (BENCHMARKS.md, "A learned deviation scorer"),
 weak supervision loses most of the evidence the features hold. A frame-supervised MLP on
-clip-deviation inputs reaches 0.79 visual / 0.81 audio frame AUC; the same MLP trained
-from video labels by Top-K MIL fits the training videos one by one (in exploratory runs its
-loss went towards zero) and reaches 0.69 / 0.61, with face swap at chance; RT-DeepLoc's heads reach 0.67 / 0.53. The
-linear scorer on absolute deviations, same video labels, same MIL, has too little
-capacity for that and reaches 0.79 / 0.68 (face swap 0.85, spectral smoothing 0.72). The untrained reference
-(unweighted distance from the clip median) reads 0.61 / 0.52.
+clip-deviation inputs reaches 0.79 visual / 0.81 audio frame AUC; the same MLP trained from
+video labels by Top-K MIL fits the training videos one by one (in exploratory runs its loss
+went towards zero) and reaches 0.69 / 0.61, with face swap at chance; RT-DeepLoc's heads
+reach 0.67 / 0.53. The linear scorer on absolute deviations, same video labels, same MIL,
+has too little capacity for that and reaches 0.79 / 0.68 (face swap 0.85, spectral
+smoothing 0.72). The untrained reference (unweighted distance from the clip median) reads
+0.61 / 0.52.
 
 Choices:
 - Input: the standardised input (after `InputStandardizer`), never the learned embedding,
