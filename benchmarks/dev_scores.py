@@ -32,9 +32,8 @@ def main() -> None:
 
     from data.cache import FeatureCache
     from data.metadata import load_metadata, records_for_split
-    from localization_bench import evaluate
+    from localization_bench import evaluate, split_scores
     from pipeline.checkpoint import load_checkpoint
-    from pipeline.inference import predict_arrays, to_video_scores
     from pipeline.machine import describe_machine
     from pipeline.proposals import ProposalConfig, all_proposals
 
@@ -50,8 +49,7 @@ def main() -> None:
         results = {name: [] for name in LOCALIZERS}
         for run in runs:
             model = load_checkpoint(Path(run["run_dir"]) / "best.pt").model
-            outputs = predict_arrays(model, ((r.file, *cache.read(r.file)) for r in dev))
-            scores = {r.file: to_video_scores(outputs[r.file], r.fps, r.duration) for r in dev}
+            scores = split_scores(model, cache, {"dev": dev})[1]["dev"]
             for name in LOCALIZERS:
                 config = ProposalConfig(**run["localizers"][name]["config"])
                 results[name].append(evaluate(all_proposals(scores, config), dev))

@@ -48,6 +48,14 @@ def clip_context(features: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.
     return np.concatenate([contrast, moving_average(contrast, 5), moving_average(contrast, 15)], 1)
 
 
+def training_statistics(arrays: dict, train, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension (mean, std) of modality `index` over every frame of the `train` records
+    in `arrays` ({file: (visual, audio)}); a constant dimension gets std 1."""
+    stack = np.concatenate([arrays[r.file][index] for r in train if r.file in arrays])
+    std = stack.std(0)
+    return stack.mean(0), np.where(std > 1e-6, std, 1.0)
+
+
 def train_probe(inputs: list[np.ndarray], labels: list[np.ndarray], epochs: int, seed: int):
     """A 1-hidden-layer MLP on all training frames; returns frames [T, F] -> logits [T]."""
     import torch
@@ -106,8 +114,7 @@ def main() -> None:
     arrays = {r.file: cache.read(r.file) for r in records if r.file in cache}
     report = {}
     for index, modality in enumerate(("visual", "audio")):
-        stack = np.concatenate([arrays[r.file][index] for r in train if r.file in arrays])
-        mean, std = stack.mean(0), np.where(stack.std(0) > 1e-6, stack.std(0), 1.0)
+        mean, std = training_statistics(arrays, train, index)
         inputs, labels = [], []
         for r in train:
             if r.file in arrays:

@@ -69,13 +69,25 @@ def tune_and_test(scores_by_split: dict, records_by_split: dict, signal_grid: di
     return result
 
 
+def split_scores(model, cache, records_by_split: dict) -> tuple[dict, dict]:
+    """({split: {file: predict_arrays outputs}}, {split: {file: VideoScores}}) of `model`,
+    each video's timing taken from its record."""
+    from pipeline.inference import predict_arrays, to_video_scores
+
+    outputs, scores = {}, {}
+    for split, records in records_by_split.items():
+        outputs[split] = predict_arrays(model, ((r.file, *cache.read(r.file)) for r in records))
+        scores[split] = {r.file: to_video_scores(outputs[split][r.file], r.fps, r.duration)
+                         for r in records}
+    return outputs, scores
+
+
 def run_report(run_dir: Path, cache, records_by_split, forgery_types, calibrate_with=None) -> dict:
     """Frame AUCs, routing and localizers of one run; `calibrate_with` (training records):
     set the checkpoint's frame-evidence references from them first, as the trainer does
     (for checkpoints written before a kind of evidence existed)."""
     from pipeline.checkpoint import load_checkpoint
     from pipeline.diagnostics import frame_auc_table, model_signals, routing_report
-    from pipeline.inference import predict_arrays, to_video_scores
     from pipeline.proposals import routed_curve
 
     model = load_checkpoint(run_dir / "best.pt").model
@@ -83,25 +95,22 @@ def run_report(run_dir: Path, cache, records_by_split, forgery_types, calibrate_
         from pipeline.train import calibrate_frame_evidence
 
         calibrate_frame_evidence(model, cache, calibrate_with, "cpu")
-    outputs, scores = {}, {}
-    for split, records in records_by_split.items():
-        outputs[split] = predict_arrays(model, ((r.file, *cache.read(r.file)) for r in records))
-        scores[split] = {r.file: to_video_scores(outputs[split][r.file], r.fps, r.duration) for r in records}
+    outputs, scores = split_scores(model, cache, records_by_split)
     report = {"run": str(run_dir), "frame_auc": {}, "routing": {}, "localizers": {}}
     report["localizers"]["heads (paper)"] = tune_and_test(scores, records_by_split, {})
     report["localizers"]["heads + error"] = tune_and_test(scores, records_by_split, None)
+
+    def evidence_alone(field: str) -> dict:
+        """Every video called fake, the larger of the two modalities' `field` as the curve."""
+        curves = {split: {f: np.maximum(o[f"visual_{field}"], o[f"audio_{field}"])
+                          for f, o in outs.items()} for split, outs in outputs.items()}
+        return tune_and_test({s: fixed_scores(curves[s], records_by_split[s]) for s in SPLITS},
+                             records_by_split, {"smooth_frames": (1, 5)})
+
     if model.config.use_fdn:  # without the FDN there is no reconstruction error to use
-        evidence = {split: {f: np.maximum(o["visual_error_evidence"], o["audio_error_evidence"])
-                            for f, o in outs.items()} for split, outs in outputs.items()}
-        report["localizers"]["recon error only"] = tune_and_test(
-            {s: fixed_scores(evidence[s], records_by_split[s]) for s in SPLITS}, records_by_split,
-            {"smooth_frames": (1, 5)})
-    if getattr(model.config, "deviation_scorer_weight", 0) > 0:  # the learned scorer alone
-        learned = {split: {f: np.maximum(o["visual_learned_deviation"], o["audio_learned_deviation"])
-                           for f, o in outs.items()} for split, outs in outputs.items()}
-        report["localizers"]["learned deviation only"] = tune_and_test(
-            {s: fixed_scores(learned[s], records_by_split[s]) for s in SPLITS}, records_by_split,
-            {"smooth_frames": (1, 5)})
+        report["localizers"]["recon error only"] = evidence_alone("error_evidence")
+    if model.config.deviation_scorer_weight > 0:  # the learned scorers alone
+        report["localizers"]["learned deviation only"] = evidence_alone("learned_deviation")
     from pipeline.proposals import ProposalConfig
 
     chosen = ProposalConfig(**report["localizers"]["heads + error"]["config"])

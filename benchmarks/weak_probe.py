@@ -70,7 +70,7 @@ def main() -> None:
 
     from data.cache import FeatureCache
     from data.metadata import load_metadata, records_for_split
-    from feature_ceiling import clip_context, train_probe
+    from feature_ceiling import clip_context, train_probe, training_statistics
     from model.deviation_scorer import DeviationScorer
     from pipeline.diagnostics import (clip_median_deviation, format_auc_table, frame_auc_table,
                                       frame_mask, load_forgery_types, modality_segments)
@@ -86,8 +86,7 @@ def main() -> None:
     for index, modality in enumerate(("visual", "audio")):
         if modality not in args.modalities.split(","):
             continue
-        stack = np.concatenate([arrays[r.file][index] for r in train])
-        mean, std = stack.mean(0), np.where(stack.std(0) > 1e-6, stack.std(0), 1.0)
+        mean, std = training_statistics(arrays, train, index)
 
         def context(file):
             return clip_context(arrays[file][index], mean, std)
@@ -99,10 +98,11 @@ def main() -> None:
         frame_labels = [frame_mask(modality_segments(r, modality), len(c), r.fps)
                         for r, c in zip(train, contexts)]
         video_labels = [float(bool(modality_segments(r, modality))) for r in train]
-        centre = np.concatenate(contexts).mean(0)
-        scale = np.concatenate(contexts).std(0) + 1e-6
+        every_frame = np.concatenate(contexts)
+        centre, scale = every_frame.mean(0), every_frame.std(0) + 1e-6
+        del every_frame
         scaled = [torch.tensor((c - centre) / scale, dtype=torch.float32) for c in contexts]
-        width, dim = scaled[0].shape[1], stack.shape[1]
+        width, dim = scaled[0].shape[1], len(mean)
 
         class Mlp(torch.nn.Module):
             def __init__(self):
