@@ -10,6 +10,9 @@ For each trained run (a folder with best.pt) on one rtdl synth (or LAV-DF-style)
      smoothing allowed (what `rtdl train` now tunes);
    - "recon error only": every video called fake, the larger error percentile of the two
      modalities as the curve (no learned localizer);
+   - "learned deviation only", "sync only": the same with the learned deviation scorers'
+     probabilities, or with the audio-visual desynchrony (`model/av_sync.py`: fitted on
+     authentic training clips, no forgery label, no seed), where the model has them;
 3. the untrained reference "median deviation": every video called fake, per-frame distance of
    the standardised input from the clip's median frame, max over modalities.
 
@@ -100,17 +103,21 @@ def run_report(run_dir: Path, cache, records_by_split, forgery_types, calibrate_
     report["localizers"]["heads (paper)"] = tune_and_test(scores, records_by_split, {})
     report["localizers"]["heads + error"] = tune_and_test(scores, records_by_split, None)
 
-    def evidence_alone(field: str) -> dict:
-        """Every video called fake, the larger of the two modalities' `field` as the curve."""
-        curves = {split: {f: np.maximum(o[f"visual_{field}"], o[f"audio_{field}"])
+    def evidence_alone(*fields: str) -> dict:
+        """Every video called fake, the largest of these output fields as the curve."""
+        curves = {split: {f: np.max([o[field] for field in fields], axis=0)
                           for f, o in outs.items()} for split, outs in outputs.items()}
         return tune_and_test({s: fixed_scores(curves[s], records_by_split[s]) for s in SPLITS},
                              records_by_split, {"smooth_frames": (1, 5)})
 
     if model.config.use_fdn:  # without the FDN there is no reconstruction error to use
-        report["localizers"]["recon error only"] = evidence_alone("error_evidence")
+        report["localizers"]["recon error only"] = evidence_alone("visual_error_evidence",
+                                                                  "audio_error_evidence")
     if model.config.deviation_scorer_weight > 0:  # the learned scorers alone
-        report["localizers"]["learned deviation only"] = evidence_alone("learned_deviation")
+        report["localizers"]["learned deviation only"] = evidence_alone("visual_learned_deviation",
+                                                                        "audio_learned_deviation")
+    if bool(model.av_sync.is_set):  # the desynchrony alone: fitted on authentic clips, no label
+        report["localizers"]["sync only"] = evidence_alone("sync_evidence")
     from pipeline.proposals import ProposalConfig
 
     chosen = ProposalConfig(**report["localizers"]["heads + error"]["config"])

@@ -32,6 +32,12 @@ frame scorer per modality on the standardised inputs' clip deviations, with its 
 MIL loss term "deviation" (model/deviation_scorer.py); their frame probabilities are in
 `Prediction.visual_learned_deviation` / `audio_learned_deviation` (zeros without them).
 
+Audio-visual desynchrony (`model/av_sync.py`, not in the paper, always built): canonical
+directions fitted on authentic training clips by `fit_av_sync` (the trainer calls it; no
+gradient, no label) give each frame a desynchrony, `Prediction.av_desync`, and its
+percentile among authentic training frames, `Prediction.sync_evidence`; zeros until fitted.
+It holds buffers only, so building it changes no parameter and no random draw.
+
 Loss terms: every key is always present (zero when its component is switched off) so logs
 keep stable columns. The per-modality L_recon, L_KL and L_AICL are averaged over the two
 modalities.
@@ -47,6 +53,7 @@ from torch.nn import functional as F
 
 from data.labels import LABELS, REAL, classes_modifying
 from model.aicl import aicl_loss
+from model.av_sync import AVSync
 from model.config import ModelConfig
 from model.deviation_scorer import DeviationScorer, deviation_mil_loss
 from model.evidence import ErrorCalibration, clip_deviation
@@ -78,7 +85,8 @@ class RTDeepLocOutput:
 FRAME_FIELDS = ("visual_scores", "audio_scores", "joint_scores", "visual_recon_error",
                 "audio_recon_error", "visual_error_evidence", "audio_error_evidence",
                 "visual_deviation", "audio_deviation", "visual_deviation_evidence",
-                "audio_deviation_evidence", "visual_learned_deviation", "audio_learned_deviation")
+                "audio_deviation_evidence", "visual_learned_deviation", "audio_learned_deviation",
+                "av_desync", "sync_evidence")
 
 
 @dataclass
@@ -104,6 +112,10 @@ class Prediction:
     # zeros when the model has none
     visual_learned_deviation: Tensor | None = None
     audio_learned_deviation: Tensor | None = None
+    # [B, T] audio-visual desynchrony (model/av_sync.py) and its percentile among authentic
+    # training frames; zeros until the trainer fitted it
+    av_desync: Tensor | None = None
+    sync_evidence: Tensor | None = None
 
     def video(self, index: int) -> dict[str, np.ndarray]:
         """One video's outputs as float32 numpy arrays, frame arrays cut to its valid frames.
@@ -147,6 +159,9 @@ class RTDeepLoc(nn.Module):
         # clip deviation of the input -> percentile among authentic training frames (same)
         self.visual_deviation_calibration = ErrorCalibration()
         self.audio_deviation_calibration = ErrorCalibration()
+        # audio-visual desynchrony (buffers only, fitted by the trainer) and its percentiles
+        self.av_sync = AVSync(visual_dim, audio_dim)
+        self.sync_calibration = ErrorCalibration()
         if cfg.deviation_scorer_weight > 0:  # last, and zero-initialised: nothing else changes
             self.deviation_scorers = nn.ModuleDict({"visual": DeviationScorer(visual_dim),
                                                     "audio": DeviationScorer(audio_dim)})
@@ -155,6 +170,20 @@ class RTDeepLoc(nn.Module):
         """Standardise inputs with these per-dimension statistics ([Cv], [Cv], [Ca], [Ca])."""
         self.visual_input_norm.set_statistics(visual_mean, visual_std)
         self.audio_input_norm.set_statistics(audio_mean, audio_std)
+
+    @torch.no_grad()
+    def fit_av_sync(self, clips) -> None:
+        """Fit the audio-visual desynchrony on authentic clips: (visual [T, Cv], audio [T, Ca])
+        raw features each, standardised here with the model's input statistics."""
+        def standardise(x, norm):  # on the CPU, wherever the model lives
+            x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+            return (x - norm.mean.cpu()) / norm.std.cpu()
+
+        fitted = AVSync(self.visual_dim, self.audio_dim)
+        fitted.fit((standardise(v, self.visual_input_norm), standardise(a, self.audio_input_norm))
+                   for v, a in clips)
+        for name, buffer in fitted.named_buffers():
+            getattr(self.av_sync, name).copy_(buffer)
 
     def forward(self, visual: Tensor, audio: Tensor, mask: Tensor,
                 generator: torch.Generator | None = None, *,
@@ -287,8 +316,11 @@ class RTDeepLoc(nn.Module):
             audio_error = out.audio_reconstruction.errors.float()
         else:
             visual_error = audio_error = torch.zeros_like(valid)
-        visual_deviation = clip_deviation(self.visual_input_norm(visual, mask), mask)  # [B, T]
-        audio_deviation = clip_deviation(self.audio_input_norm(audio, mask), mask)
+        visual_standardised = self.visual_input_norm(visual, mask)  # [B, T, Cv]
+        audio_standardised = self.audio_input_norm(audio, mask)  # [B, T, Ca]
+        visual_deviation = clip_deviation(visual_standardised, mask)  # [B, T]
+        audio_deviation = clip_deviation(audio_standardised, mask)
+        desync = self.av_sync(visual_standardised, audio_standardised, mask)  # [B, T]
         learned = {m: out.deviation_logits[m].float().sigmoid() if out.deviation_logits
                    else torch.zeros_like(valid) for m in ("visual", "audio")}
         return Prediction(
@@ -307,6 +339,9 @@ class RTDeepLoc(nn.Module):
             audio_deviation_evidence=self.audio_deviation_calibration(audio_deviation) * valid,
             visual_learned_deviation=learned["visual"] * valid,
             audio_learned_deviation=learned["audio"] * valid,
+            av_desync=desync * valid,
+            sync_evidence=(self.sync_calibration(desync) if bool(self.av_sync.is_set)
+                           else torch.zeros_like(valid)) * valid,
         )
 
 

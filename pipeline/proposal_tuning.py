@@ -37,7 +37,8 @@ SIGNAL_TUNING_GRID = {
     "routing": ("argmax", "soft", "joint"),
     "smooth_frames": (1, 5),
     "curve_normalization": ("none", "rank"),
-    "evidence": ("reconstruction", "deviation", "learned_deviation"),
+    "evidence": ("reconstruction", "deviation", "learned_deviation", "sync",
+                 "sync_and_learned_deviation"),
     "error_modalities": ("both", "audio", "visual"),
 }
 # then a small search space around the default proposal settings (defaults first)
@@ -79,15 +80,20 @@ def tune_on_scores(scores: dict, records: Sequence[VideoRecord], *, protocol: st
 
 
 def without_missing_evidence(signal_grid: dict, scores: Mapping[str, VideoScores]) -> dict:
-    """`signal_grid` without the "learned_deviation" evidence when no video has it (a model
-    without the learned deviation scorer), so no candidate reads an all-zero evidence."""
-    kinds = signal_grid.get("evidence", ())
-    has_learned = any(getattr(v, f"{m}_learned_deviation") is not None
-                      and np.any(getattr(v, f"{m}_learned_deviation"))
-                      for v in scores.values() for m in ("visual", "audio"))
-    if "learned_deviation" not in kinds or has_learned:
+    """`signal_grid` without the evidence kinds no video has (the learned deviation of a
+    model without the scorers, the desynchrony of a checkpoint from before it), so no
+    candidate reads an all-zero evidence (a mean of two kinds needs both)."""
+    def present(*fields: str) -> bool:
+        return any(getattr(v, name) is not None and np.any(getattr(v, name))
+                   for v in scores.values() for name in fields)
+
+    has = {"learned_deviation": present("visual_learned_deviation", "audio_learned_deviation"),
+           "sync": present("sync_evidence")}
+    has["sync_and_learned_deviation"] = has["learned_deviation"] and has["sync"]
+    kinds = tuple(k for k in signal_grid.get("evidence", ()) if has.get(k, True))
+    if "evidence" not in signal_grid or len(kinds) == len(signal_grid["evidence"]):
         return signal_grid
-    return {**signal_grid, "evidence": tuple(k for k in kinds if k != "learned_deviation")}
+    return {**signal_grid, "evidence": kinds}
 
 
 def tune_proposals(model, cache, records: Sequence[VideoRecord], grid: dict | None = None, *,

@@ -96,8 +96,10 @@ log = logging.getLogger(__name__)
 NMS_MODES = ("hard", "soft", "none")
 ROUTING_MODES = ("argmax", "soft", "joint")
 CURVE_NORMALIZATIONS = ("none", "rank")
-EVIDENCE_KINDS = ("reconstruction", "deviation", "learned_deviation")
-# the VideoScores field (after "<modality>_") each evidence kind reads
+EVIDENCE_KINDS = ("reconstruction", "deviation", "learned_deviation", "sync",
+                  "sync_and_learned_deviation")
+# the VideoScores field (after "<modality>_") each per-modality evidence kind reads; "sync"
+# reads the shared `sync_evidence`, "sync_and_learned_deviation" averages the two
 EVIDENCE_FIELDS = {"reconstruction": "evidence", "deviation": "deviation_evidence",
                    "learned_deviation": "learned_deviation"}
 ERROR_MODALITIES = ("both", "audio", "visual")
@@ -139,8 +141,10 @@ class ProposalConfig:
     # whatever the head's calibration (see the module docstring)
     curve_normalization: str = "none"
     # which evidence `error_weight` mixes in: "reconstruction" (the FDN's error, the paper's
-    # cue), "deviation" (the untrained clip deviation of the input) or "learned_deviation"
-    # (the learned deviation scorer's frame probability, model/deviation_scorer.py)
+    # cue), "deviation" (the untrained clip deviation of the input), "learned_deviation"
+    # (the learned deviation scorer's frame probability, model/deviation_scorer.py), "sync"
+    # (the audio-visual desynchrony, model/av_sync.py) or "sync_and_learned_deviation"
+    # (the mean of the last two, `evidence_curve`)
     evidence: str = "reconstruction"
     # which modalities' curves the evidence is mixed into: "both", or only "audio" / "visual"
     # (the other branch keeps its head score; the joint branch takes the chosen modality's
@@ -198,6 +202,9 @@ class VideoScores:
     # [T] the learned deviation scorer's frame probabilities; None: treated as zeros
     visual_learned_deviation: np.ndarray | None = None
     audio_learned_deviation: np.ndarray | None = None
+    # [T] audio-visual desynchrony percentile among authentic training frames (one curve for
+    # both modalities, model/av_sync.py); None: treated as zeros
+    sync_evidence: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------- routing
@@ -371,6 +378,23 @@ def rank_normalize(scores: np.ndarray) -> np.ndarray:
     return (average_ranks(scores) - 1) / (scores.size - 1)
 
 
+def evidence_curve(scores: VideoScores, modality: str, kind: str, length: int) -> np.ndarray:
+    """[length] evidence of `kind` (EVIDENCE_KINDS) for one modality's curve; zeros where the
+    model has none. "sync" is the same curve for both modalities (the desynchrony says that
+    the streams disagree, not which one was changed: routing says that);
+    "sync_and_learned_deviation" is the mean of the desynchrony percentile and the
+    modality's learned deviation probability, two cues that mark different forgeries."""
+    def read(name: str) -> np.ndarray:
+        values = getattr(scores, name)
+        return np.zeros(length) if values is None else np.asarray(values, np.float64)[:length]
+
+    if kind == "sync":
+        return read("sync_evidence")
+    if kind == "sync_and_learned_deviation":
+        return 0.5 * (read("sync_evidence") + read(f"{modality}_learned_deviation"))
+    return read(f"{modality}_{EVIDENCE_FIELDS[kind]}")
+
+
 def branch_curve(scores: VideoScores, branch: str, cfg: ProposalConfig) -> np.ndarray:
     """One branch's frame curve: head score mixed with error evidence, smoothed, and (with
     `curve_normalization="rank"`) replaced by its within-video ranks.
@@ -383,8 +407,7 @@ def branch_curve(scores: VideoScores, branch: str, cfg: ProposalConfig) -> np.nd
     w = cfg.error_weight
     if w > 0 and (branch == "joint" or branch in mixed):
         def evidence(modality):
-            values = getattr(scores, f"{modality}_{EVIDENCE_FIELDS[cfg.evidence]}")
-            return np.zeros_like(head) if values is None else np.asarray(values, np.float64)[:len(head)]
+            return evidence_curve(scores, modality, cfg.evidence, len(head))
 
         ev = np.max([evidence(m) for m in mixed], axis=0) if branch == "joint" else evidence(branch)
         head = (1 - w) * head + w * ev

@@ -264,7 +264,8 @@ CALIBRATION_VIDEOS = 256
 def calibrate_frame_evidence(model, cache, train_records: Sequence[VideoRecord],
                              device: torch.device) -> None:
     """Set the model's evidence percentiles from real training videos (model/evidence.py):
-    reconstruction errors (with the FDN) and clip deviations of the input.
+    reconstruction errors (with the FDN), clip deviations of the input and the audio-visual
+    desynchrony, which is first fitted on the same videos when it is not yet (model/av_sync.py).
 
     The first CALIBRATION_VIDEOS real videos in record order, so the reference does not
     depend on the epoch; nothing happens without a real video.
@@ -273,9 +274,12 @@ def calibrate_frame_evidence(model, cache, train_records: Sequence[VideoRecord],
     if not reals:
         log.warning("no real video in the training split: the frame evidence stays unset")
         return
+    if not bool(model.av_sync.is_set):  # deterministic and label-free: fitted once
+        model.fit_av_sync(cache.read(key) for key in reals)
     outputs = predict_arrays(model, ((key, *cache.read(key)) for key in reals), device=device)
     references = {"visual_deviation_calibration": "visual_deviation",
-                  "audio_deviation_calibration": "audio_deviation"}
+                  "audio_deviation_calibration": "audio_deviation",
+                  "sync_calibration": "av_desync"}
     if model.config.use_fdn:
         references.update(visual_error_calibration="visual_recon_error",
                           audio_error_calibration="audio_recon_error")
@@ -452,7 +456,8 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
                 dist.barrier()
                 # rank 0 calibrated the frame evidence during validation: share it
                 for name, buffer in model.named_buffers():
-                    if "_error_calibration." in name or "_deviation_calibration." in name:
+                    if (("_error_calibration." in name or "_deviation_calibration." in name
+                         or name.startswith(("av_sync.", "sync_calibration.")))):
                         dist.broadcast(buffer, src=0)
         if average is not None:  # what the run hands on is what it validated and saved
             average.copy_to(model)

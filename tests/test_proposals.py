@@ -298,6 +298,26 @@ def test_deviation_evidence_replaces_the_reconstruction_error_when_chosen():
         ProposalConfig(evidence="median")
 
 
+def test_sync_evidence_is_one_curve_for_both_branches_and_can_be_averaged_with_the_learned():
+    from pipeline.proposals import branch_curve
+
+    heads, learned, sync = np.zeros(12), np.zeros(12), np.zeros(12)
+    learned[3:5] = 0.8
+    sync[6:10] = 1.0
+    scores = VideoScores(np.array(VISUAL_ONLY), heads, heads, heads, FPS, 3.0,
+                         visual_learned_deviation=learned, sync_evidence=sync)
+    by_sync = dataclasses.replace(PLAIN, error_weight=1.0, evidence="sync")
+    for branch in ("visual", "audio", "joint"):
+        assert branch_curve(scores, branch, by_sync).tolist() == sync.tolist()
+    averaged = dataclasses.replace(by_sync, evidence="sync_and_learned_deviation")
+    assert branch_curve(scores, "visual", averaged).tolist() == (0.5 * (sync + learned)).tolist()
+    # the audio branch has no learned deviation here: half the desynchrony
+    assert branch_curve(scores, "audio", averaged).tolist() == (0.5 * sync).tolist()
+    # a video without the desynchrony (an older checkpoint) reads zeros
+    without = dataclasses.replace(scores, sync_evidence=None)
+    assert branch_curve(without, "visual", by_sync).tolist() == [0.0] * 12
+
+
 def test_error_evidence_goes_only_into_the_chosen_modality():
     from pipeline.proposals import branch_curve
 

@@ -45,8 +45,9 @@ def test_train_stores_settings_tuned_on_dev_in_both_checkpoints(trained):
         assert tuning["objective"].startswith("0.5 * mean AP + 0.5 * mean AR")
         assert tuning["checkpoint_epoch"] == payload["epoch"]
         # every candidate of both stages was scored, and the chosen one scores the best of stage 2;
-        # the model has no learned deviation scorer, so that evidence was left out of stage 1
-        signal_grid = {**SIGNAL_TUNING_GRID, "evidence": ("reconstruction", "deviation")}
+        # the model has no learned deviation scorer, so that evidence and its mean with the
+        # desynchrony were left out of stage 1; the trainer fitted the desynchrony, so it stays
+        signal_grid = {**SIGNAL_TUNING_GRID, "evidence": ("reconstruction", "deviation", "sync")}
         assert tuning["signal_grid"] == {k: list(v) for k, v in signal_grid.items()}
         assert len(tuning["tried"]) == _grid_size(signal_grid) + _grid_size(DEFAULT_TUNING_GRID)
         second = [value for _, value in tuning["tried"][_grid_size(signal_grid):]]
@@ -160,7 +161,7 @@ def test_update_checkpoint_changes_only_proposal_fields(trained, tmp_path):
     assert yaml.safe_dump(payload["proposal_tuning"])  # plain types only
 
 
-def test_learned_deviation_evidence_is_tried_only_where_a_video_has_it():
+def test_evidence_kinds_are_tried_only_where_a_video_has_them():
     import numpy as np
 
     from pipeline.proposal_tuning import without_missing_evidence
@@ -170,9 +171,16 @@ def test_learned_deviation_evidence_is_tried_only_where_a_video_has_it():
     plain = VideoScores(np.array([0.1, 0.9, 0, 0]), flat, flat, flat, 25.0, 0.2)
     learned = VideoScores(np.array([0.1, 0.9, 0, 0]), flat, flat, flat, 25.0, 0.2,
                           visual_learned_deviation=np.linspace(0, 1, 5))
-    kept = without_missing_evidence(SIGNAL_TUNING_GRID, {"a": plain, "b": learned})
-    assert kept == SIGNAL_TUNING_GRID
+    synced = VideoScores(np.array([0.1, 0.9, 0, 0]), flat, flat, flat, 25.0, 0.2,
+                         sync_evidence=np.linspace(0, 1, 5))
+    assert without_missing_evidence(SIGNAL_TUNING_GRID, {"a": plain, "b": learned, "c": synced}) \
+        == SIGNAL_TUNING_GRID
     dropped = without_missing_evidence(SIGNAL_TUNING_GRID, {"a": plain})
     assert dropped["evidence"] == ("reconstruction", "deviation")
     assert {k: v for k, v in dropped.items() if k != "evidence"} == \
         {k: v for k, v in SIGNAL_TUNING_GRID.items() if k != "evidence"}
+    # a mean of two kinds needs both
+    assert without_missing_evidence(SIGNAL_TUNING_GRID, {"a": plain, "b": learned})["evidence"] == \
+        ("reconstruction", "deviation", "learned_deviation")
+    assert without_missing_evidence(SIGNAL_TUNING_GRID, {"c": synced})["evidence"] == \
+        ("reconstruction", "deviation", "sync")

@@ -1,0 +1,147 @@
+"""Audio-visual desynchrony: a frame evidence fitted on authentic clips, without labels.
+
+rtdl's addition, not a paper component. The paper's AICL (Sec. 3.3) pulls the two
+modalities of an authentic video together and pushes forged ones apart, at the video level;
+the localizer never asks, frame by frame, whether the picture still moves with the sound.
+Yet many forgeries break exactly that: a re-rendered mouth (lip-sync), a spliced or
+re-voiced span, sound played faster or slower, a frozen picture over running speech.
+
+How it works. On authentic training clips only (no forgery label, no gradient), canonical
+correlation analysis (CCA) finds K pairs of directions, one in a visual view and one in an
+audio view, whose projections correlate as strongly as possible frame by frame. Each view is
+the standardised input minus its clip median (the clip's identity removed) together with
+its frame-to-frame difference, stacked over a few neighbouring frames so that a small
+lag between lips and sound is allowed (`VISUAL_LAGS`, `AUDIO_LAGS`). In an authentic clip
+the paired projections u_k, v_k move together (correlation rho_k); where one modality was
+replaced they become unrelated. Per frame the agreement is sum_k w_k u_k v_k with
+w_k = rho_k / (1 - rho_k) (the log-likelihood-ratio weight of a correlated Gaussian pair,
+up to terms that do not depend on the product), averaged over `WINDOW` frames; the
+desynchrony is its negative. The model maps it to its percentile among authentic training
+frames (`model/evidence.py`) and the localizer mixes it in where dev says it helps
+(`evidence="sync"` in `pipeline/proposals.py`).
+
+Why closed-form CCA and not a trained network: it needs only authentic clips, has no seed
+(the same training split gives the same directions), and cannot learn the seen forgery
+types' direction, the failure of every trained signal on held-out types in BENCHMARKS.md.
+A ridge term (`RIDGE` x the mean variance) keeps the covariances invertible when the views
+are wider than the number of authentic frames.
+
+Settings, chosen on the dev split of the 2,100-clip benchmark (mean per-video frame AUC of
+the forged modality, visual and audio averaged; BENCHMARKS.md, "Audio-visual
+desynchrony"): lags, K and the ridge moved the dev AUC by under 0.01 (0.769-0.779 over 3 x 3
+x 2 settings); a 9-frame window beat 15 and 25 frames in every setting (0.775 / 0.767 /
+0.737 at the values below).
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from model.layers import KeepsBuffersMissingFromOldCheckpoints
+
+VISUAL_LAGS = (-1, 0, 1)  # visual frames stacked around each frame
+AUDIO_LAGS = (-3, -2, -1, 0, 1, 2, 3)  # audio frames stacked around each frame
+COMPONENTS = 16  # K canonical pairs kept
+RIDGE = 0.1  # added to each covariance's diagonal, times its mean variance
+WINDOW = 9  # frames the agreement is averaged over
+
+
+def sync_view(standardised: Tensor, lags: tuple[int, ...]) -> Tensor:
+    """One clip's view [T, C] -> [T, 2 C len(lags)]: the frame minus the clip's median frame
+    and its difference from the previous frame (0 for the first), stacked at each lag (frame
+    indices clipped to the clip, so the edges repeat)."""
+    x = standardised.double()
+    contrast = x - x.median(dim=0, keepdim=True).values
+    delta = torch.diff(contrast, dim=0, prepend=contrast[:1])
+    both = torch.cat([contrast, delta], dim=1)  # [T, 2C]
+    frames = torch.arange(len(both))
+    return torch.cat([both[(frames + lag).clamp(0, len(both) - 1)] for lag in lags], dim=1)
+
+
+def moving_average(values: Tensor, frames: int) -> Tensor:
+    """Centred moving average of [T] over an odd number of `frames` (edges average over what
+    exists; any T >= 1)."""
+    kernel = torch.ones(1, 1, frames, dtype=values.dtype)
+    total = torch.nn.functional.conv1d(values[None, None], kernel, padding=frames // 2)[0, 0]
+    count = torch.nn.functional.conv1d(torch.ones_like(values)[None, None], kernel,
+                                       padding=frames // 2)[0, 0]
+    return (total / count)[:len(values)]
+
+
+def _inverse_sqrt(cov: np.ndarray) -> np.ndarray:
+    eigenvalues, vectors = np.linalg.eigh(cov)
+    return (vectors / np.sqrt(eigenvalues)) @ vectors.T
+
+
+class AVSync(KeepsBuffersMissingFromOldCheckpoints):
+    """Standardised inputs (visual [B, T, Cv], audio [B, T, Ca], mask [B, T]) -> per-frame
+    desynchrony [B, T] (0 on padding, and everywhere until `fit` has run)."""
+
+    def __init__(self, visual_dim: int, audio_dim: int, components: int = COMPONENTS):
+        super().__init__()
+        width_v = 2 * visual_dim * len(VISUAL_LAGS)
+        width_a = 2 * audio_dim * len(AUDIO_LAGS)
+        components = min(components, width_v, width_a)
+        self.register_buffer("visual_mean", torch.zeros(width_v))
+        self.register_buffer("audio_mean", torch.zeros(width_a))
+        self.register_buffer("visual_directions", torch.zeros(width_v, components))  # [Wv, K]
+        self.register_buffer("audio_directions", torch.zeros(width_a, components))  # [Wa, K]
+        self.register_buffer("weights", torch.zeros(components))  # [K] rho / (1 - rho)
+        self.register_buffer("correlations", torch.zeros(components))  # [K] rho, for reports
+        self.register_buffer("is_set", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def fit(self, clips: Iterable[tuple[Tensor, Tensor]]) -> None:
+        """Fit the canonical directions on authentic clips: (visual [T, Cv], audio [T, Ca])
+        standardised inputs of the valid frames of each clip."""
+        sums = None
+        for visual, audio in clips:
+            x = sync_view(torch.as_tensor(visual), VISUAL_LAGS).numpy()
+            y = sync_view(torch.as_tensor(audio), AUDIO_LAGS).numpy()
+            if sums is None:
+                sums = {"n": 0, "x": 0.0, "y": 0.0, "xx": 0.0, "yy": 0.0, "xy": 0.0}
+            sums["n"] += len(x)
+            sums["x"] = sums["x"] + x.sum(0)
+            sums["y"] = sums["y"] + y.sum(0)
+            sums["xx"] = sums["xx"] + x.T @ x
+            sums["yy"] = sums["yy"] + y.T @ y
+            sums["xy"] = sums["xy"] + x.T @ y
+        if sums is None or sums["n"] < 2:
+            raise ValueError("AVSync.fit: needs authentic clips with at least 2 frames in all")
+        n = sums["n"]
+        mean_x, mean_y = sums["x"] / n, sums["y"] / n
+        cov_xx = sums["xx"] / n - np.outer(mean_x, mean_x)
+        cov_yy = sums["yy"] / n - np.outer(mean_y, mean_y)
+        cov_xy = sums["xy"] / n - np.outer(mean_x, mean_y)
+        for cov in (cov_xx, cov_yy):
+            cov[np.diag_indices_from(cov)] += RIDGE * max(float(np.trace(cov)) / len(cov), 1e-6)
+        whiten_x, whiten_y = _inverse_sqrt(cov_xx), _inverse_sqrt(cov_yy)
+        left, rho, right_t = np.linalg.svd(whiten_x @ cov_xy @ whiten_y)
+        k = self.weights.numel()
+        rho = np.clip(rho[:k], 0.0, 0.999)
+        self.visual_mean.copy_(torch.as_tensor(mean_x))
+        self.audio_mean.copy_(torch.as_tensor(mean_y))
+        self.visual_directions.copy_(torch.as_tensor(whiten_x @ left[:, :k]))
+        self.audio_directions.copy_(torch.as_tensor(whiten_y @ right_t[:k].T))
+        self.correlations.copy_(torch.as_tensor(rho))
+        self.weights.copy_(torch.as_tensor(rho / (1.0 - rho)))
+        self.is_set.fill_(True)
+
+    @torch.no_grad()
+    def forward(self, visual: Tensor, audio: Tensor, mask: Tensor) -> Tensor:
+        out = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+        if not bool(self.is_set):
+            return out
+        for b, n in enumerate(mask.sum(dim=1).tolist()):  # valid frames are a prefix
+            if n == 0:
+                continue
+            u = (sync_view(visual[b, :n].cpu(), VISUAL_LAGS) - self.visual_mean.cpu().double()) \
+                @ self.visual_directions.cpu().double()  # [n, K]
+            v = (sync_view(audio[b, :n].cpu(), AUDIO_LAGS) - self.audio_mean.cpu().double()) \
+                @ self.audio_directions.cpu().double()
+            agreement = (u * v * self.weights.cpu().double()).sum(dim=1)  # [n]
+            out[b, :n] = (-moving_average(agreement, WINDOW)).float().to(mask.device)
+        return out

@@ -1,0 +1,105 @@
+"""The audio-visual desynchrony (model/av_sync.py) and how the model carries it."""
+import numpy as np
+import torch
+
+from model.av_sync import AVSync
+from model.rtdeeploc import build_model
+from model_fixtures import one_thread, tiny_config  # noqa: F401 (one_thread: fixture)
+from pipeline.metrics import rank_auc
+
+CV, CA = 6, 4
+
+
+def talking_clip(rng: np.random.Generator, frames: int, replaced: tuple[int, int] | None = None):
+    """Visual and audio features that both follow one smooth hidden 'speech' signal (mixed
+    into every dimension with fixed weights, plus noise); `replaced`: in these frames the
+    audio follows another, independent signal instead (a dubbed span)."""
+    mix_v = np.random.default_rng(100).normal(size=(1, CV))
+    mix_a = np.random.default_rng(101).normal(size=(1, CA))
+
+    def speech():
+        return np.convolve(rng.normal(size=frames + 4), np.ones(5) / 5, mode="valid")[:, None]  # [T, 1]
+
+    said, other = speech(), speech()
+    heard = said.copy()
+    if replaced:
+        heard[replaced[0]:replaced[1]] = other[replaced[0]:replaced[1]]
+    visual = said * mix_v + 0.1 * rng.normal(size=(frames, CV))
+    audio = heard * mix_a + 0.1 * rng.normal(size=(frames, CA))
+    return visual.astype(np.float32), audio.astype(np.float32)
+
+
+def fitted_sync(seed: int = 0) -> AVSync:
+    rng = np.random.default_rng(seed)
+    sync = AVSync(CV, CA)
+    sync.fit((torch.tensor(v), torch.tensor(a)) for v, a in (talking_clip(rng, 80) for _ in range(30)))
+    return sync
+
+
+def test_desynchrony_marks_the_span_where_the_sound_stops_following_the_picture():
+    sync = fitted_sync()
+    assert float(sync.correlations[0]) > 0.8  # the shared signal was found
+    rng = np.random.default_rng(7)
+    aucs = []
+    for _ in range(5):
+        visual, audio = talking_clip(rng, 90, replaced=(30, 60))
+        desync = sync(torch.tensor(visual)[None], torch.tensor(audio)[None],
+                      torch.ones(1, 90, dtype=torch.bool))[0]
+        forged = np.zeros(90, bool)
+        forged[30:60] = True
+        aucs.append(rank_auc(forged, desync.numpy()))
+    # a flipped sign would give about 0.05: the test catches an inverted evidence
+    assert np.mean(aucs) > 0.9, aucs
+
+
+def test_fit_is_deterministic_and_unfitted_gives_zeros():
+    a, b = fitted_sync(), fitted_sync()
+    for (name, x), (_, y) in zip(a.named_buffers(), b.named_buffers()):
+        assert torch.equal(x, y), name
+    fresh = AVSync(CV, CA)
+    visual, audio = talking_clip(np.random.default_rng(1), 20)
+    out = fresh(torch.tensor(visual)[None], torch.tensor(audio)[None], torch.ones(1, 20, dtype=torch.bool))
+    assert torch.equal(out, torch.zeros(1, 20))
+    assert list(fresh.parameters()) == []  # buffers only: nothing to train, no random draw
+
+
+def test_model_predicts_the_fitted_desynchrony_on_valid_frames_only(one_thread):
+    torch.manual_seed(0)
+    model = build_model(tiny_config(), CV, CA)
+    rng = np.random.default_rng(3)
+    before = sum(p.numel() for p in model.parameters())
+    model.fit_av_sync(talking_clip(rng, 60) for _ in range(20))
+    assert sum(p.numel() for p in model.parameters()) == before and bool(model.av_sync.is_set)
+    model.sync_calibration.set_reference(np.linspace(-5, 5, 100))
+    long_v, long_a = talking_clip(rng, 40, replaced=(10, 25))
+    short_v, short_a = long_v[:30], long_a[:30]
+    visual = torch.zeros(2, 40, CV)
+    audio = torch.zeros(2, 40, CA)
+    visual[0], audio[0] = torch.tensor(long_v), torch.tensor(long_a)
+    visual[1, :30], audio[1, :30] = torch.tensor(short_v), torch.tensor(short_a)
+    mask = torch.zeros(2, 40, dtype=torch.bool)
+    mask[0] = True
+    mask[1, :30] = True
+    prediction = model.predict(visual, audio, mask)
+    assert torch.equal(prediction.av_desync[1, 30:], torch.zeros(10))
+    alone = model.predict(visual[1:, :30], audio[1:, :30], mask[1:, :30])
+    torch.testing.assert_close(prediction.av_desync[1, :30], alone.av_desync[0])
+    evidence = prediction.sync_evidence[0]
+    assert float(evidence.min()) >= 0 and float(evidence.max()) <= 1
+    # percentiles keep the order of the desynchrony
+    order = torch.argsort(prediction.av_desync[0])
+    assert bool((evidence[order].diff() >= 0).all())
+
+
+def test_a_checkpoint_from_before_the_desynchrony_loads_with_it_unset(one_thread):
+    model = build_model(tiny_config(), CV, CA)
+    model.fit_av_sync(talking_clip(np.random.default_rng(4), 30) for _ in range(5))
+    old_state = {k: v for k, v in model.state_dict().items()
+                 if not k.startswith(("av_sync.", "sync_calibration."))}
+    reloaded = build_model(tiny_config(), CV, CA)
+    reloaded.load_state_dict(old_state)
+    assert not bool(reloaded.av_sync.is_set)
+    visual, audio = talking_clip(np.random.default_rng(5), 12)
+    prediction = reloaded.predict(torch.tensor(visual)[None], torch.tensor(audio)[None],
+                                  torch.ones(1, 12, dtype=torch.bool))
+    assert torch.equal(prediction.sync_evidence, torch.zeros(1, 12))
