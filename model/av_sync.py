@@ -80,10 +80,18 @@ class AVSync(KeepsBuffersMissingFromOldCheckpoints):
     """Standardised inputs (visual [B, T, Cv], audio [B, T, Ca], mask [B, T]) -> per-frame
     desynchrony [B, T] (0 on padding, and everywhere until `fit` has run)."""
 
-    def __init__(self, visual_dim: int, audio_dim: int, components: int = COMPONENTS):
+    def __init__(self, visual_dim: int, audio_dim: int, *, visual_lags: tuple[int, ...] = VISUAL_LAGS,
+                 audio_lags: tuple[int, ...] = AUDIO_LAGS, components: int = COMPONENTS,
+                 ridge: float = RIDGE, window: int = WINDOW):
+        # the keyword settings are for benchmarks/av_sync_settings.py; the model uses the
+        # module's defaults, which checkpoints rely on (they fix the buffers' shapes)
         super().__init__()
-        width_v = 2 * visual_dim * len(VISUAL_LAGS)
-        width_a = 2 * audio_dim * len(AUDIO_LAGS)
+        if window < 1 or window % 2 == 0:
+            raise ValueError(f"AVSync window: must be an odd number of frames, got {window}")
+        self.visual_lags, self.audio_lags = tuple(visual_lags), tuple(audio_lags)
+        self.ridge, self.window = float(ridge), int(window)
+        width_v = 2 * visual_dim * len(self.visual_lags)
+        width_a = 2 * audio_dim * len(self.audio_lags)
         components = min(components, width_v, width_a)
         self.register_buffer("visual_mean", torch.zeros(width_v))
         self.register_buffer("audio_mean", torch.zeros(width_a))
@@ -99,8 +107,8 @@ class AVSync(KeepsBuffersMissingFromOldCheckpoints):
         standardised inputs of the valid frames of each clip."""
         sums = None
         for visual, audio in clips:
-            x = sync_view(torch.as_tensor(visual), VISUAL_LAGS).numpy()
-            y = sync_view(torch.as_tensor(audio), AUDIO_LAGS).numpy()
+            x = sync_view(torch.as_tensor(visual), self.visual_lags).numpy()
+            y = sync_view(torch.as_tensor(audio), self.audio_lags).numpy()
             if sums is None:
                 sums = {"n": 0, "x": 0.0, "y": 0.0, "xx": 0.0, "yy": 0.0, "xy": 0.0}
             sums["n"] += len(x)
@@ -117,7 +125,7 @@ class AVSync(KeepsBuffersMissingFromOldCheckpoints):
         cov_yy = sums["yy"] / n - np.outer(mean_y, mean_y)
         cov_xy = sums["xy"] / n - np.outer(mean_x, mean_y)
         for cov in (cov_xx, cov_yy):
-            cov[np.diag_indices_from(cov)] += RIDGE * max(float(np.trace(cov)) / len(cov), 1e-6)
+            cov[np.diag_indices_from(cov)] += self.ridge * max(float(np.trace(cov)) / len(cov), 1e-6)
         whiten_x, whiten_y = _inverse_sqrt(cov_xx), _inverse_sqrt(cov_yy)
         left, rho, right_t = np.linalg.svd(whiten_x @ cov_xy @ whiten_y)
         k = self.weights.numel()
@@ -138,10 +146,10 @@ class AVSync(KeepsBuffersMissingFromOldCheckpoints):
         for b, n in enumerate(mask.sum(dim=1).tolist()):  # valid frames are a prefix
             if n == 0:
                 continue
-            u = (sync_view(visual[b, :n].cpu(), VISUAL_LAGS) - self.visual_mean.cpu().double()) \
+            u = (sync_view(visual[b, :n].cpu(), self.visual_lags) - self.visual_mean.cpu().double()) \
                 @ self.visual_directions.cpu().double()  # [n, K]
-            v = (sync_view(audio[b, :n].cpu(), AUDIO_LAGS) - self.audio_mean.cpu().double()) \
+            v = (sync_view(audio[b, :n].cpu(), self.audio_lags) - self.audio_mean.cpu().double()) \
                 @ self.audio_directions.cpu().double()
             agreement = (u * v * self.weights.cpu().double()).sum(dim=1)  # [n]
-            out[b, :n] = (-moving_average(agreement, WINDOW)).float().to(mask.device)
+            out[b, :n] = (-moving_average(agreement, self.window)).float().to(mask.device)
         return out
