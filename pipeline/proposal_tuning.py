@@ -46,6 +46,7 @@ DEFAULT_TUNING_GRID = {
     "merge_gap_frames": (3, 1, 6),
     "min_frames": (2, 4),
     "video_weight": (0.5, 0.0, 1.0),
+    "level_weight": (0.0, 0.5, 1.0),
     "nms": ("soft", "hard"),
 }
 

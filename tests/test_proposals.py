@@ -98,6 +98,14 @@ def test_video_weight_adds_fake_probability():
     assert_proposals(proposals(cfg=cfg), [[1.05, 0.5, 1.75]])
 
 
+def test_level_weight_adds_the_runs_mean_score():
+    cfg = ProposalConfig(**{**PLAIN.__dict__, "level_weight": 0.5})
+    # the run [2, 7) of CURVE has contrast 0.6 and mean 0.76 -> 0.6 + 0.5 * 0.76
+    assert_proposals(proposals(cfg=cfg), [[0.98, 0.5, 1.75]])
+    with pytest.raises(ValueError, match="level_weight"):
+        ProposalConfig(level_weight=-1.0)
+
+
 def test_interval_iou_in_seconds_without_plus_one():
     assert interval_iou([0.0, 2.0], [1.0, 3.0]) == pytest.approx(1 / 3)
     assert interval_iou([0.0, 1.0], [1.0, 2.0]) == 0.0  # touching intervals do not overlap
