@@ -40,7 +40,9 @@ def build_visual_extractor(name: str = "tsn", weights: str = DEFAULT_VISUAL_WEIG
 
     `weights` (tsn only): `imagenet`, `random` or a path to a torchvision / mmaction2 file.
     `options` go to the extractor: tsn `resize_short`, `crop_size`, `mean`, `std`,
-    `channels_last`, `fold_bn`, `seed`, `backend` (auto/torch/openvino), `calibration_size`;
+    `channels_last`, `fold_bn`, `seed`, `backend` (auto/torch/openvino/onnxruntime),
+    `calibration_size`, `streams` (OpenVINO / ONNX Runtime runs in parallel; default one per
+    thread);
     lowlevel `size`, `grid`.
     """
     if name == "tsn":
@@ -54,7 +56,7 @@ def build_visual_extractor(name: str = "tsn", weights: str = DEFAULT_VISUAL_WEIG
             std=tuple(options.pop("std", IMAGENET_STD)))
         _reject_unknown(options, "tsn", ("resize_short", "crop_size", "mean", "std",
                                          "channels_last", "fold_bn", "seed", "backend",
-                                         "calibration_size"))
+                                         "calibration_size", "streams"))
         return TSNVisualExtractor(weights=weights, device=device, precision=precision,
                                   batch_size=batch_size, preprocess=preprocess, **options)
     if name == "lowlevel":

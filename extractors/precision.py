@@ -1,6 +1,7 @@
 """Numeric precision and runtime for backbone inference.
 
-Precision: `auto`, `fp32`, `bf16`, `fp16`, `int8`. Backend: `auto`, `torch`, `openvino`.
+Precision: `auto`, `fp32`, `bf16`, `fp16`, `int8`. Backend: `auto`, `torch`, `openvino`,
+`onnxruntime` (the TSN only, fp32 on the CPU: `extractors/onnxruntime_backend.py`).
 
 `auto` picks bf16 autocast where the hardware runs it natively and fp32 elsewhere:
 - CUDA: bf16 when the GPU supports it, else fp16.
@@ -34,7 +35,7 @@ from pathlib import Path
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
-BACKENDS = ("auto", "torch", "openvino")
+BACKENDS = ("auto", "torch", "openvino", "onnxruntime")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -78,8 +79,12 @@ def resolve_backend(backend: str, precision: str, device: torch.device | str) ->
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: expected one of {list(BACKENDS)}")
     device = torch.device(device)
-    if backend == "openvino" and device.type != "cpu":
-        raise ValueError(f"--backend openvino runs on the CPU, not on {device}")
+    if backend in ("openvino", "onnxruntime") and device.type != "cpu":
+        raise ValueError(f"--backend {backend} runs on the CPU, not on {device}")
+    if backend == "onnxruntime" and precision != "fp32":
+        raise ValueError(f"--backend onnxruntime runs fp32 only, not {precision}: use "
+                         "--precision fp32 (or auto on a CPU without native bf16), or "
+                         "--backend openvino for int8")
     if backend == "auto":
         if device.type != "cpu":
             backend = "torch"
