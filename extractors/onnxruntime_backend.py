@@ -60,12 +60,6 @@ def require_onnxruntime(option: str = "--backend onnxruntime"):
     return onnxruntime
 
 
-def onnxruntime_installed() -> bool:
-    import importlib.util
-
-    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
-
-
 def cache_dir() -> Path:
     root = os.environ.get("RTDL_CACHE_DIR") or Path.home() / ".cache" / "rtdl"
     return Path(root) / "onnxruntime"
