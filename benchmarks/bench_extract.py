@@ -4,7 +4,8 @@ Stages, each in frames/s of video:
   decode        frames (chunked decord) + 16 kHz audio (ffmpeg pipe), no model
   visual        TSN ResNet-50 on pre-decoded frames as `rtdl extract` runs it: precision
                 and backend auto (torch bf16 autocast, channels-last, BN folded on
-                AVX512-BF16 CPUs; the BN-folded network on OpenVINO in fp32 elsewhere)
+                AVX512-BF16 CPUs; the BN-folded network in fp32 on ONNX Runtime elsewhere,
+                or on OpenVINO where ONNX Runtime is not installed)
   audio         wav2vec 2.0 base on pre-decoded waves (precision and backend auto: torch)
   audio_openvino  (with `--compare-audio-backend`) the same on the other backend (OpenVINO
                 fp32 when auto runs torch; `audio_torch` when it runs OpenVINO)

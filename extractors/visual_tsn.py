@@ -34,12 +34,15 @@ Choices:
   weights are stored in bf16 once (`store_weights_for_autocast`), which gives autocast's
   numbers without its per-call weight casts.
 - Backend (`extractors/precision.py: resolve_backend`): on CPUs without native bf16 the
-  folded copy is exported to OpenVINO (`extractors/openvino_backend.py`), which measured
-  faster than every torch mode there (torch eager, TorchScript freezing, torch.compile;
-  `benchmarks/bench_visual_backends.py`). Resizing and cropping stay in torch either way
-  (one implementation of the convention); on OpenVINO the normalisation runs inside the
-  compiled network, fed channels-last 0..255 frames, and a chunk is split into sub-batches
-  that keep OpenVINO's streams busy while the next one is resized (`_runtime_features`).
+  folded copy is exported to ONNX Runtime when it is installed
+  (`extractors/onnxruntime_backend.py`; full extraction measured faster with it than with
+  OpenVINO in paired runs), else to OpenVINO (`extractors/openvino_backend.py`, also the
+  int8 runtime); both measured faster than every torch mode there (torch eager,
+  TorchScript freezing, torch.compile; `benchmarks/bench_visual_backends.py`). Resizing
+  and cropping stay in torch either way (one implementation of the convention); on either
+  runtime the normalisation runs inside the exported network, fed channels-last 0..255
+  frames, and a chunk is split into sub-batches that keep the runtime's streams busy while
+  the next one is resized (`_runtime_features`).
 - `--precision int8` calibrates its activation ranges on a fixed set of natural photographs
   (the colour photographs inside scikit-image's wheel, `calibration_frames`), preprocessed
   exactly as the frames are. A fixed set keeps int8 features independent of which video an

@@ -231,11 +231,11 @@ def test_wav2vec_windows_of_unequal_length_run_unpadded(tmp_path, monkeypatch):
 def test_wav2vec_export_is_cached_per_weights_and_layer(tmp_path, monkeypatch):
     monkeypatch.setenv("RTDL_CACHE_DIR", str(tmp_path))
     first, again = _wav2vec("openvino"), _wav2vec("openvino")
-    assert not first._runtime.cache_hit and again._runtime.cache_hit
+    assert not first._openvino.cache_hit and again._openvino.cache_hit
     other_layer = _wav2vec("openvino", layer=0)
     other_seed = _wav2vec("openvino", seed=1)
-    keys = {m._runtime.key for m in (first, other_layer, other_seed)}
-    assert len(keys) == 3 and not other_layer._runtime.cache_hit
+    keys = {m._openvino.key for m in (first, other_layer, other_seed)}
+    assert len(keys) == 3 and not other_layer._openvino.cache_hit
     wave = speechlike_wave(0.6)
     np.testing.assert_array_equal(first(wave)[0], again(wave)[0])
     assert not np.allclose(first(wave)[0], other_layer(wave)[0])
