@@ -3,6 +3,11 @@ holds its actual weights, with the exported model cached on disk. The interface 
 `extractors/openvino_backend.py`'s `OpenVINOModel` (`streams`, `map`, `__call__`), so the
 TSN extractor runs either runtime through the same code (`TSNVisualExtractor`).
 
+Why ONNX Runtime: on a 2-core AVX2 CPU it ran full extraction faster than OpenVINO in the
+total of each of several paired runs (a few per cent, BENCHMARKS.md, "ONNX Runtime for the
+TSN inside full extraction"), so `--backend auto` picks it for fp32 on CPUs without native
+bf16 when it is installed (`pip install 'rtdl[onnxruntime]'`), and OpenVINO otherwise.
+
 Choices:
 - Export with torch's TorchScript-based exporter (`torch.onnx.export(dynamo=False)`, opset
   17, which needs the `onnx` package) from the live module, never a downloaded file, so a
