@@ -4,7 +4,8 @@ Stages, each in frames/s of video:
   decode        frames (chunked decord) + 16 kHz audio (ffmpeg pipe), no model
   visual        TSN ResNet-50 on pre-decoded frames as `rtdl extract` runs it: precision
                 and backend auto (torch bf16 autocast, channels-last, BN folded on
-                AVX512-BF16 CPUs; the BN-folded network on OpenVINO in fp32 elsewhere)
+                AVX512-BF16 CPUs; the BN-folded network in fp32 on ONNX Runtime elsewhere,
+                or on OpenVINO where ONNX Runtime is not installed)
   audio         wav2vec 2.0 base on pre-decoded waves (precision and backend auto: torch)
   audio_openvino  (with `--compare-audio-backend`) the same on the other backend (OpenVINO
                 fp32 when auto runs torch; `audio_torch` when it runs OpenVINO)
@@ -14,6 +15,12 @@ Stages, each in frames/s of video:
                 torch, one latency-hint request per 64-frame chunk using every thread
   full_openvino_audio  (with `--compare-audio-backend`) the full extraction with wav2vec
                 2.0 on that other backend (`full_torch_audio` when auto runs OpenVINO)
+  visual_SPEC, full_SPEC  (with `--compare-visual-backends SPEC,...`) the visual stage and
+                the full extraction with the TSN on another runtime, SPEC = BACKEND or
+                BACKEND:STREAMS (e.g. `onnxruntime`, `onnxruntime:1`, `openvino:1`), the same
+                network, preprocessing and wav2vec 2.0; in even rounds these run before the
+                default's full extraction, in odd rounds after it, so neither always runs
+                first
   plain fp32    decode the whole clip into memory, then torchvision ResNet-50 in fp32 on
                 contiguous NCHW tensors (what torchvision transforms hand a model; no
                 channels-last, no BN folding), then wav2vec 2.0 in fp32: the
@@ -136,6 +143,22 @@ class OneRequestTSN:
 
         return map_frame_batches(frames, BATCH, self.dim, "TSN",
                                  lambda b: self.model(preprocess_frames(b, self.inner.preprocess)))
+
+
+def compared_visuals(specs: str, precision: str) -> dict:
+    """`--compare-visual-backends`: spec (BACKEND or BACKEND:STREAMS) -> TSN extractor."""
+    from extractors.build import build_visual_extractor
+
+    out = {}
+    for spec in [x.strip() for x in specs.split(",") if x.strip()]:
+        backend, _, streams = spec.partition(":")
+        if backend not in ("openvino", "onnxruntime"):
+            raise SystemExit(f"--compare-visual-backends {spec!r}: expected openvino or "
+                             "onnxruntime, optionally :STREAMS")
+        out[spec] = build_visual_extractor("tsn", weights="random", precision=precision,
+                                           batch_size=BATCH, backend=backend,
+                                           **({"streams": int(streams)} if streams else {}))
+    return out
 
 
 def _status_mb(field: str) -> float:
@@ -371,6 +394,9 @@ def main() -> None:
     parser.add_argument("--compare-audio-backend", action="store_true",
                         help="also time the audio stage and full extraction with wav2vec 2.0 "
                              "on the other backend (OpenVINO when auto picks torch)")
+    parser.add_argument("--compare-visual-backends", default="",
+                        help="also time the visual stage and full extraction with the TSN on "
+                             "these runtimes: comma-separated BACKEND or BACKEND:STREAMS")
     parser.add_argument("--rss-seconds", default="10,30,120", help="clip lengths for peak RSS ('' to skip)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--many-clips", type=int, default=0,
@@ -420,6 +446,11 @@ def main() -> None:
                                             batch_size=1)  # as build_extractors on the CPU
         other_audio(waves[0][:16000])
     results["audio_backend"] = audio.backend
+    compared = compared_visuals(args.compare_visual_backends, args.precision)  # spec -> TSN
+    for spec, v in compared.items():
+        stage_visual(v, [frames[0][:8]])  # warm-up
+        results[f"prepare_s_{spec}"] = round(v._runtime.prepare_seconds, 2)
+    compared_ratios: dict[str, list[float]] = {spec: [] for spec in compared}
     for v, a in ((visual, audio), (plain_visual, plain_audio)):
         stage_visual(v, [frames[0][:8]])  # warm-up: first calls allocate and pick kernels
         a(waves[0][:16000])
@@ -448,11 +479,28 @@ def main() -> None:
         if other_audio is not None:
             n, s = timed(lambda: stage_audio(other_audio, waves, n_frames))
             record(f"audio_{other}", n, s)
+        for spec, v in compared.items():
+            n, s = timed(lambda: stage_visual(v, frames))
+            record(f"visual_{spec}", n, s)
+        compared_rates: dict[str, float] = {}
+
+        def full_compared() -> None:
+            for spec, v in compared.items():
+                summary, s = timed(lambda: run_extraction(
+                    work / f"{spec.replace(':', '-')}{r}.h5", clips,
+                    options=ExtractionOptions(cache_dtype="float32"), visual_extractor=v,
+                    audio_extractor=audio, progress=False))
+                compared_rates[spec] = record(f"full_{spec}", summary.n_frames, s)
+
+        if r % 2 == 0:
+            full_compared()
         out = work / f"cache{r}.h5"  # a fresh cache each round (a rerun skips done videos)
         summary, s = timed(lambda: run_extraction(out, clips, options=ExtractionOptions(cache_dtype="float32"),
                                                   visual_extractor=visual, audio_extractor=audio,
                                                   progress=False))
         full = record("full", summary.n_frames, s)
+        if r % 2 == 1:
+            full_compared()
         if one_request is not None:
             summary, s = timed(lambda: run_extraction(
                 work / f"one{r}.h5", clips, options=ExtractionOptions(cache_dtype="float32"),
@@ -466,12 +514,14 @@ def main() -> None:
         outputs, s = timed(lambda: plain_fp32_loop(clips, plain_visual, plain_audio))
         plain = record("plain_fp32", n_frames, s)
         round_ratios.append(round(full / plain, 3))
+        for spec, rate in compared_rates.items():
+            compared_ratios[spec].append(round(rate / plain, 3))
         if one_request is not None:
             one_ratios.append(round(one_rate / plain, 3))
         if other_audio is not None:
             other_ratios.append(round(other_rate / plain, 3))
     rates = {name: f / s for name, (f, s) in totals.items()}
-    del visual, audio, plain_visual, plain_audio, one_request, other_audio
+    del visual, audio, plain_visual, plain_audio, one_request, other_audio, compared
 
     from data.cache import FeatureCache
 
@@ -496,6 +546,13 @@ def main() -> None:
         results[f"{name}_vs_plain_fp32"] = round(rates[name] / rates["plain_fp32"], 3)
         results[f"full_vs_{name}"] = round(rates["full"] / rates[name], 3)
         results[f"{name}_vs_plain_fp32_per_round"] = other_ratios
+    for spec, ratios in compared_ratios.items():
+        results[f"full_{spec}_vs_plain_fp32"] = round(rates[f"full_{spec}"] / rates["plain_fp32"], 3)
+        results[f"full_{spec}_vs_full"] = round(rates[f"full_{spec}"] / rates["full"], 3)
+        results[f"full_{spec}_vs_plain_fp32_per_round"] = ratios
+        spec_cache = FeatureCache(work / f"{spec.replace(':', '-')}{args.rounds - 1}.h5")
+        results[f"min_centred_cosine_visual_{spec}_vs_fp32"] = round(min(
+            centred_cosine_min(spec_cache.read(k)[0], o[0]) for k, o in keyed), 5)
     results["min_cosine_visual_vs_fp32"] = round(cos_visual, 5)
     results["min_cosine_audio_vs_fp32"] = round(cos_audio, 5)
     results["min_centred_cosine_visual_vs_fp32"] = round(centred_visual, 5)
@@ -516,13 +573,19 @@ def main() -> None:
 
     print(f"\n{'stage':<14}{'frames/s':>10}   (totals over {args.rounds} interleaved rounds)")
     for name in ("decode", "visual", "audio", "audio_torch", "audio_openvino", "full",
-                 "full_one_request", "full_torch_audio", "full_openvino_audio", "plain_fp32"):
+                 "full_one_request", "full_torch_audio", "full_openvino_audio", "plain_fp32",
+                 *[f"{stage}_{spec}" for spec in compared_ratios for stage in ("visual", "full")]):
         if name in rates:
             print(f"{name:<14}{rates[name]:>10.2f}")
     print(f"full / slowest stage: {results['full_vs_slowest_stage']:.2f}   "
           f"full / plain fp32: {results['full_vs_plain_fp32']:.2f} (per round {round_ratios})   "
           f"min cosine vs fp32: visual {cos_visual:.4f}, audio {cos_audio:.4f} (centred: "
           f"visual {centred_visual:.4f}, audio {centred_audio:.4f})")
+    for spec, ratios in compared_ratios.items():
+        print(f"full with the TSN on {spec} / plain fp32: {results[f'full_{spec}_vs_plain_fp32']:.2f} "
+              f"(per round {ratios});   full on {spec} / full ({results['backend']}): "
+              f"{results[f'full_{spec}_vs_full']:.3f}; centred cosine vs fp32 "
+              f"{results[f'min_centred_cosine_visual_{spec}_vs_fp32']:.4f}")
     if one_ratios:
         print(f"full with one OpenVINO request / plain fp32: "
               f"{results['full_one_request_vs_plain_fp32']:.2f} (per round {one_ratios});   "

@@ -32,7 +32,7 @@ Choices:
 - Precision (autocast), batch size and backend are execution choices and stay out of
   `.settings`.
 - Backend: torch unless `backend="openvino"` (`--backend openvino`), then fp32 runs on
-  OpenVINO (`extractors/openvino_backend.py`). `auto` stays torch, unlike the TSN's: on the
+  OpenVINO (`extractors/openvino_backend.py`); `--backend onnxruntime` moves only the TSN. `auto` stays torch, unlike the TSN's: on the
   2-core AVX2 CPU OpenVINO ran the audio pass 3-16 % faster in paired runs (wav2vec 2.0 is
   ~6 % of a full extraction), too little to show in full extraction, while its first export
   traces the model for ~20-30 s (BENCHMARKS.md, "Extraction on an AVX2-only CPU"). The
@@ -254,8 +254,9 @@ class Wav2Vec2AudioExtractor:
             raise ValueError(f"layer {layer} out of range for {model!r}, which has {n_layers} "
                              f"transformer layers (valid: {-(n_layers + 1)}..{n_layers})")
         self.layer = layer % (n_layers + 1)  # 0..n_layers; n_layers = last_hidden_state
-        # auto -> torch: OpenVINO's gain here did not show end to end (module doc)
-        self.backend = resolve_backend("torch" if backend == "auto" else backend,
+        # auto -> torch: OpenVINO's gain here did not show end to end (module doc);
+        # onnxruntime is the TSN's runtime only, wav2vec 2.0 then stays on torch
+        self.backend = resolve_backend("torch" if backend in ("auto", "onnxruntime") else backend,
                                        self.precision, self.device)
         self._openvino = None
         if self.backend == "openvino":

@@ -40,7 +40,9 @@ def build_visual_extractor(name: str = "tsn", weights: str = DEFAULT_VISUAL_WEIG
 
     `weights` (tsn only): `imagenet`, `random` or a path to a torchvision / mmaction2 file.
     `options` go to the extractor: tsn `resize_short`, `crop_size`, `mean`, `std`,
-    `channels_last`, `fold_bn`, `seed`, `backend` (auto/torch/openvino), `calibration_size`;
+    `channels_last`, `fold_bn`, `seed`, `backend` (auto/torch/openvino/onnxruntime),
+    `calibration_size`, `streams` (OpenVINO / ONNX Runtime runs in parallel; default one per
+    thread);
     lowlevel `size`, `grid`.
     """
     if name == "tsn":
@@ -54,7 +56,7 @@ def build_visual_extractor(name: str = "tsn", weights: str = DEFAULT_VISUAL_WEIG
             std=tuple(options.pop("std", IMAGENET_STD)))
         _reject_unknown(options, "tsn", ("resize_short", "crop_size", "mean", "std",
                                          "channels_last", "fold_bn", "seed", "backend",
-                                         "calibration_size"))
+                                         "calibration_size", "streams"))
         return TSNVisualExtractor(weights=weights, device=device, precision=precision,
                                   batch_size=batch_size, preprocess=preprocess, **options)
     if name == "lowlevel":
@@ -71,7 +73,7 @@ def build_audio_extractor(name: str = DEFAULT_AUDIO_MODEL, device: str = "cpu",
 
     `options`: logmel `n_mels`, `win_ms`, `hop_ms`, `f_min`, `f_max`, `voice`; wav2vec 2.0
     `window_s`, `overlap_s`, `batch_size`, `random_config` (`base`/`tiny`), `seed`, `backend`
-    (auto/torch/openvino).
+    (auto/torch/openvino; onnxruntime means torch here: only the TSN runs on it).
     """
     if name in ("logmel", "logmel_voice"):
         from extractors.logmel import LogMelAudioExtractor
@@ -105,8 +107,9 @@ def build_extractors_from_settings(settings: dict, device: str = "cpu",
     `settings` holds `visual` and `audio` sub-dicts, each an extractor's `.settings`.
     `visual_weights` overrides where a TSN weight file is found (the settings keep the
     path it had at extraction time); its sha256 must still match the recorded one.
-    `backend`: the runtime of the TSN and of wav2vec 2.0 (auto/torch/openvino; auto puts
-    only the TSN on OpenVINO), an execution choice like precision.
+    `backend`: the runtime of the TSN and of wav2vec 2.0 (auto/torch/openvino/onnxruntime;
+    auto puts only the TSN on ONNX Runtime or OpenVINO, onnxruntime only the TSN), an
+    execution choice like precision.
     """
     for part in ("visual", "audio"):
         if not isinstance(settings.get(part), dict) or "kind" not in settings[part]:

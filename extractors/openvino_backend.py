@@ -1,6 +1,7 @@
 """Run a backbone through OpenVINO on the CPU, exported from the torch module that holds its
-actual weights, with the exported model cached on disk. Used by the TSN (ResNet-50) and by
-wav2vec 2.0 (`extractors/audio_wav2vec.py`).
+actual weights, with the exported model cached on disk. Used by the TSN (ResNet-50: for int8,
+and for fp32 where ONNX Runtime, `extractors/onnxruntime_backend.py`, is not installed) and
+by wav2vec 2.0 (`extractors/audio_wav2vec.py`).
 
 Why OpenVINO: on CPUs without native bf16 (AVX2-only laptops and most cloud VMs), torch's
 eager ResNet-50 reaches about half of what the cores can do; OpenVINO's CPU plugin fuses

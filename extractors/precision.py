@@ -1,6 +1,7 @@
 """Numeric precision and runtime for backbone inference.
 
-Precision: `auto`, `fp32`, `bf16`, `fp16`, `int8`. Backend: `auto`, `torch`, `openvino`.
+Precision: `auto`, `fp32`, `bf16`, `fp16`, `int8`. Backend: `auto`, `torch`, `openvino`,
+`onnxruntime` (the TSN only, fp32 on the CPU: `extractors/onnxruntime_backend.py`).
 
 `auto` picks bf16 autocast where the hardware runs it natively and fp32 elsewhere:
 - CUDA: bf16 when the GPU supports it, else fp16.
@@ -16,9 +17,11 @@ backbone and runs on the OpenVINO backend only (`extractors/openvino_backend.py`
 audio backbone then runs as `auto` would run it (wav2vec 2.0 is ~5 % of the compute).
 
 Backend `auto`: torch on CUDA and wherever the resolved precision is bf16/fp16 (the
-AVX512-BF16 path measured in BENCHMARKS.md stays as it was); OpenVINO for fp32 and int8 on
-the CPU, where it measured faster than every torch mode on an AVX2-only CPU
-(`benchmarks/bench_visual_backends.py`); torch again when OpenVINO is not installed.
+AVX512-BF16 path measured in BENCHMARKS.md stays as it was); for fp32 on the CPU ONNX
+Runtime when installed (`pip install 'rtdl[onnxruntime]'`: full extraction measured faster
+with it than with OpenVINO in paired runs on an AVX2-only CPU, BENCHMARKS.md), else OpenVINO
+(faster than every torch mode there, `benchmarks/bench_visual_backends.py`), else torch;
+OpenVINO for int8. (`auto` is the TSN's choice; wav2vec 2.0 keeps torch under `auto`.)
 
 Precision is an execution choice, not part of what a feature *is*: the extractors do not
 write it into their `.settings` (the cache identity), so shards extracted on a GPU in bf16
@@ -34,7 +37,7 @@ from pathlib import Path
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
-BACKENDS = ("auto", "torch", "openvino")
+BACKENDS = ("auto", "torch", "openvino", "onnxruntime")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -73,20 +76,36 @@ def openvino_installed() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+def onnxruntime_installed() -> bool:
+    """ONNX Runtime and the onnx package (torch's exporter needs it) are both importable."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
+
+
 def resolve_backend(backend: str, precision: str, device: torch.device | str) -> str:
-    """Turn `auto` into `torch` or `openvino` for a *resolved* precision on `device`."""
+    """Turn `auto` into `torch`, `openvino` or `onnxruntime` for a *resolved* precision on
+    `device`."""
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: expected one of {list(BACKENDS)}")
     device = torch.device(device)
-    if backend == "openvino" and device.type != "cpu":
-        raise ValueError(f"--backend openvino runs on the CPU, not on {device}")
+    if backend in ("openvino", "onnxruntime") and device.type != "cpu":
+        raise ValueError(f"--backend {backend} runs on the CPU, not on {device}")
+    if backend == "onnxruntime" and precision != "fp32":
+        raise ValueError(f"--backend onnxruntime runs fp32 only, not {precision}: use "
+                         "--precision fp32 (or auto on a CPU without native bf16), or "
+                         "--backend openvino for int8")
     if backend == "auto":
         if device.type != "cpu":
             backend = "torch"
         elif precision == "int8":
             backend = "openvino"  # an explicit int8 request; a missing package is then an error
+        elif precision != "fp32":
+            backend = "torch"
+        elif onnxruntime_installed():
+            backend = "onnxruntime"
         else:
-            backend = "openvino" if precision == "fp32" and openvino_installed() else "torch"
+            backend = "openvino" if openvino_installed() else "torch"
     if backend == "torch" and precision == "int8":
         raise ValueError("--precision int8 runs on the OpenVINO backend on the CPU: use "
                          "--backend openvino (or auto) and --device cpu")

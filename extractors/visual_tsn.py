@@ -34,12 +34,15 @@ Choices:
   weights are stored in bf16 once (`store_weights_for_autocast`), which gives autocast's
   numbers without its per-call weight casts.
 - Backend (`extractors/precision.py: resolve_backend`): on CPUs without native bf16 the
-  folded copy is exported to OpenVINO (`extractors/openvino_backend.py`), which measured
-  faster than every torch mode there (torch eager, TorchScript freezing, torch.compile;
-  `benchmarks/bench_visual_backends.py`). Resizing and cropping stay in torch either way
-  (one implementation of the convention); on OpenVINO the normalisation runs inside the
-  compiled network, fed channels-last 0..255 frames, and a chunk is split into sub-batches
-  that keep OpenVINO's streams busy while the next one is resized (`_openvino_features`).
+  folded copy is exported to ONNX Runtime when it is installed
+  (`extractors/onnxruntime_backend.py`; full extraction measured faster with it than with
+  OpenVINO in paired runs), else to OpenVINO (`extractors/openvino_backend.py`, also the
+  int8 runtime); both measured faster than every torch mode there (torch eager,
+  TorchScript freezing, torch.compile; `benchmarks/bench_visual_backends.py`). Resizing
+  and cropping stay in torch either way (one implementation of the convention); on either
+  runtime the normalisation runs inside the exported network, fed channels-last 0..255
+  frames, and a chunk is split into sub-batches that keep the runtime's streams busy while
+  the next one is resized (`_runtime_features`).
 - `--precision int8` calibrates its activation ranges on a fixed set of natural photographs
   (the colour photographs inside scikit-image's wheel, `calibration_frames`), preprocessed
   exactly as the frames are. A fixed set keeps int8 features independent of which video an
@@ -321,7 +324,7 @@ class TSNVisualExtractor:
                  precision: str = "auto", batch_size: int = 32,
                  preprocess: TSNPreprocess = TSNPreprocess(), channels_last: bool = True,
                  seed: int = 0, fold_bn: bool = True, backend: str = "auto",
-                 calibration_size: int = 64):
+                 calibration_size: int = 64, streams: int | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = torch.device(device)
@@ -336,10 +339,16 @@ class TSNVisualExtractor:
         if channels_last:
             self.inference_model = self.inference_model.to(memory_format=torch.channels_last)
         self.backend = resolve_backend(backend, self.precision, self.device)
-        self._openvino = None
-        self.resize_threads: int | None = None  # torch threads of the resize next to OpenVINO
+        self._runtime = None  # the OpenVINO or ONNX Runtime model, when not torch
+        self.resize_threads: int | None = None  # torch threads of the resize next to the runtime
         if self.backend == "openvino":
-            self._openvino = self._export_openvino(calibration_size)
+            self._runtime = self._export_openvino(calibration_size, streams)
+        elif self.backend == "onnxruntime":
+            from extractors.onnxruntime_backend import ORTModel
+
+            crop = self.preprocess.crop_size
+            self._runtime = ORTModel(self.inference_model, (3, crop, crop), streams=streams,
+                                     input_norm=self._input_norm())
         elif fold_bn:  # the folded copy is ours: bf16 conv weights once instead of per call
             store_weights_for_autocast(self.inference_model, self.precision, self.device)
         self.settings = {
@@ -351,8 +360,16 @@ class TSNVisualExtractor:
         log.info("TSN ResNet-50 (%s) on %s, %s backend, precision %s, batch %d",
                  weight_info["weights_id"], self.device, self.backend, self.precision, batch_size)
 
-    def _export_openvino(self, calibration_size: int):
-        from extractors.openvino_backend import InputNorm, OpenVINOModel
+    def _input_norm(self):
+        """The normalisation for 0..255 channels-last frames, run inside OpenVINO / ONNX Runtime."""
+        from extractors.openvino_backend import InputNorm
+
+        cfg = self.preprocess
+        return InputNorm(mean=tuple(255.0 * m for m in cfg.mean),
+                         std=tuple(255.0 * s for s in cfg.std))
+
+    def _export_openvino(self, calibration_size: int, streams: int | None):
+        from extractors.openvino_backend import OpenVINOModel
 
         cfg = self.preprocess
         calibration_id = None
@@ -368,11 +385,10 @@ class TSNVisualExtractor:
         # the network is exported as it runs in torch (normalised NCHW input, so int8
         # calibration and the export cache are unchanged); OpenVINO normalises the 0..255
         # channels-last frames in front of it
-        norm = InputNorm(mean=tuple(255.0 * m for m in cfg.mean),
-                         std=tuple(255.0 * s for s in cfg.std))
         return OpenVINOModel(self.inference_model, (3, cfg.crop_size, cfg.crop_size),
                              precision=self.precision, calibration=calibration,
-                             calibration_id=calibration_id, input_norm=norm)
+                             calibration_id=calibration_id, input_norm=self._input_norm(),
+                             streams=streams)
 
     def start_video(self) -> None:
         """TSN features are per frame: no state to reset (kept for the extractor interface)."""
@@ -390,26 +406,27 @@ class TSNVisualExtractor:
         with autocast(self.precision, self.device):
             return self.inference_model(x)  # [b,2048]
 
-    def _openvino_features(self, frames: torch.Tensor) -> np.ndarray:
-        """uint8 RGB frames [N,H,W,3] (CPU) -> float32 features [N,2048] (numpy) on OpenVINO.
+    def _runtime_features(self, frames: torch.Tensor) -> np.ndarray:
+        """uint8 RGB frames [N,H,W,3] (CPU) -> float32 features [N,2048] (numpy) on OpenVINO
+        or ONNX Runtime (the same interface: `streams`, `map`).
 
         The frames go in sub-batches, two per stream for each `batch_size` frames: while the
         streams run, this thread resizes the next sub-batch, so the preprocessing overlaps
         the network instead of adding to it, and the last sub-batches of a chunk still find
-        every stream busy. Normalisation runs inside OpenVINO (`InputNorm`).
+        every stream busy. Normalisation runs inside the runtime (`InputNorm`).
         """
         n = frames.shape[0]
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        step = max(1, -(-min(n, self.batch_size) // (2 * self._openvino.streams)))  # ceil
+        step = max(1, -(-min(n, self.batch_size) // (2 * self._runtime.streams)))  # ceil
         inputs = (resize_frames_channels_last(frames[start:start + step], self.preprocess)
                   for start in range(0, n, step))  # [b,crop,crop,3] each
         with intra_op_threads(self.resize_threads, self.device):
-            return self._openvino.map(inputs).numpy()  # [N,2048]
+            return self._runtime.map(inputs).numpy()  # [N,2048]
 
     @torch.inference_mode()
     def __call__(self, frames: np.ndarray | torch.Tensor) -> np.ndarray:
         """uint8 RGB frames [N,H,W,3] -> float32 features [N,2048] (numpy)."""
-        if self._openvino is not None:
-            return self._openvino_features(as_frames(frames, "TSN"))
+        if self._runtime is not None:
+            return self._runtime_features(as_frames(frames, "TSN"))
         return map_frame_batches(frames, self.batch_size, self.dim, "TSN", self._batch_features)

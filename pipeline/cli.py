@@ -393,9 +393,11 @@ def synth(out_dir: str, num_videos: int, seed: int, duration: str, fps: float, s
               help="Backbone precision; auto = bf16/fp16 where the hardware runs it natively, "
                    "else fp32; int8 = quantised TSN (opt-in, OpenVINO + NNCF).")
 @click.option("--backend", default=ExtractionOptions.backend, show_default=True,
-              type=click.Choice(["auto", "torch", "openvino"]),
-              help="Backbone runtime; auto = the TSN on OpenVINO for fp32/int8 on the CPU "
-                   "when installed, wav2vec 2.0 on torch; openvino = both on OpenVINO.")
+              type=click.Choice(["auto", "torch", "openvino", "onnxruntime"]),
+              help="Backbone runtime; auto = on the CPU the TSN on ONNX Runtime for fp32 "
+                   "(when installed: rtdl[onnxruntime]), else on OpenVINO, int8 on OpenVINO, "
+                   "wav2vec 2.0 on torch; openvino = both on OpenVINO; onnxruntime = the "
+                   "TSN on ONNX Runtime (fp32, CPU).")
 @click.option("--num-shards", type=click.IntRange(min=1), help="Default: $WORLD_SIZE or 1.")
 @click.option("--shard-index", type=click.IntRange(min=0), help="Default: $RANK or 0.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N videos (by key).")

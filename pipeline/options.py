@@ -16,7 +16,7 @@ class ExtractionOptions:
     audio_layer: int = -1  # wav2vec 2.0 hidden layer (-1 = last)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 | int8 (int8: visual backbone only)
-    backend: str = "auto"  # auto | torch | openvino: backbone runtime (auto: TSN only on OpenVINO)
+    backend: str = "auto"  # auto | torch | openvino | onnxruntime: backbone runtime (auto: only the TSN, on ONNX Runtime or OpenVINO)
     chunk_frames: int = 64  # frames decoded and embedded per model call (bounds memory)
     prefetch_chunks: int = 4  # decoded chunks waiting per decode worker at most
     decode_threads: int = 1  # decord decoder threads per video (the models want the cores)

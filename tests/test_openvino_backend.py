@@ -130,7 +130,7 @@ def test_tsn_sub_batches_match_one_request(tmp_path, monkeypatch):
     monkeypatch.setenv("RTDL_CACHE_DIR", str(tmp_path))
     ov = TSNVisualExtractor("random", precision="fp32", preprocess=CFG, backend="openvino",
                             batch_size=4)
-    assert ov._openvino.streams == torch.get_num_threads() == 2
+    assert ov._runtime.streams == torch.get_num_threads() == 2
     frames = _frames(7)  # 7 frames, sub-batches of 1 (4 frames / 2 per stream / 2 streams)
     streamed = ov(frames)
     # the previous path: normalised NCHW input, one request per 4-frame batch
@@ -148,19 +148,19 @@ def test_export_is_cached_and_invalidated_by_new_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("RTDL_CACHE_DIR", str(tmp_path))
     first = TSNVisualExtractor("random", seed=0, precision="fp32", preprocess=CFG, backend="openvino")
     again = TSNVisualExtractor("random", seed=0, precision="fp32", preprocess=CFG, backend="openvino")
-    assert not first._openvino.cache_hit and again._openvino.cache_hit
-    assert first._openvino.path == again._openvino.path and first._openvino.path.is_file()
+    assert not first._runtime.cache_hit and again._runtime.cache_hit
+    assert first._runtime.path == again._runtime.path and first._runtime.path.is_file()
     assert sorted(p.suffix for p in (tmp_path / "openvino").iterdir()) == [".bin", ".xml"]
     frames = _frames(2)
     np.testing.assert_array_equal(first(frames), again(frames))
     # other weights (another seed) must never reuse that export
     other = TSNVisualExtractor("random", seed=1, precision="fp32", preprocess=CFG, backend="openvino")
-    assert not other._openvino.cache_hit and other._openvino.path != first._openvino.path
+    assert not other._runtime.cache_hit and other._runtime.path != first._runtime.path
     assert not np.allclose(other(frames), first(frames))
     # and neither must another input size
     bigger = TSNVisualExtractor("random", seed=0, precision="fp32", backend="openvino",
                                 preprocess=TSNPreprocess(resize_short=72, crop_size=72))
-    assert not bigger._openvino.cache_hit
+    assert not bigger._runtime.cache_hit
 
 
 def test_weights_changed_in_place_change_the_key():
