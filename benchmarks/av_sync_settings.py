@@ -77,7 +77,7 @@ def main() -> None:
         if key not in fitted:  # the window does not change the fit
             sync = av_sync.AVSync(v_mean.shape[0], a_mean.shape[0], visual_lags=LAGS[lags][0],
                                   audio_lags=LAGS[lags][1], components=k, ridge=ridge)
-            sync.fit(standardised(f) for f in reals)
+            sync.fit(lambda: (standardised(f) for f in reals))
             fitted = {key: sync}
         sync = fitted[key]
         sync.window = window

@@ -24,7 +24,9 @@ Why closed-form CCA and not a trained network: it needs only authentic clips, ha
 (the same training split gives the same directions), and cannot learn the seen forgery
 types' direction, the failure of every trained signal on held-out types in BENCHMARKS.md.
 A ridge term (`RIDGE` x the mean variance) keeps the covariances invertible when the views
-are wider than the number of authentic frames.
+are wider than the number of authentic frames. Inputs wider than `MAX_INPUT_DIMS` are first
+reduced to their leading principal components (of the clip contrast, in authentic clips),
+which bounds the fit's cost for the pretrained backbones' features.
 
 Settings, chosen on the dev split of the 2,100-clip benchmark (mean per-video frame AUC of
 the forged modality, visual and audio averaged; BENCHMARKS.md, "Audio-visual
@@ -34,7 +36,7 @@ x 2 settings); a 9-frame window beat 15 and 25 frames in every setting (0.775 / 
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -47,6 +49,11 @@ AUDIO_LAGS = (-3, -2, -1, 0, 1, 2, 3)  # audio frames stacked around each frame
 COMPONENTS = 16  # K canonical pairs kept
 RIDGE = 0.1  # added to each covariance's diagonal, times its mean variance
 WINDOW = 9  # frames the agreement is averaged over
+# wider inputs (TSN 2048-d, wav2vec 2.0 768-d) are first projected on this many principal
+# components of their clip contrast in authentic clips, so the lagged views stay a few
+# thousand wide (their covariances, eigendecompositions and the fit's memory grow with the
+# square and cube of the width); the weight-free features (320 / 64) are used as they are
+MAX_INPUT_DIMS = 320
 
 
 def sync_view(standardised: Tensor, lags: tuple[int, ...]) -> Tensor:
@@ -71,6 +78,17 @@ def moving_average(values: Tensor, frames: int) -> Tensor:
     return (total / count)[:len(values)]
 
 
+def clip_contrast_frames(standardised: Tensor) -> np.ndarray:
+    """[T, C] -> [T, C] float64: each frame minus the clip's median frame."""
+    x = standardised.double()
+    return (x - x.median(dim=0, keepdim=True).values).numpy()
+
+
+def project(x: Tensor, basis: Tensor) -> Tensor:
+    """[T, C] on the basis [C, P]; a square basis is the identity and is skipped (exactly x)."""
+    return x if basis.shape[0] == basis.shape[1] else x.double() @ basis.double()
+
+
 def _inverse_sqrt(cov: np.ndarray) -> np.ndarray:
     eigenvalues, vectors = np.linalg.eigh(cov)
     return (vectors / np.sqrt(eigenvalues)) @ vectors.T
@@ -82,7 +100,7 @@ class AVSync(KeepsBuffersMissingFromOldCheckpoints):
 
     def __init__(self, visual_dim: int, audio_dim: int, *, visual_lags: tuple[int, ...] = VISUAL_LAGS,
                  audio_lags: tuple[int, ...] = AUDIO_LAGS, components: int = COMPONENTS,
-                 ridge: float = RIDGE, window: int = WINDOW):
+                 ridge: float = RIDGE, window: int = WINDOW, max_input_dims: int = MAX_INPUT_DIMS):
         # the keyword settings are for benchmarks/av_sync_settings.py; the model uses the
         # module's defaults, which checkpoints rely on (they fix the buffers' shapes)
         super().__init__()
@@ -90,9 +108,13 @@ class AVSync(KeepsBuffersMissingFromOldCheckpoints):
             raise ValueError(f"AVSync window: must be an odd number of frames, got {window}")
         self.visual_lags, self.audio_lags = tuple(visual_lags), tuple(audio_lags)
         self.ridge, self.window = float(ridge), int(window)
-        width_v = 2 * visual_dim * len(self.visual_lags)
-        width_a = 2 * audio_dim * len(self.audio_lags)
+        kept_v, kept_a = min(visual_dim, max_input_dims), min(audio_dim, max_input_dims)
+        width_v = 2 * kept_v * len(self.visual_lags)
+        width_a = 2 * kept_a * len(self.audio_lags)
         components = min(components, width_v, width_a)
+        # [C, P]: the principal directions the input is projected on (identity: not reduced)
+        self.register_buffer("visual_basis", torch.eye(visual_dim)[:, :kept_v].contiguous())
+        self.register_buffer("audio_basis", torch.eye(audio_dim)[:, :kept_a].contiguous())
         self.register_buffer("visual_mean", torch.zeros(width_v))
         self.register_buffer("audio_mean", torch.zeros(width_a))
         self.register_buffer("visual_directions", torch.zeros(width_v, components))  # [Wv, K]
@@ -102,13 +124,33 @@ class AVSync(KeepsBuffersMissingFromOldCheckpoints):
         self.register_buffer("is_set", torch.zeros((), dtype=torch.bool))
 
     @torch.no_grad()
-    def fit(self, clips: Iterable[tuple[Tensor, Tensor]]) -> None:
-        """Fit the canonical directions on authentic clips: (visual [T, Cv], audio [T, Ca])
-        standardised inputs of the valid frames of each clip."""
+    def _fit_bases(self, read_clips: Callable[[], Iterable[tuple[Tensor, Tensor]]]) -> None:
+        """Leading principal directions of each reduced modality's clip contrast (one pass)."""
+        reduced = [i for i, basis in enumerate((self.visual_basis, self.audio_basis))
+                   if basis.shape[0] != basis.shape[1]]
+        if not reduced:
+            return
+        scatter = {i: 0.0 for i in reduced}
+        for clip in read_clips():
+            for i in reduced:
+                x = clip_contrast_frames(torch.as_tensor(clip[i]))
+                scatter[i] = scatter[i] + x.T @ x
+        for i, basis in ((0, self.visual_basis), (1, self.audio_basis)):
+            if i in reduced:
+                _, vectors = np.linalg.eigh(scatter[i])  # ascending eigenvalues
+                basis.copy_(torch.as_tensor(vectors[:, ::-1][:, :basis.shape[1]].copy()))
+
+    @torch.no_grad()
+    def fit(self, read_clips: Callable[[], Iterable[tuple[Tensor, Tensor]]]) -> None:
+        """Fit the canonical directions on authentic clips. `read_clips()` yields (visual
+        [T, Cv], audio [T, Ca]), the standardised inputs of each clip's valid frames; it is
+        called twice when an input is wider than `max_input_dims` (a pass for the principal
+        directions first), so it must give the same clips each time."""
+        self._fit_bases(read_clips)
         sums = None
-        for visual, audio in clips:
-            x = sync_view(torch.as_tensor(visual), self.visual_lags).numpy()
-            y = sync_view(torch.as_tensor(audio), self.audio_lags).numpy()
+        for visual, audio in read_clips():
+            x = sync_view(project(torch.as_tensor(visual), self.visual_basis), self.visual_lags).numpy()
+            y = sync_view(project(torch.as_tensor(audio), self.audio_basis), self.audio_lags).numpy()
             if sums is None:
                 sums = {"n": 0, "x": 0.0, "y": 0.0, "xx": 0.0, "yy": 0.0, "xy": 0.0}
             sums["n"] += len(x)
@@ -146,10 +188,10 @@ class AVSync(KeepsBuffersMissingFromOldCheckpoints):
         for b, n in enumerate(mask.sum(dim=1).tolist()):  # valid frames are a prefix
             if n == 0:
                 continue
-            u = (sync_view(visual[b, :n].cpu(), self.visual_lags) - self.visual_mean.cpu().double()) \
-                @ self.visual_directions.cpu().double()  # [n, K]
-            v = (sync_view(audio[b, :n].cpu(), self.audio_lags) - self.audio_mean.cpu().double()) \
-                @ self.audio_directions.cpu().double()
+            visual_view = sync_view(project(visual[b, :n].cpu(), self.visual_basis.cpu()), self.visual_lags)
+            audio_view = sync_view(project(audio[b, :n].cpu(), self.audio_basis.cpu()), self.audio_lags)
+            u = (visual_view - self.visual_mean.cpu().double()) @ self.visual_directions.cpu().double()  # [n, K]
+            v = (audio_view - self.audio_mean.cpu().double()) @ self.audio_directions.cpu().double()
             agreement = (u * v * self.weights.cpu().double()).sum(dim=1)  # [n]
             out[b, :n] = (-moving_average(agreement, self.window)).float().to(mask.device)
         return out

@@ -172,16 +172,17 @@ class RTDeepLoc(nn.Module):
         self.audio_input_norm.set_statistics(audio_mean, audio_std)
 
     @torch.no_grad()
-    def fit_av_sync(self, clips) -> None:
-        """Fit the audio-visual desynchrony on authentic clips: (visual [T, Cv], audio [T, Ca])
-        raw features each, standardised here with the model's input statistics."""
+    def fit_av_sync(self, read_clips) -> None:
+        """Fit the audio-visual desynchrony on authentic clips: `read_clips()` yields (visual
+        [T, Cv], audio [T, Ca]) raw features, the same clips on every call (AVSync.fit may
+        read them twice); standardised here with the model's input statistics."""
         def standardise(x, norm):  # on the CPU, wherever the model lives
             x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
             return (x - norm.mean.cpu()) / norm.std.cpu()
 
         fitted = AVSync(self.visual_dim, self.audio_dim)
-        fitted.fit((standardise(v, self.visual_input_norm), standardise(a, self.audio_input_norm))
-                   for v, a in clips)
+        fitted.fit(lambda: ((standardise(v, self.visual_input_norm), standardise(a, self.audio_input_norm))
+                            for v, a in read_clips()))
         for name, buffer in fitted.named_buffers():
             getattr(self.av_sync, name).copy_(buffer)
 

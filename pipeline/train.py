@@ -275,7 +275,7 @@ def calibrate_frame_evidence(model, cache, train_records: Sequence[VideoRecord],
         log.warning("no real video in the training split: the frame evidence stays unset")
         return
     if not bool(model.av_sync.is_set):  # deterministic and label-free: fitted once
-        model.fit_av_sync(cache.read(key) for key in reals)
+        model.fit_av_sync(lambda: (cache.read(key) for key in reals))
     outputs = predict_arrays(model, ((key, *cache.read(key)) for key in reals), device=device)
     references = {"visual_deviation_calibration": "visual_deviation",
                   "audio_deviation_calibration": "audio_deviation",

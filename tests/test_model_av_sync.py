@@ -10,11 +10,12 @@ from pipeline.metrics import rank_auc
 CV, CA = 6, 4
 
 
-def talking_clip(rng: np.random.Generator, frames: int, replaced: tuple[int, int] | None = None):
+def talking_clip(rng: np.random.Generator, frames: int, replaced: tuple[int, int] | None = None,
+                 visual_dim: int = CV):
     """Visual and audio features that both follow one smooth hidden 'speech' signal (mixed
     into every dimension with fixed weights, plus noise); `replaced`: in these frames the
     audio follows another, independent signal instead (a dubbed span)."""
-    mix_v = np.random.default_rng(100).normal(size=(1, CV))
+    mix_v = np.random.default_rng(100).normal(size=(1, visual_dim))
     mix_a = np.random.default_rng(101).normal(size=(1, CA))
 
     def speech():
@@ -24,7 +25,7 @@ def talking_clip(rng: np.random.Generator, frames: int, replaced: tuple[int, int
     heard = said.copy()
     if replaced:
         heard[replaced[0]:replaced[1]] = other[replaced[0]:replaced[1]]
-    visual = said * mix_v + 0.1 * rng.normal(size=(frames, CV))
+    visual = said * mix_v + 0.1 * rng.normal(size=(frames, visual_dim))
     audio = heard * mix_a + 0.1 * rng.normal(size=(frames, CA))
     return visual.astype(np.float32), audio.astype(np.float32)
 
@@ -32,7 +33,8 @@ def talking_clip(rng: np.random.Generator, frames: int, replaced: tuple[int, int
 def fitted_sync(seed: int = 0) -> AVSync:
     rng = np.random.default_rng(seed)
     sync = AVSync(CV, CA)
-    sync.fit((torch.tensor(v), torch.tensor(a)) for v, a in (talking_clip(rng, 80) for _ in range(30)))
+    clips = [talking_clip(rng, 80) for _ in range(30)]
+    sync.fit(lambda: ((torch.tensor(v), torch.tensor(a)) for v, a in clips))
     return sync
 
 
@@ -52,6 +54,22 @@ def test_desynchrony_marks_the_span_where_the_sound_stops_following_the_picture(
     assert np.mean(aucs) > 0.9, aucs
 
 
+def test_wide_inputs_are_reduced_to_their_principal_components_first():
+    """A 40-d visual input (the shared signal in every dimension, plus noise) with at most 8
+    kept: the fit keeps 8 principal directions and still finds the dubbed span."""
+    rng = np.random.default_rng(11)
+    clips = [talking_clip(rng, 80, visual_dim=40) for _ in range(30)]
+    sync = AVSync(40, CA, max_input_dims=8)
+    sync.fit(lambda: ((torch.tensor(v), torch.tensor(a)) for v, a in clips))
+    assert tuple(sync.visual_basis.shape) == (40, 8) and tuple(sync.audio_basis.shape) == (CA, CA)
+    assert torch.allclose(sync.visual_basis.T @ sync.visual_basis, torch.eye(8), atol=1e-5)
+    visual, audio = talking_clip(rng, 90, replaced=(30, 60), visual_dim=40)
+    desync = sync(torch.tensor(visual)[None], torch.tensor(audio)[None], torch.ones(1, 90, dtype=torch.bool))[0]
+    forged = np.zeros(90, bool)
+    forged[30:60] = True
+    assert rank_auc(forged, desync.numpy()) > 0.9
+
+
 def test_fit_is_deterministic_and_unfitted_gives_zeros():
     a, b = fitted_sync(), fitted_sync()
     for (name, x), (_, y) in zip(a.named_buffers(), b.named_buffers()):
@@ -68,7 +86,8 @@ def test_model_predicts_the_fitted_desynchrony_on_valid_frames_only(one_thread):
     model = build_model(tiny_config(), CV, CA)
     rng = np.random.default_rng(3)
     before = sum(p.numel() for p in model.parameters())
-    model.fit_av_sync(talking_clip(rng, 60) for _ in range(20))
+    clips = [talking_clip(rng, 60) for _ in range(20)]
+    model.fit_av_sync(lambda: iter(clips))
     assert sum(p.numel() for p in model.parameters()) == before and bool(model.av_sync.is_set)
     model.sync_calibration.set_reference(np.linspace(-5, 5, 100))
     long_v, long_a = talking_clip(rng, 40, replaced=(10, 25))
@@ -93,7 +112,8 @@ def test_model_predicts_the_fitted_desynchrony_on_valid_frames_only(one_thread):
 
 def test_a_checkpoint_from_before_the_desynchrony_loads_with_it_unset(one_thread):
     model = build_model(tiny_config(), CV, CA)
-    model.fit_av_sync(talking_clip(np.random.default_rng(4), 30) for _ in range(5))
+    clips = [talking_clip(np.random.default_rng(4), 30) for _ in range(5)]
+    model.fit_av_sync(lambda: iter(clips))
     old_state = {k: v for k, v in model.state_dict().items()
                  if not k.startswith(("av_sync.", "sync_calibration."))}
     reloaded = build_model(tiny_config(), CV, CA)
