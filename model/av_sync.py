@@ -56,12 +56,17 @@ WINDOW = 9  # frames the agreement is averaged over
 MAX_INPUT_DIMS = 320
 
 
+def minus_clip_median(standardised: Tensor) -> Tensor:
+    """[T, C] -> [T, C] float64: each frame minus the clip's (lower) median frame."""
+    x = standardised.double()
+    return x - x.median(dim=0, keepdim=True).values
+
+
 def sync_view(standardised: Tensor, lags: tuple[int, ...]) -> Tensor:
     """One clip's view [T, C] -> [T, 2 C len(lags)]: the frame minus the clip's median frame
     and its difference from the previous frame (0 for the first), stacked at each lag (frame
     indices clipped to the clip, so the edges repeat)."""
-    x = standardised.double()
-    contrast = x - x.median(dim=0, keepdim=True).values
+    contrast = minus_clip_median(standardised)
     delta = torch.diff(contrast, dim=0, prepend=contrast[:1])
     both = torch.cat([contrast, delta], dim=1)  # [T, 2C]
     frames = torch.arange(len(both))
@@ -76,12 +81,6 @@ def moving_average(values: Tensor, frames: int) -> Tensor:
     count = torch.nn.functional.conv1d(torch.ones_like(values)[None, None], kernel,
                                        padding=frames // 2)[0, 0]
     return (total / count)[:len(values)]
-
-
-def clip_contrast_frames(standardised: Tensor) -> np.ndarray:
-    """[T, C] -> [T, C] float64: each frame minus the clip's median frame."""
-    x = standardised.double()
-    return (x - x.median(dim=0, keepdim=True).values).numpy()
 
 
 def project(x: Tensor, basis: Tensor) -> Tensor:
@@ -133,7 +132,7 @@ class AVSync(KeepsBuffersMissingFromOldCheckpoints):
         scatter = {i: 0.0 for i in reduced}
         for clip in read_clips():
             for i in reduced:
-                x = clip_contrast_frames(torch.as_tensor(clip[i]))
+                x = minus_clip_median(torch.as_tensor(clip[i])).numpy()
                 scatter[i] = scatter[i] + x.T @ x
         for i, basis in ((0, self.visual_basis), (1, self.audio_basis)):
             if i in reduced:
