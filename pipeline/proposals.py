@@ -66,10 +66,10 @@ clipped to the video; a run covering the whole video has no context, so its cont
 probability. The level matters once the curve is evidence calibrated against authentic
 frames: a run at the 99th percentile of authentic footage is more telling than one with the
 same contrast at the 60th, and proposal scores are pooled over videos (0 keeps the
-contrast alone; on the 2,100-clip benchmark 0.5-1 raised dev avg AP by 2-3 points with the
-desynchrony evidence, BENCHMARKS.md). For a video predicted real:
-score = p_fake * max(contrast + video_weight * p_fake, 0), which is <= p_fake *
-(1 + video_weight) and keeps the order of its own proposals.
+contrast alone; on the 2,100-clip benchmark dev chose 0.5 or 1 in every run, and the grid
+with it raised dev avg AP from 43.9 to 47.8, BENCHMARKS.md "Audio-visual desynchrony").
+For a video predicted real: score = p_fake * max(contrast + level_weight * level +
+video_weight * p_fake, 0), which keeps the order of its own proposals.
 
 Suppression: class-agnostic NMS, `nms="hard"` (drop a proposal whose IoU with a kept one
 is > `nms_iou`), `"soft"` (Gaussian soft-NMS: score *= exp(-IoU^2 / `soft_sigma`)) or
