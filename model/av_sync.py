@@ -184,13 +184,19 @@ class AVSync(KeepsBuffersMissingFromOldCheckpoints):
         out = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
         if not bool(self.is_set):
             return out
+        # the fitted buffers on the CPU in float64 once per batch, not once per video
+        visual_basis, audio_basis = self.visual_basis.cpu(), self.audio_basis.cpu()
+        visual_mean, audio_mean = self.visual_mean.cpu().double(), self.audio_mean.cpu().double()
+        visual_directions = self.visual_directions.cpu().double()
+        audio_directions = self.audio_directions.cpu().double()
+        weights = self.weights.cpu().double()
         for b, n in enumerate(mask.sum(dim=1).tolist()):  # valid frames are a prefix
             if n == 0:
                 continue
-            visual_view = sync_view(project(visual[b, :n].cpu(), self.visual_basis.cpu()), self.visual_lags)
-            audio_view = sync_view(project(audio[b, :n].cpu(), self.audio_basis.cpu()), self.audio_lags)
-            u = (visual_view - self.visual_mean.cpu().double()) @ self.visual_directions.cpu().double()  # [n, K]
-            v = (audio_view - self.audio_mean.cpu().double()) @ self.audio_directions.cpu().double()
-            agreement = (u * v * self.weights.cpu().double()).sum(dim=1)  # [n]
+            visual_view = sync_view(project(visual[b, :n].cpu(), visual_basis), self.visual_lags)
+            audio_view = sync_view(project(audio[b, :n].cpu(), audio_basis), self.audio_lags)
+            u = (visual_view - visual_mean) @ visual_directions  # [n, K]
+            v = (audio_view - audio_mean) @ audio_directions
+            agreement = (u * v * weights).sum(dim=1)  # [n]
             out[b, :n] = (-moving_average(agreement, self.window)).float().to(mask.device)
         return out
