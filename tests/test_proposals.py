@@ -99,11 +99,31 @@ def test_video_weight_adds_fake_probability():
 
 
 def test_level_weight_adds_the_runs_mean_score():
-    cfg = ProposalConfig(**{**PLAIN.__dict__, "level_weight": 0.5})
+    cfg = ProposalConfig(**{**PLAIN.__dict__, "level_weight": 0.5, "level_quantile": None})
     # the run [2, 7) of CURVE has contrast 0.6 and mean 0.76 -> 0.6 + 0.5 * 0.76
     assert_proposals(proposals(cfg=cfg), [[0.98, 0.5, 1.75]])
     with pytest.raises(ValueError, match="level_weight"):
         ProposalConfig(level_weight=-1.0)
+    with pytest.raises(ValueError, match="level_quantile"):
+        ProposalConfig(level_quantile=1.5)
+
+
+def test_low_level_quantile_ranks_two_spans_above_the_run_that_merges_them():
+    # two forged spans, frames [2, 6) and [8, 12) at 0.9, with a shallow dip (0.6) between
+    # them: the 0.5 threshold yields one run [2, 12) holding both, 0.7 each span alone
+    curve = np.array([0, 0, .9, .9, .9, .9, .6, .6, .9, .9, .9, .9, 0, 0, 0, 0])
+    base = {**PLAIN.__dict__, "thresholds": (0.5, 0.7), "level_weight": 1.0}
+
+    def ranked(quantile):
+        cfg = ProposalConfig(**{**base, "level_quantile": quantile})
+        found = proposals(curve=curve, cfg=cfg, duration=4.0)
+        return [(round(p[1] * FPS), round(p[2] * FPS), round(p[0], 6)) for p in found]
+
+    # each span: contrast 0.9 - 0.3 (its context holds the dip) = 0.6, level 0.9 -> 1.5
+    # merged run: contrast 0.84 (its context is all 0), mean 0.84 -> 1.68 ranks first,
+    # 10th percentile 0.6 -> 1.44 ranks last
+    assert ranked(None) == [(2, 12, 1.68), (2, 6, 1.5), (8, 12, 1.5)]
+    assert ranked(0.1) == [(2, 6, 1.5), (8, 12, 1.5), (2, 12, 1.44)]
 
 
 def test_interval_iou_in_seconds_without_plus_one():
