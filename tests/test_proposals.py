@@ -14,6 +14,7 @@ from pipeline.proposals import (
     interval_iou,
     merge_runs,
     route,
+    run_level,
     soft_nms,
     video_proposals,
 )
@@ -124,6 +125,15 @@ def test_low_level_quantile_ranks_two_spans_above_the_run_that_merges_them():
     # 10th percentile 0.6 -> 1.44 ranks last
     assert ranked(None) == [(2, 12, 1.68), (2, 6, 1.5), (8, 12, 1.5)]
     assert ranked(0.1) == [(2, 6, 1.5), (8, 12, 1.5), (2, 12, 1.44)]
+
+
+def test_run_level_matches_numpy_quantile_and_mean():
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 7, 40):
+        values = rng.random(n)
+        assert run_level(values, None) == pytest.approx(values.mean())
+        for q in (0.0, 0.1, 0.5, 0.95, 1.0):
+            assert run_level(values, q) == pytest.approx(np.quantile(values, q), abs=1e-12)
 
 
 def test_interval_iou_in_seconds_without_plus_one():
