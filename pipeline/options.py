@@ -30,3 +30,8 @@ class InferenceOptions:
     batch_size: int = 16  # videos (or windows) per forward pass
     max_frames: int = 4096  # longer videos are processed in windows of this many frames; 0: whole
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+
+@dataclass(frozen=True)
+class TuningOptions:
+    max_videos: int = 1000  # validation videos proposal settings are chosen on at most (a fixed sample; 0: all)

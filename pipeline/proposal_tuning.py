@@ -9,9 +9,19 @@ AV-Deepfake1M challenge score, which weighs ranking and recall alike; `objective
 `tune_model` adds a plain-type record of how the settings were chosen; `rtdl train` calls
 `tune_run_checkpoints` after its last epoch and `rtdl tune` (pipeline/tune.py) redoes it.
 Never tune on a test split: its metrics would be optimistic.
+
+Large validation splits are sampled (`tuning_sample`): the grids hold 660 candidates and
+each one re-proposes and re-evaluates every video, a cost linear in the split. LAV-DF's dev
+split has 31,501 videos, which at a few ms per video and candidate would keep `rtdl train`
+tuning for most of a day; `max_videos` (default 1,000) caps it with a fixed sample,
+stratified by label, that every run and rerun draws alike (a hash of each file name, not a
+random draw). 1,000 because on the 2,100-clip benchmark a dev split of 200 videos already
+chose settings whose test scores matched their dev scores within one avg-AP point
+(BENCHMARKS.md, "Audio-visual desynchrony"); 0 tunes on the whole split.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from pathlib import Path
@@ -25,6 +35,7 @@ from data.version import __version__
 from pipeline.checkpoint import load_checkpoint, read_checkpoint_payload, update_checkpoint
 from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FRAMES, predict_scores
 from pipeline.metrics import PROTOCOLS, evaluate_predictions
+from pipeline.options import TuningOptions
 from pipeline.proposal_settings import write_proposals_yaml
 from pipeline.proposals import ProposalConfig, VideoScores, grid_search
 
@@ -49,6 +60,8 @@ DEFAULT_TUNING_GRID = {
     "level_weight": (0.0, 0.5, 1.0),
     "nms": ("soft", "hard"),
 }
+# at most this many validation videos are tuned on (module docstring); 0: all of them
+DEFAULT_TUNING_VIDEOS = TuningOptions.max_videos
 
 
 def tune_on_scores(scores: dict, records: Sequence[VideoRecord], *, protocol: str = "rtdeeploc",
@@ -97,6 +110,34 @@ def without_missing_evidence(signal_grid: dict, scores: Mapping[str, VideoScores
     return {**signal_grid, "evidence": kinds}
 
 
+def tuning_sample(records: Sequence[VideoRecord], max_videos: int) -> list[VideoRecord]:
+    """`max_videos` of `records` (all of them when 0 or when there are no more), in their
+    given order: from each label a share proportional to its size (rounded so that every
+    label keeps a video while the budget allows), the videos whose file names hash lowest,
+    so the same split always gives the same sample."""
+    records = list(records)
+    if max_videos < 0:
+        raise ValueError(f"max_videos: must be >= 0 (0: every video), got {max_videos}")
+    if max_videos == 0 or len(records) <= max_videos:
+        return records
+    by_label: dict[int, list[VideoRecord]] = {}
+    for record in records:
+        by_label.setdefault(record.label, []).append(record)
+    shares = {label: len(group) * max_videos / len(records) for label, group in by_label.items()}
+    counts = {label: int(share) for label, share in shares.items()}
+    # the videos left by rounding down go first to labels that got none, then to the
+    # labels that lost the largest fractions
+    order = sorted(shares, key=lambda k: (counts[k] > 0, counts[k] - shares[k], k))
+    for label in order[:max_videos - sum(counts.values())]:
+        counts[label] += 1
+
+    def key(record: VideoRecord) -> str:
+        return hashlib.sha1(record.file.encode()).hexdigest()
+
+    chosen = {r.file for label, group in by_label.items() for r in sorted(group, key=key)[:counts[label]]}
+    return [r for r in records if r.file in chosen]
+
+
 def tune_proposals(model, cache, records: Sequence[VideoRecord], grid: dict | None = None, *,
                    protocol: str = "rtdeeploc", base: ProposalConfig | None = None, device="cpu",
                    batch_size: int = DEFAULT_BATCH_SIZE, max_frames: int = DEFAULT_MAX_FRAMES,
@@ -124,9 +165,12 @@ def objective_text(protocol: str) -> str:
 def tune_model(model, cache, records: Sequence, *, split: str, protocol: str = "rtdeeploc",
                signal_grid: dict | None = None, grid: dict | None = None, device="cpu",
                batch_size: int = DEFAULT_BATCH_SIZE, max_frames: int = DEFAULT_MAX_FRAMES,
+               max_videos: int = DEFAULT_TUNING_VIDEOS,
                tuned_by: str = "rtdl tune") -> tuple[ProposalConfig, dict]:
-    """(chosen ProposalConfig, tuning record) for `model` on the validation `records`."""
-    records = list(records)
+    """(chosen ProposalConfig, tuning record) for `model` on the validation `records`
+    (at most `max_videos` of them, `tuning_sample`; 0: all)."""
+    split_videos = len(records)
+    records = tuning_sample(records, max_videos)
     if not any(r.fake_segments for r in records):
         raise ValueError(f"split {split!r} has no fake video: proposal settings cannot be "
                          f"judged on it (AP is undefined); choose a validation split with fakes")
@@ -145,6 +189,7 @@ def tune_model(model, cache, records: Sequence, *, split: str, protocol: str = "
         "rtdl_version": __version__,
         "split": split,
         "videos": len(records),
+        "split_videos": split_videos,  # more than "videos": a fixed sample (tuning_sample)
         "protocol": protocol,
         "objective": objective_text(protocol),
         "best_objective": max(final) if final else None,
@@ -161,21 +206,25 @@ def describe_tuning(record: Mapping[str, Any]) -> list[str]:
     best, default = record.get("best_objective"), record.get("default_objective")
     score = (f"best {best:.4f} (defaults {default:.4f}) over {len(record.get('tried', []))} candidates"
              if best is not None and default is not None else "no candidate scored")
+    videos, of = record.get("videos", "?"), record.get("split_videos")
+    videos = (f"{videos} of {of} videos, a fixed sample stratified by label"
+              if of is not None and of != videos else f"{videos} videos")
     return [f"tuned by {record.get('tuned_by', '?')} on split {record.get('split')!r} "
-            f"({record.get('videos', '?')} videos): {score}",
+            f"({videos}): {score}",
             f"objective: {record.get('objective', '?')}",
             f"grid, stage 1 (evidence): {record.get('signal_grid', {}) or 'skipped'}",
             f"grid, stage 2 (proposals): {record.get('grid', {})}"]
 
 
 def tune_run_checkpoints(best_path: Path, last_path: Path, last_model, cache, val_records: Sequence,
-                         val_split: str, device) -> tuple[ProposalConfig, dict]:
+                         val_split: str, device, max_videos: int = DEFAULT_TUNING_VIDEOS,
+                         ) -> tuple[ProposalConfig, dict]:
     """The last step of `rtdl train`: tune proposal settings on the validation split for
     best.pt's weights (and for last.pt's when they differ), store them in both checkpoints
     and write proposals.yaml beside them. Returns best.pt's (config, record)."""
     best = load_checkpoint(best_path, map_location=device)
     config, record = tune_model(best.model, cache, val_records, split=val_split, device=device,
-                                tuned_by="rtdl train")
+                                max_videos=max_videos, tuned_by="rtdl train")
     record["checkpoint_epoch"] = best.epoch
     update_checkpoint(best_path, proposal_config=to_dict(config), proposal_tuning=record)
     last_epoch = int(read_checkpoint_payload(last_path)["epoch"])
@@ -183,7 +232,8 @@ def tune_run_checkpoints(best_path: Path, last_path: Path, last_model, cache, va
         update_checkpoint(last_path, proposal_config=to_dict(config), proposal_tuning=record)
     else:
         last_config, last_record = tune_model(last_model, cache, val_records, split=val_split,
-                                              device=device, tuned_by="rtdl train")
+                                              device=device, max_videos=max_videos,
+                                              tuned_by="rtdl train")
         last_record["checkpoint_epoch"] = last_epoch
         update_checkpoint(last_path, proposal_config=to_dict(last_config), proposal_tuning=last_record)
     write_proposals_yaml(config, best_path.with_name("proposals.yaml"),

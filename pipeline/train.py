@@ -471,7 +471,8 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
             if cfg.tune_proposals and (trained_now or "proposal_config" not in payload):
                 log.info("choosing proposal settings on the %s split", val_split)
                 _, outcome.proposal_tuning = tune_run_checkpoints(
-                    best_path, last_path, model, cache, val_records, val_split, device)
+                    best_path, last_path, model, cache, val_records, val_split, device,
+                    max_videos=cfg.tune_max_videos)
         return outcome
     finally:
         if writer is not None:

@@ -21,6 +21,7 @@ from typing import Sequence
 
 from data.config import apply_overrides, load_yaml
 from model.config import ModelConfig
+from pipeline.options import TuningOptions
 
 DEVICES = ("auto", "cpu", "cuda")
 # RunConfig YAML files shipped with rtdl, usable by name: `rtdl train --config demo`
@@ -47,6 +48,7 @@ class TrainConfig:
     val_split: str = "auto"  # metadata split to validate on; auto: "dev" or "val"
     tensorboard: bool = False  # also log every epoch's metrics to <run folder>/tensorboard
     tune_proposals: bool = True  # after the last epoch, choose proposal settings on the validation split
+    tune_max_videos: int = TuningOptions.max_videos  # ... on at most this many of its videos (a fixed sample; 0: all)
 
     def __post_init__(self) -> None:
         # frozen configs are checked once here, so the trainer can trust every field
@@ -56,7 +58,7 @@ class TrainConfig:
                 raise ValueError(f"train.{name}: must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"train.lr: must be > 0, got {self.lr}")
-        for name in ("weight_decay", "grad_clip", "num_workers"):
+        for name in ("weight_decay", "grad_clip", "num_workers", "tune_max_videos"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name}: must be >= 0, got {getattr(self, name)}")
         if self.deviation_scorer_lr_scale <= 0:

@@ -29,7 +29,7 @@ from pipeline.devices import resolve_device
 from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FRAMES
 from pipeline.metrics import PROTOCOLS
 from pipeline.proposal_settings import write_proposals_yaml
-from pipeline.proposal_tuning import describe_tuning, tune_model
+from pipeline.proposal_tuning import DEFAULT_TUNING_VIDEOS, describe_tuning, tune_model
 from pipeline.proposals import ProposalConfig
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,8 @@ def tune_checkpoint(cache_path, checkpoint_path, metadata_path, split: str = "de
                     grid_path: str | Path | None = None, protocol: str = "rtdeeploc",
                     out_path: str | Path | None = None, write_checkpoint: bool = False,
                     device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE,
-                    max_frames: int = DEFAULT_MAX_FRAMES) -> dict:
+                    max_frames: int = DEFAULT_MAX_FRAMES,
+                    max_videos: int = DEFAULT_TUNING_VIDEOS) -> dict:
     """`rtdl tune`: choose proposal settings for a checkpoint on a metadata split, write them
     as YAML (default: proposals.yaml beside the checkpoint) and, with `write_checkpoint`,
     into the checkpoint itself. Returns {"config", "tuning", "yaml", "checkpoint_updated"}."""
@@ -101,7 +102,7 @@ def tune_checkpoint(cache_path, checkpoint_path, metadata_path, split: str = "de
                          f"the feature cache (first: {missing[0]!r}); tuning needs all of them")
     config, record = tune_model(checkpoint.model, cache, records, split=split, protocol=protocol,
                                 signal_grid=signal_grid, grid=grid, device=torch_device,
-                                batch_size=batch_size, max_frames=max_frames)
+                                batch_size=batch_size, max_frames=max_frames, max_videos=max_videos)
     record["checkpoint_epoch"] = checkpoint.epoch
     out_path = Path(out_path) if out_path else Path(checkpoint_path).with_name("proposals.yaml")
     write_proposals_yaml(config, out_path, [f"proposal settings for {checkpoint_path} "

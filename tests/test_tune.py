@@ -184,3 +184,50 @@ def test_evidence_kinds_are_tried_only_where_a_video_has_them():
         ("reconstruction", "deviation", "learned_deviation")
     assert without_missing_evidence(SIGNAL_TUNING_GRID, {"c": synced})["evidence"] == \
         ("reconstruction", "deviation", "sync")
+
+
+def _records(counts: dict[int, int]):
+    from data.records import VideoRecord
+
+    records = []
+    for label, n in counts.items():
+        for i in range(n):
+            segments = () if label == 0 else ((0.0, 1.0),)
+            records.append(VideoRecord(file=f"dev/{label}_{i:04d}.mp4", split="dev", duration=2.0, fps=25.0,
+                                       n_frames=50, label=label, fake_segments=segments))
+    return records
+
+
+def test_tuning_sample_is_a_fixed_label_stratified_subset():
+    from pipeline.proposal_tuning import tuning_sample
+
+    records = _records({0: 500, 1: 300, 2: 150, 3: 50})
+    sample = tuning_sample(records, 100)
+    assert len(sample) == 100
+    assert [sum(r.label == k for r in sample) for k in range(4)] == [50, 30, 15, 5]
+    assert sample == [r for r in records if r in sample]  # the split's order is kept
+    # the same split in another order gives the same videos: no random draw
+    assert {r.file for r in tuning_sample(records[::-1], 100)} == {r.file for r in sample}
+    assert tuning_sample(records, 0) == records and tuning_sample(records, 5000) == records
+    # a label too small for its share still gets a video while the budget allows
+    few = tuning_sample(_records({0: 990, 3: 10}), 20)
+    assert len(few) == 20 and sum(r.label == 3 for r in few) == 1
+    with pytest.raises(ValueError, match="max_videos"):
+        tuning_sample(records, -1)
+
+
+def test_rtdl_tune_samples_large_splits_and_says_so(trained, tmp_path):
+    import shutil
+
+    from pipeline.cli import main
+
+    run_dir, cache, meta, _ = trained
+    ckpt = tmp_path / "copy.pt"
+    shutil.copy(run_dir / "run" / "best.pt", ckpt)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("signal: {}\nproposals:\n  min_frames: [2, 5]\n")
+    result = CliRunner().invoke(main, ["tune", "--cache", str(cache), "--checkpoint", str(ckpt),
+                                       "--metadata", str(meta), "--grid", str(grid), "--max-videos", "3",
+                                       "--out", str(tmp_path / "tuned.yaml"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "3 of 4 videos, a fixed sample stratified by label" in result.output
