@@ -73,7 +73,8 @@ that swallowed the dip between two forged spans (a low threshold merges them) ke
 mean but not a high low quantile, so the spans themselves rank above it. On the 2,100-clip
 benchmark's dev split, with each seed's dev-chosen settings, the 10th percentile raised avg
 AP by +0.8 / +1.1 / +2.1 and avg AR by +1.0 / +0.5 / +2.4 over the mean (the minimum and
-the 5th or 20th percentile were within 0.5 of it; BENCHMARKS.md, "The level of a run").
+the 5th or 20th percentile were within 0.4 avg AP and 1.0 avg AR of it; BENCHMARKS.md,
+"The level of a run").
 For a video predicted real: score = p_fake * max(contrast + level_weight * level +
 video_weight * p_fake, 0), which keeps the order of its own proposals.
 
