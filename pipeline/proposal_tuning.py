@@ -58,6 +58,7 @@ DEFAULT_TUNING_GRID = {
     "min_frames": (2, 4),
     "video_weight": (0.5, 0.0, 1.0),
     "level_weight": (0.0, 0.5, 1.0),
+    "down_weight_real": (True, False),
     "nms": ("soft", "hard"),
 }
 # at most this many validation videos are tuned on (module docstring); 0: all of them

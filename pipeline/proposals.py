@@ -11,7 +11,7 @@ visual_only -> visual frame scores, audio_only -> audio scores, both -> joint sc
 A video predicted *real* still gets proposals, from the joint scores, so that AR is
 meaningful; their scores are multiplied by the video's fake probability
 (1 - p_real, see `_final_score`) so that AP is honest: a confident "real" puts them at
-the bottom of the pooled ranking.
+the bottom of the pooled ranking (unless `down_weight_real` is off, see "Score").
 
 Evidence (`branch_curve`): each branch's curve is (1 - error_weight) x the head score +
 error_weight x the reconstruction-error percentile among authentic training frames
@@ -76,7 +76,12 @@ AP by +0.8 / +1.1 / +2.1 and avg AR by +1.0 / +0.5 / +2.4 over the mean (the min
 the 5th or 20th percentile were within 0.4 avg AP and 1.0 avg AR of it; BENCHMARKS.md,
 "The level of a run").
 For a video predicted real: score = p_fake * max(contrast + level_weight * level +
-video_weight * p_fake, 0), which keeps the order of its own proposals.
+video_weight * p_fake, 0), which keeps the order of its own proposals. `down_weight_real=False`
+drops that factor (argmax and joint routing; soft routing always weighs each modality's
+proposals by its probability): on the 2,100-clip benchmark, whose classifier routes 40 %
+of videos right, the factor cost 4 dev avg AP with each seed's dev-chosen settings held
+fixed (49.2 -> 53.3 without it), so it is in the dev grid (BENCHMARKS.md, "Trusting the
+class prediction less").
 
 Suppression: class-agnostic NMS, `nms="hard"` (drop a proposal whose IoU with a kept one
 is > `nms_iou`), `"soft"` (Gaussian soft-NMS: score *= exp(-IoU^2 / `soft_sigma`)) or
@@ -137,6 +142,10 @@ class ProposalConfig:
     # used before); a low quantile keeps a run that swallowed a dip between two forged spans
     # below the spans themselves (module docstring, "Score")
     level_quantile: float | None = 0.1
+    # argmax / joint routing: multiply the proposal scores of a video predicted real by its
+    # fake probability (True, the module docstring's reading); False scores them like any
+    # other video's, for when the curves are more reliable than the class prediction
+    down_weight_real: bool = True
     # "hard", "soft" (Gaussian) or "none"
     nms: str = "soft"
     # hard NMS: drop a proposal whose IoU with a higher-scored kept one is > this
@@ -485,7 +494,8 @@ def labelled_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -
     if cfg.routing in ("argmax", "joint"):
         branch = branch_of(LABEL_INDEX[label]) if cfg.routing == "argmax" else "joint"
         found = score_curve_proposals(branch_curve(scores, branch, cfg), scores.fps, scores.duration,
-                                      fake_probability(scores.class_probs), LABEL_INDEX[label] == REAL, cfg)
+                                      fake_probability(scores.class_probs),
+                                      LABEL_INDEX[label] == REAL and cfg.down_weight_real, cfg)
         return [[*p, branch] for p in found]
     unsuppressed = dataclasses.replace(cfg, nms="none", max_proposals=10 ** 9)
     pooled: list[list[float]] = []

@@ -201,6 +201,11 @@ def test_real_prediction_still_gets_low_scored_proposals():
     # real: 0.2 * (0.6 + 0.5*0.2) = 0.14; both: 0.6 + 0.5*0.8 = 1.0
     assert_proposals(got_real, [[0.14, 0.5, 1.75]])
     assert_proposals(got_both, [[1.0, 0.5, 1.75]])
+    # without the down-weighting a predicted-real video is scored like any other:
+    # 0.6 + 0.5 * 0.2 = 0.7, and the routing (its joint curve) stays
+    trusting_less = ProposalConfig(**{**cfg.__dict__, "down_weight_real": False})
+    assert_proposals(video_proposals(real, FLAT, FLAT, CURVE, FPS, 3.0, trusting_less), [[0.7, 0.5, 1.75]])
+    assert_proposals(video_proposals(real, CURVE, CURVE, FLAT, FPS, 3.0, trusting_less), [])
 
 
 def test_bad_config_names_the_field():
