@@ -43,7 +43,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from extractors.openvino_backend import InputNorm, MissingBackendError, weights_digest
+from extractors.openvino_backend import InputNorm, MissingBackendError, export_cache_root, weights_digest
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,7 @@ def require_onnxruntime(option: str = "--backend onnxruntime"):
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("RTDL_CACHE_DIR") or Path.home() / ".cache" / "rtdl"
-    return Path(root) / "onnxruntime"
+    return export_cache_root() / "onnxruntime"
 
 
 def export_key(module: torch.nn.Module, input_shape: Sequence[int], input_norm: InputNorm | None,

@@ -86,9 +86,14 @@ def require_nncf(option: str = "--precision int8"):
     return nncf
 
 
+def export_cache_root() -> Path:
+    """Where the CPU runtimes' exports live, one sub-folder per runtime (`RTDL_CACHE_DIR`
+    moves it; default ~/.cache/rtdl)."""
+    return Path(os.environ.get("RTDL_CACHE_DIR") or Path.home() / ".cache" / "rtdl")
+
+
 def cache_dir() -> Path:
-    root = os.environ.get("RTDL_CACHE_DIR") or Path.home() / ".cache" / "rtdl"
-    return Path(root) / "openvino"
+    return export_cache_root() / "openvino"
 
 
 def weights_digest(module: torch.nn.Module) -> str:

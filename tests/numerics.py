@@ -38,3 +38,11 @@ def assert_close_to_scale(actual, expected, rel: float, what: str = "values") ->
     assert np.isfinite(_numpy(actual)).all(), f"{what}: non-finite values"
     ratio = max_error_to_scale(actual, expected)
     assert ratio <= rel, f"{what}: max error is {ratio:.3g} of the values' scale, bound {rel:g}"
+
+
+def centred_cosine(a, b) -> np.ndarray:
+    """Per-row cosine of [N, D] features after removing each set's mean row: random-weight
+    features barely vary between frames, so the raw cosine would hide real errors."""
+    a, b = _numpy(a), _numpy(b)
+    a_c, b_c = a - a.mean(0), b - b.mean(0)
+    return (a_c * b_c).sum(1) / np.linalg.norm(a_c, axis=1) / np.linalg.norm(b_c, axis=1)

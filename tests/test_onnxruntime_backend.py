@@ -12,7 +12,7 @@ import torch
 from extractors.openvino_backend import InputNorm, MissingBackendError
 from extractors.precision import resolve_backend
 from extractors.visual_tsn import TSNPreprocess, TSNVisualExtractor, calibration_frames
-from numerics import FP32_SHALLOW, max_error_to_scale
+from numerics import FP32_SHALLOW, centred_cosine, max_error_to_scale
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -20,11 +20,6 @@ pytest.importorskip("onnx")
 from extractors.onnxruntime_backend import ORTModel  # noqa: E402
 
 CFG = TSNPreprocess(resize_short=64, crop_size=64)
-
-
-def _centred_cosine(a, b):
-    a_c, b_c = a - a.mean(0), b - b.mean(0)
-    return (a_c * b_c).sum(1) / np.linalg.norm(a_c, axis=1) / np.linalg.norm(b_c, axis=1)
 
 
 def _tiny_net(seed=0):
@@ -62,7 +57,7 @@ def test_tsn_on_onnxruntime_matches_torch_fp32(tmp_path, monkeypatch):
     assert a.shape == b.shape == (7, 2048) and b.dtype == np.float32
     # the same fp32 function, another summation order: rounding-level differences only
     assert max_error_to_scale(torch.from_numpy(b), torch.from_numpy(a)) < 1e-4
-    assert _centred_cosine(a, b).min() > 0.999
+    assert centred_cosine(a, b).min() > 0.999
     np.testing.assert_array_equal(ort(frames[:1]), b[:1])  # a single frame
     assert ort(frames[:0]).shape == (0, 2048)
 

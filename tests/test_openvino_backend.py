@@ -12,7 +12,7 @@ from extractors.precision import resolve_backend
 from extractors.visual_tsn import TSNPreprocess, TSNVisualExtractor, calibration_frames, \
     preprocess_frames
 from media import speechlike_wave
-from numerics import FP32_DEEP, FP32_SHALLOW, max_error_to_scale
+from numerics import FP32_DEEP, FP32_SHALLOW, centred_cosine, max_error_to_scale
 
 pytest.importorskip("openvino")
 
@@ -24,11 +24,6 @@ def _frames(n=6, seed=0):
     frames = calibration_frames(n, size=80, seed=seed + 100)
     frames[1] = 128
     return frames
-
-
-def _centred_cosine(a, b):
-    a_c, b_c = a - a.mean(0), b - b.mean(0)
-    return (a_c * b_c).sum(1) / np.linalg.norm(a_c, axis=1) / np.linalg.norm(b_c, axis=1)
 
 
 def test_cli_reports_a_missing_runtime(tmp_path, monkeypatch):
@@ -61,7 +56,7 @@ def test_openvino_fp32_matches_torch_fp32(torch_fp32, tmp_path, monkeypatch):
     assert a.shape == b.shape == (6, 2048) and b.dtype == np.float32
     # same fp32 function, other summation order: rounding-level differences only
     assert max_error_to_scale(torch.from_numpy(b), torch.from_numpy(a)) < 1e-4
-    assert _centred_cosine(a, b).min() > 0.9999
+    assert centred_cosine(a, b).min() > 0.9999
 
 
 def _small_net():
@@ -183,7 +178,7 @@ def test_int8_features_stay_close_to_fp32(torch_fp32, tmp_path, monkeypatch):
     # bounds of this tiny 64x64 random-weight case (measured: centred cosine 0.89-0.9997, mean
     # 0.98; raw 0.997); a frame near the batch mean has a tiny centred vector and the worst
     # centred cosine. The benchmark measures the real size (256x256) against 0.999.
-    assert _centred_cosine(a, b).mean() > 0.97
+    assert centred_cosine(a, b).mean() > 0.97
     raw = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert raw.min() > 0.99
 
@@ -212,7 +207,7 @@ def test_wav2vec_on_openvino_matches_torch(tmp_path, monkeypatch, layer):
         np.testing.assert_array_equal(ta, tb)
         assert max_error_to_scale(torch.from_numpy(b), torch.from_numpy(a)) < FP32_DEEP, samples
         if len(a) > 2:
-            assert _centred_cosine(a, b).min() > 0.9999
+            assert centred_cosine(a, b).min() > 0.9999
 
 
 def test_wav2vec_windows_of_unequal_length_run_unpadded(tmp_path, monkeypatch):
