@@ -231,3 +231,11 @@ def test_rtdl_tune_samples_large_splits_and_says_so(trained, tmp_path):
                                        "--out", str(tmp_path / "tuned.yaml"), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "3 of 4 videos, a fixed sample stratified by label" in result.output
+
+
+def test_a_negative_tuning_sample_size_names_the_field():
+    from pipeline.train_config import TrainConfig
+
+    with pytest.raises(ValueError, match="train.tune_max_videos: must be >= 0"):
+        TrainConfig(tune_max_videos=-1)
+    assert TrainConfig(tune_max_videos=0).tune_max_videos == 0  # 0: the whole split
