@@ -125,7 +125,9 @@ def _mirror(coords: np.ndarray, n: int) -> np.ndarray:
 
 def render_background(look: Look, track: Track, size: int) -> np.ndarray:
     """The photo under the camera, bilinear, float32 [T, H, W, 3]. Pan and zoom are
-    separable in x and y, so every frame reads two rows and two columns per pixel."""
+    separable in x and y, so every frame reads two rows and two columns per pixel. The
+    four corners are read by `take` on the flattened photo (row x width + column), half
+    the time of indexing with two broadcast index arrays, same values."""
     bg_h, bg_w = look.background.shape[:2]
     pixel = np.arange(size, dtype=np.float32) + 0.5 - size / 2  # [S] from the frame centre
     inv = (1 / track.zoom)[:, None]  # [T, 1]
@@ -134,11 +136,17 @@ def render_background(look: Look, track: Track, size: int) -> np.ndarray:
     y0, x0 = np.floor(ys), np.floor(xs)
     fy, fx = (ys - y0)[:, :, None, None], (xs - x0)[:, None, :, None]
     y0, x0 = y0.astype(np.int64), x0.astype(np.int64)
-    r0, r1 = _mirror(y0, bg_h)[:, :, None], _mirror(y0 + 1, bg_h)[:, :, None]  # [T, H, 1]
+    r0 = _mirror(y0, bg_h)[:, :, None] * bg_w  # [T, H, 1] offsets of photo rows
+    r1 = _mirror(y0 + 1, bg_h)[:, :, None] * bg_w
     c0, c1 = _mirror(x0, bg_w)[:, None, :], _mirror(x0 + 1, bg_w)[:, None, :]  # [T, 1, W]
-    bg = look.background
-    top = bg[r0, c0] * (1 - fx) + bg[r0, c1] * fx
-    bottom = bg[r1, c0] * (1 - fx) + bg[r1, c1] * fx
+    pixels = look.background.reshape(-1, 3)
+    frames, width = len(ys), xs.shape[1]
+
+    def read(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        return pixels.take((rows + columns).ravel(), axis=0).reshape(frames, size, width, 3)
+
+    top = read(r0, c0) * (1 - fx) + read(r0, c1) * fx
+    bottom = read(r1, c0) * (1 - fx) + read(r1, c1) * fx
     return (top * (1 - fy) + bottom * fy).astype(np.float32)
 
 
