@@ -161,9 +161,12 @@ def train_command(cache_paths, metadata, out_dir, config_path, overrides, epochs
 @click.option("--max-videos", default=TuningOptions.max_videos, show_default=True, type=click.IntRange(min=0),
               help="Tune on at most this many videos of the split: a fixed sample stratified by "
                    "label (0: all; the cost grows linearly with it).")
+@click.option("--workers", default=TuningOptions.workers, show_default=True, type=click.IntRange(min=0),
+              help="Processes scoring the candidates (0: one per CPU core when the search is "
+                   "large enough to gain; the chosen settings are the same).")
 @click.option("--device", default=InferenceOptions.device, show_default=True, help="auto, cpu, cuda or cuda:N.")
 def tune_command(cache_paths, checkpoint, metadata, split, grid_path, protocol, out_path,
-                 write_checkpoint, max_videos, device):
+                 write_checkpoint, max_videos, workers, device):
     """Choose proposal settings for a checkpoint on a validation split."""
     from pipeline.proposal_tuning import describe_tuning
     from pipeline.tune import tune_checkpoint
@@ -171,7 +174,8 @@ def tune_command(cache_paths, checkpoint, metadata, split, grid_path, protocol, 
     cache = cache_paths[0] if len(cache_paths) == 1 else list(cache_paths)
     result = tune_checkpoint(cache, checkpoint, metadata, split, grid_path=grid_path,
                              protocol=protocol, out_path=out_path,
-                             write_checkpoint=write_checkpoint, device=device, max_videos=max_videos)
+                             write_checkpoint=write_checkpoint, device=device, max_videos=max_videos,
+                             workers=workers or None)
     for line in describe_tuning(result["tuning"]):
         click.echo(line)
     from data.config import to_dict

@@ -238,6 +238,22 @@ def evaluate_predictions(predictions: Mapping[str, Any], records: Sequence[Video
     }
 
 
+@dataclass(frozen=True)
+class ChallengeScore:
+    """0.5 x mean AP + 0.5 x mean AR of {file: proposals} over `records` under `protocol`
+    (a key of PROTOCOLS): the AV-Deepfake1M challenge score, which weighs ranking and recall
+    alike; what proposal tuning maximises. A class, not a closure, so that tuning's worker
+    processes can receive it (pipeline/grid_workers.py)."""
+    records: tuple[VideoRecord, ...]
+    protocol: str = "rtdeeploc"
+
+    def __call__(self, predictions: Mapping[str, Any]) -> float:
+        chosen = PROTOCOLS[self.protocol]
+        metrics = evaluate_predictions(predictions, self.records, ap_iou=chosen.ap_iou,
+                                       ar_n=chosen.ar_n, ar_iou=chosen.ar_iou)
+        return 0.5 * metrics["ap_avg"] + 0.5 * metrics["ar_avg"]
+
+
 def _key(value: float | int) -> str:
     return f"{value:g}"
 

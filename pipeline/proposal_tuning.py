@@ -34,7 +34,7 @@ from data.records import VideoRecord
 from data.version import __version__
 from pipeline.checkpoint import load_checkpoint, read_checkpoint_payload, update_checkpoint
 from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FRAMES, predict_scores
-from pipeline.metrics import PROTOCOLS, evaluate_predictions
+from pipeline.metrics import PROTOCOLS, ChallengeScore
 from pipeline.options import TuningOptions
 from pipeline.proposal_settings import write_proposals_yaml
 from pipeline.proposals import ProposalConfig, VideoScores, grid_search
@@ -67,30 +67,25 @@ DEFAULT_TUNING_VIDEOS = TuningOptions.max_videos
 
 def tune_on_scores(scores: dict, records: Sequence[VideoRecord], *, protocol: str = "rtdeeploc",
                    signal_grid: dict | None = None, grid: dict | None = None,
-                   base: ProposalConfig | None = None):
+                   base: ProposalConfig | None = None, workers: int | None = None):
     """Choose ProposalConfig on precomputed validation scores, in two stages.
 
     Stage 1 picks the evidence (`signal_grid`, default SIGNAL_TUNING_GRID; {} skips it) with
     the other settings at `base`; stage 2 the proposal settings (`grid`, default
     DEFAULT_TUNING_GRID) for that evidence. Searching both jointly would multiply the grids
     for little gain. Each candidate is judged by 0.5 * mean AP + 0.5 * mean AR under
-    `protocol` (the AV-Deepfake1M challenge score, which weighs ranking and recall alike).
+    `protocol` (the AV-Deepfake1M challenge score, which weighs ranking and recall alike),
+    on `workers` processes (None: one per core for large searches; the choice is the same).
     Returns (best config, [(overrides, objective), ...] over both stages).
     """
-    settings = PROTOCOLS[protocol]
-    records = list(records)
-
-    def objective(predictions: dict) -> float:
-        metrics = evaluate_predictions(predictions, records, ap_iou=settings.ap_iou, ar_n=settings.ar_n,
-                                       ar_iou=settings.ar_iou)
-        return 0.5 * metrics["ap_avg"] + 0.5 * metrics["ar_avg"]
+    objective = ChallengeScore(tuple(records), protocol)
 
     signal_grid = without_missing_evidence(SIGNAL_TUNING_GRID if signal_grid is None else signal_grid,
                                            scores)
     tried: list = []
     if signal_grid:
-        base, tried = grid_search(scores, objective, signal_grid, base)
-    best, second = grid_search(scores, objective, grid or DEFAULT_TUNING_GRID, base)
+        base, tried = grid_search(scores, objective, signal_grid, base, workers=workers)
+    best, second = grid_search(scores, objective, grid or DEFAULT_TUNING_GRID, base, workers=workers)
     return best, tried + second
 
 
@@ -142,7 +137,7 @@ def tuning_sample(records: Sequence[VideoRecord], max_videos: int) -> list[Video
 def tune_proposals(model, cache, records: Sequence[VideoRecord], grid: dict | None = None, *,
                    protocol: str = "rtdeeploc", base: ProposalConfig | None = None, device="cpu",
                    batch_size: int = DEFAULT_BATCH_SIZE, max_frames: int = DEFAULT_MAX_FRAMES,
-                   signal_grid: dict | None = None):
+                   signal_grid: dict | None = None, workers: int | None = None):
     """Choose ProposalConfig fields on a validation split (never the test split).
 
     Runs the model once, then `tune_on_scores`. Returns (best config, [(overrides, objective), ...]).
@@ -151,7 +146,7 @@ def tune_proposals(model, cache, records: Sequence[VideoRecord], grid: dict | No
     scores = predict_scores(model, cache, records, device=device, batch_size=batch_size,
                             max_frames=max_frames)
     return tune_on_scores(scores, records, protocol=protocol, signal_grid=signal_grid, grid=grid,
-                          base=base)
+                          base=base, workers=workers)
 
 
 def objective_text(protocol: str) -> str:
@@ -166,10 +161,11 @@ def objective_text(protocol: str) -> str:
 def tune_model(model, cache, records: Sequence, *, split: str, protocol: str = "rtdeeploc",
                signal_grid: dict | None = None, grid: dict | None = None, device="cpu",
                batch_size: int = DEFAULT_BATCH_SIZE, max_frames: int = DEFAULT_MAX_FRAMES,
-               max_videos: int = DEFAULT_TUNING_VIDEOS,
+               max_videos: int = DEFAULT_TUNING_VIDEOS, workers: int | None = None,
                tuned_by: str = "rtdl tune") -> tuple[ProposalConfig, dict]:
     """(chosen ProposalConfig, tuning record) for `model` on the validation `records`
-    (at most `max_videos` of them, `tuning_sample`; 0: all)."""
+    (at most `max_videos` of them, `tuning_sample`; 0: all), scored on `workers` processes
+    (None: one per core for large searches)."""
     split_videos = len(records)
     records = tuning_sample(records, max_videos)
     if not any(r.fake_segments for r in records):
@@ -178,7 +174,7 @@ def tune_model(model, cache, records: Sequence, *, split: str, protocol: str = "
     signal_grid = SIGNAL_TUNING_GRID if signal_grid is None else signal_grid
     grid = DEFAULT_TUNING_GRID if grid is None else grid
     best, tried = tune_proposals(model, cache, records, grid, protocol=protocol, device=device,
-                                 signal_grid=signal_grid,
+                                 signal_grid=signal_grid, workers=workers,
                                  batch_size=batch_size, max_frames=max_frames)
     # stage 1 may have run on fewer kinds of evidence than asked (without_missing_evidence)
     first_stage = len(tried) - math.prod(len(v) for v in grid.values())
@@ -219,13 +215,13 @@ def describe_tuning(record: Mapping[str, Any]) -> list[str]:
 
 def tune_run_checkpoints(best_path: Path, last_path: Path, last_model, cache, val_records: Sequence,
                          val_split: str, device, max_videos: int = DEFAULT_TUNING_VIDEOS,
-                         ) -> tuple[ProposalConfig, dict]:
+                         workers: int | None = None) -> tuple[ProposalConfig, dict]:
     """The last step of `rtdl train`: tune proposal settings on the validation split for
     best.pt's weights (and for last.pt's when they differ), store them in both checkpoints
     and write proposals.yaml beside them. Returns best.pt's (config, record)."""
     best = load_checkpoint(best_path, map_location=device)
     config, record = tune_model(best.model, cache, val_records, split=val_split, device=device,
-                                max_videos=max_videos, tuned_by="rtdl train")
+                                max_videos=max_videos, workers=workers, tuned_by="rtdl train")
     record["checkpoint_epoch"] = best.epoch
     update_checkpoint(best_path, proposal_config=to_dict(config), proposal_tuning=record)
     last_epoch = int(read_checkpoint_payload(last_path)["epoch"])
@@ -234,7 +230,7 @@ def tune_run_checkpoints(best_path: Path, last_path: Path, last_model, cache, va
     else:
         last_config, last_record = tune_model(last_model, cache, val_records, split=val_split,
                                               device=device, max_videos=max_videos,
-                                              tuned_by="rtdl train")
+                                              workers=workers, tuned_by="rtdl train")
         last_record["checkpoint_epoch"] = last_epoch
         update_checkpoint(last_path, proposal_config=to_dict(last_config), proposal_tuning=last_record)
     write_proposals_yaml(config, best_path.with_name("proposals.yaml"),

@@ -546,32 +546,39 @@ def effective_config(cfg: ProposalConfig) -> ProposalConfig:
 
 def grid_search(videos: Mapping[str, VideoScores], evaluate: Callable[[dict], float],
                 grid: Mapping[str, Iterable], base: ProposalConfig | None = None,
-                ) -> tuple[ProposalConfig, list[tuple[dict, float]]]:
+                workers: int | None = 1) -> tuple[ProposalConfig, list[tuple[dict, float]]]:
     """Pick ProposalConfig fields on a validation split by exhaustive search.
 
     videos: the model's per-video scores on the *validation* split (compute them once with
     `pipeline.inference.predict_scores`); evaluate: maps a predictions dict {file: proposals}
-    to one number, higher is better (e.g. the mean of AP and AR from
-    `pipeline.metrics.evaluate_predictions`); grid: {field name: candidate values}.
+    to one number, higher is better (e.g. `pipeline.metrics.ChallengeScore`); grid: {field
+    name: candidate values}; workers: processes that score the candidates (None: one per
+    core for large searches, `pipeline/grid_workers.py`; above 1, `evaluate` must pickle).
     Returns the best config (first one wins ties, so list the default first) and every
-    (overrides, value) tried, in order.
+    (overrides, value) tried, in order: the same whatever the number of workers.
     """
+    from pipeline.grid_workers import score_candidates, worker_count
+
     base = base or ProposalConfig()
     names = list(grid)
     known = {f.name for f in dataclasses.fields(ProposalConfig)}
     unknown = sorted(set(names) - known)
     if unknown:
         raise ValueError(f"grid_search: unknown ProposalConfig field(s) {unknown}; known: {sorted(known)}")
-    results: list[tuple[dict, float]] = []
-    best_cfg, best_value = base, -math.inf
-    seen: dict[ProposalConfig, float] = {}  # settings that give the same proposals are run once
+    candidates = []  # (overrides, config, the config its proposals are the same as)
     for values in itertools.product(*(list(grid[n]) for n in names)):
         overrides = dict(zip(names, values))
         cfg = dataclasses.replace(base, **overrides)
-        same = effective_config(cfg)
-        if same not in seen:
-            seen[same] = float(evaluate(all_proposals(videos, cfg)))
-        value = seen[same]
+        candidates.append((overrides, cfg, effective_config(cfg)))
+    # settings that give the same proposals are scored once
+    distinct = list(dict.fromkeys(same for _, _, same in candidates))
+    values = score_candidates(videos, evaluate, distinct,
+                              worker_count(workers, len(videos), len(distinct)))
+    value_of = dict(zip(distinct, values))
+    results: list[tuple[dict, float]] = []
+    best_cfg, best_value = base, -math.inf
+    for overrides, cfg, same in candidates:
+        value = value_of[same]
         results.append((overrides, value))
         log.info("proposal grid %s -> %.4f", overrides, value)
         if value > best_value:

@@ -80,10 +80,11 @@ def tune_checkpoint(cache_path, checkpoint_path, metadata_path, split: str = "de
                     out_path: str | Path | None = None, write_checkpoint: bool = False,
                     device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE,
                     max_frames: int = DEFAULT_MAX_FRAMES,
-                    max_videos: int = DEFAULT_TUNING_VIDEOS) -> dict:
+                    max_videos: int = DEFAULT_TUNING_VIDEOS, workers: int | None = None) -> dict:
     """`rtdl tune`: choose proposal settings for a checkpoint on a metadata split, write them
     as YAML (default: proposals.yaml beside the checkpoint) and, with `write_checkpoint`,
-    into the checkpoint itself. Returns {"config", "tuning", "yaml", "checkpoint_updated"}."""
+    into the checkpoint itself. `workers`: processes scoring the candidates (None: one per
+    core when the search is large). Returns {"config", "tuning", "yaml", "checkpoint_updated"}."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose one of {list(PROTOCOLS)}")
     signal_grid, grid = load_grid(grid_path)  # a bad grid fails before the model runs
@@ -102,7 +103,8 @@ def tune_checkpoint(cache_path, checkpoint_path, metadata_path, split: str = "de
                          f"the feature cache (first: {missing[0]!r}); tuning needs all of them")
     config, record = tune_model(checkpoint.model, cache, records, split=split, protocol=protocol,
                                 signal_grid=signal_grid, grid=grid, device=torch_device,
-                                batch_size=batch_size, max_frames=max_frames, max_videos=max_videos)
+                                batch_size=batch_size, max_frames=max_frames, max_videos=max_videos,
+                                workers=workers)
     record["checkpoint_epoch"] = checkpoint.epoch
     out_path = Path(out_path) if out_path else Path(checkpoint_path).with_name("proposals.yaml")
     write_proposals_yaml(config, out_path, [f"proposal settings for {checkpoint_path} "

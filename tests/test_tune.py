@@ -216,7 +216,7 @@ def test_tuning_sample_is_a_fixed_label_stratified_subset():
         tuning_sample(records, -1)
 
 
-def test_rtdl_tune_samples_large_splits_and_says_so(trained, tmp_path):
+def test_rtdl_tune_samples_large_splits_and_says_so_on_two_workers(trained, tmp_path):
     import shutil
 
     from pipeline.cli import main
@@ -228,6 +228,7 @@ def test_rtdl_tune_samples_large_splits_and_says_so(trained, tmp_path):
     grid.write_text("signal: {}\nproposals:\n  min_frames: [2, 5]\n")
     result = CliRunner().invoke(main, ["tune", "--cache", str(cache), "--checkpoint", str(ckpt),
                                        "--metadata", str(meta), "--grid", str(grid), "--max-videos", "3",
+                                       "--workers", "2",
                                        "--out", str(tmp_path / "tuned.yaml"), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "3 of 4 videos, a fixed sample stratified by label" in result.output
@@ -239,3 +240,70 @@ def test_a_negative_tuning_sample_size_names_the_field():
     with pytest.raises(ValueError, match="train.tune_max_videos: must be >= 0"):
         TrainConfig(tune_max_videos=-1)
     assert TrainConfig(tune_max_videos=0).tune_max_videos == 0  # 0: the whole split
+
+
+def _scored_split(n_videos: int = 12, seed: int = 0):
+    """Validation scores and records: each fake video has one forged span that its routed
+    curve marks, with noise, so that the candidates below score differently."""
+    import numpy as np
+
+    from data.records import VideoRecord
+    from pipeline.proposals import VideoScores
+
+    rng = np.random.default_rng(seed)
+    scores, records = {}, []
+    for i in range(n_videos):
+        label = i % 4
+        frames, fps = 60, 25.0
+        curves = [rng.uniform(0, 0.4, frames) for _ in range(3)]
+        segments = ()
+        if label:
+            start = int(rng.integers(5, 40))
+            stop = start + int(rng.integers(5, 15))
+            for curve in curves:
+                curve[start:stop] += rng.uniform(0.3, 0.6)
+            segments = ((start / fps, stop / fps),)
+        probs = rng.dirichlet(np.ones(4))
+        file = f"dev/{i:03d}.mp4"
+        scores[file] = VideoScores(probs, *curves, fps, frames / fps)
+        records.append(VideoRecord(file=file, split="dev", duration=frames / fps, fps=fps,
+                                   n_frames=frames, label=label, fake_segments=segments))
+    return scores, records
+
+
+def test_tuning_on_worker_processes_chooses_and_reports_what_one_process_does():
+    from pipeline.proposal_tuning import tune_on_scores
+
+    scores, records = _scored_split()
+    signal = {"routing": ("argmax", "soft", "joint"), "smooth_frames": (1, 5)}
+    grid = {"min_frames": (2, 4), "merge_gap_frames": (1, 3), "nms": ("soft", "hard")}
+    alone = tune_on_scores(scores, records, signal_grid=signal, grid=grid, workers=1)
+    shared = tune_on_scores(scores, records, signal_grid=signal, grid=grid, workers=2)
+    assert shared == alone
+    assert len({value for _, value in alone[1]}) > 3  # the candidates do differ
+
+
+def test_worker_count_is_one_per_core_for_large_searches_only():
+    from pipeline.grid_workers import SERIAL_BELOW, available_cores, worker_count
+
+    assert worker_count(None, videos=10, candidates=SERIAL_BELOW // 10 - 1) == 1
+    assert worker_count(None, videos=1000, candidates=768) == min(available_cores(), 768)
+    assert worker_count(None, videos=10_000, candidates=1) == 1  # one candidate: nothing to split
+    assert worker_count(3, videos=1, candidates=768) == 3  # asked for: no size rule
+    assert worker_count(8, videos=1, candidates=2) == 2
+    with pytest.raises(ValueError, match="workers"):
+        worker_count(0, videos=10, candidates=10)
+
+
+def test_challenge_score_is_the_mean_of_avg_ap_and_avg_ar():
+    from pipeline.metrics import PROTOCOLS, ChallengeScore, evaluate_predictions
+    from pipeline.proposals import all_proposals
+
+    scores, records = _scored_split(seed=1)
+    predictions = all_proposals(scores)
+    chosen = PROTOCOLS["lavdf"]
+    metrics = evaluate_predictions(predictions, records, ap_iou=chosen.ap_iou, ar_n=chosen.ar_n,
+                                   ar_iou=chosen.ar_iou)
+    assert metrics["ap_avg"] != metrics["ar_avg"]
+    assert ChallengeScore(tuple(records), "lavdf")(predictions) == \
+        pytest.approx(0.5 * metrics["ap_avg"] + 0.5 * metrics["ar_avg"])

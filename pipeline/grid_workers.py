@@ -1,0 +1,79 @@
+"""Scoring proposal-setting candidates on several CPU cores (`proposals.grid_search`).
+
+Tuning re-proposes and re-evaluates every validation video for each of several hundred
+candidates, in numpy, one core at a time: about 2 ms per video and candidate
+(BENCHMARKS.md, "What tuning costs"), so 90 s for the demo's 48 dev videos and half an
+hour for 1,000 videos. The candidates are independent, so they are split over worker
+processes.
+
+Choices:
+- Processes, not threads: the work is many small numpy calls, which hold the GIL.
+- `spawn`, not `fork`: the parent has torch's thread pools running, and forking a
+  multi-threaded process can deadlock the child; spawn also behaves the same on every OS.
+  A worker imports only numpy and the proposal and metric modules (about 0.3 s), and gets
+  the scores and the objective once, when it starts, not with every task.
+- Small jobs stay in the calling process (`SERIAL_BELOW` video-candidates, about 20 s of
+  work): starting workers would cost more than it saves, and most tests are small.
+- The result is the same list of values in the same order as the serial loop: workers
+  only compute, the caller picks the best (ties to the first candidate, as before).
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Mapping, Sequence
+
+SERIAL_BELOW = 10_000  # videos x candidates under which the calling process scores alone
+TASKS_PER_WORKER = 4  # chunks per worker, so a worker with slower candidates does not hold the rest up
+
+# set once per worker process by `_start_worker`
+_videos: Mapping | None = None
+_evaluate: Callable[[dict], float] | None = None
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def worker_count(workers: int | None, videos: int, candidates: int) -> int:
+    """Processes to score `candidates` on `videos` with: `workers` when given (>= 1), else one
+    per available core, and 1 for small jobs (under SERIAL_BELOW video-candidates)."""
+    if workers is not None:
+        if workers < 1:
+            raise ValueError(f"workers: expected a number >= 1 (or None: one per core), got {workers}")
+        return min(workers, max(1, candidates))
+    if videos * candidates < SERIAL_BELOW:
+        return 1
+    return min(available_cores(), max(1, candidates))
+
+
+def _start_worker(videos: Mapping, evaluate: Callable[[dict], float]) -> None:
+    global _videos, _evaluate
+    _videos, _evaluate = videos, evaluate
+
+
+def _score_chunk(configs: Sequence) -> list[float]:
+    from pipeline.proposals import all_proposals
+
+    return [float(_evaluate(all_proposals(_videos, cfg))) for cfg in configs]
+
+
+def score_candidates(videos: Mapping, evaluate: Callable[[dict], float], configs: Sequence,
+                     workers: int = 1) -> list[float]:
+    """evaluate(all_proposals(videos, cfg)) for every cfg of `configs`, in order, on `workers`
+    processes (1: here). With workers > 1, `evaluate` must pickle (a module-level function
+    or an instance such as `metrics.ChallengeScore`, not a closure)."""
+    from pipeline.proposals import all_proposals
+
+    configs = list(configs)
+    if workers <= 1 or len(configs) <= 1:
+        return [float(evaluate(all_proposals(videos, cfg))) for cfg in configs]
+    size = max(1, -(-len(configs) // (workers * TASKS_PER_WORKER)))  # ceiling division
+    chunks = [configs[i:i + size] for i in range(0, len(configs), size)]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_start_worker, initargs=(dict(videos), evaluate)) as pool:
+        return [value for chunk in pool.map(_score_chunk, chunks) for value in chunk]
