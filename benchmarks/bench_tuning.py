@@ -3,9 +3,11 @@
 Scores one run's validation split once, then times `tune_on_scores` with the default
 grids on samples of growing size (`tuning_sample`, as `rtdl train` draws them), and
 reports seconds per candidate and video, so the cost on a large split can be read off.
+With `--workers 1,2` each sample is tuned once per worker count (pipeline/grid_workers.py),
+in the same run, and the choices are checked to be the same.
 
     python benchmarks/bench_tuning.py --metadata W/media/metadata.json --cache W/features.h5 \
-        --run W/runs/full-s0 [--calibrate-evidence] [--sizes 50,100,200]
+        --run W/runs/full-s0 [--calibrate-evidence] [--sizes 50,100,200] [--workers 1,2]
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ def main() -> None:
     parser.add_argument("--calibrate-evidence", action="store_true",
                         help="fit the run's frame evidence on the training split first")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--workers", default="1",
+                        help="processes scoring the candidates, comma-separated: each is timed")
     args = parser.parse_args()
 
     import torch
@@ -54,19 +58,26 @@ def main() -> None:
         calibrate_frame_evidence(model, cache, [r for r in records if r.split == "train"], "cpu")
     _, scores = split_scores(model, cache, {args.split: split})
     scores = scores[args.split]
-    print("| videos | candidates scored | seconds | ms per candidate and video |\n| --- | --- | --- | --- |")
+    print("| videos | workers | candidates scored | seconds | ms per candidate and video | "
+          "same choice as the first row |\n| --- | --- | --- | --- | --- | --- |")
     for size in map(int, args.sizes.split(",")):
         sample = tuning_sample(split, size)
-        started = time.perf_counter()
-        _, tried = tune_on_scores({r.file: scores[r.file] for r in sample}, sample)
-        seconds = time.perf_counter() - started
-        # candidates that give the same proposals are scored once (grid_search)
-        second = math.prod(len(v) for v in DEFAULT_TUNING_GRID.values())
-        first = {effective_config(dataclasses.replace(ProposalConfig(), **overrides))
-                 for overrides, _ in tried[:-second]}
-        scored = len(first) + second
-        print(f"| {len(sample)} | {scored} | {seconds:.1f} | "
-              f"{1000 * seconds / scored / len(sample):.2f} |", flush=True)
+        first_result = None
+        for workers in map(int, args.workers.split(",")):
+            started = time.perf_counter()
+            result = tune_on_scores({r.file: scores[r.file] for r in sample}, sample,
+                                    workers=workers)
+            seconds = time.perf_counter() - started
+            first_result = first_result or result
+            tried = result[1]
+            # candidates that give the same proposals are scored once (grid_search)
+            second = math.prod(len(v) for v in DEFAULT_TUNING_GRID.values())
+            first = {effective_config(dataclasses.replace(ProposalConfig(), **overrides))
+                     for overrides, _ in tried[:-second]}
+            scored = len(first) + second
+            print(f"| {len(sample)} | {workers} | {scored} | {seconds:.1f} | "
+                  f"{1000 * seconds / scored / len(sample):.2f} | {result == first_result} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

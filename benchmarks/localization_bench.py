@@ -85,10 +85,17 @@ def split_scores(model, cache, records_by_split: dict) -> tuple[dict, dict]:
     return outputs, scores
 
 
-def run_report(run_dir: Path, cache, records_by_split, forgery_types, calibrate_with=None) -> dict:
+LOCALIZERS = ("heads (paper)", "heads + error", "recon error only", "learned deviation only",
+              "sync only")
+
+
+def run_report(run_dir: Path, cache, records_by_split, forgery_types, calibrate_with=None,
+               localizers=LOCALIZERS) -> dict:
     """Frame AUCs, routing and localizers of one run; `calibrate_with` (training records):
     set the checkpoint's frame-evidence references from them first, as the trainer does
-    (for checkpoints written before a kind of evidence existed)."""
+    (for checkpoints written before a kind of evidence existed). `localizers`: which of
+    LOCALIZERS to tune and test ("heads + error", the model's, always: the frame tables
+    use its curve)."""
     from pipeline.checkpoint import load_checkpoint
     from pipeline.diagnostics import frame_auc_table, model_signals, routing_report
     from pipeline.proposals import routed_curve
@@ -100,7 +107,8 @@ def run_report(run_dir: Path, cache, records_by_split, forgery_types, calibrate_
         calibrate_frame_evidence(model, cache, calibrate_with, "cpu")
     outputs, scores = split_scores(model, cache, records_by_split)
     report = {"run": str(run_dir), "frame_auc": {}, "routing": {}, "localizers": {}}
-    report["localizers"]["heads (paper)"] = tune_and_test(scores, records_by_split, {})
+    if "heads (paper)" in localizers:
+        report["localizers"]["heads (paper)"] = tune_and_test(scores, records_by_split, {})
     report["localizers"]["heads + error"] = tune_and_test(scores, records_by_split, None)
 
     def evidence_alone(*fields: str) -> dict:
@@ -110,13 +118,15 @@ def run_report(run_dir: Path, cache, records_by_split, forgery_types, calibrate_
         return tune_and_test({s: fixed_scores(curves[s], records_by_split[s]) for s in SPLITS},
                              records_by_split, {"smooth_frames": (1, 5)})
 
-    if model.config.use_fdn:  # without the FDN there is no reconstruction error to use
+    # without the FDN there is no reconstruction error to use
+    if model.config.use_fdn and "recon error only" in localizers:
         report["localizers"]["recon error only"] = evidence_alone("visual_error_evidence",
                                                                   "audio_error_evidence")
-    if model.config.deviation_scorer_weight > 0:  # the learned scorers alone
+    if model.config.deviation_scorer_weight > 0 and "learned deviation only" in localizers:
         report["localizers"]["learned deviation only"] = evidence_alone("visual_learned_deviation",
                                                                         "audio_learned_deviation")
-    if bool(model.av_sync.is_set):  # the desynchrony alone: fitted on authentic clips, no label
+    # the desynchrony alone: fitted on authentic clips, no label
+    if bool(model.av_sync.is_set) and "sync only" in localizers:
         report["localizers"]["sync only"] = evidence_alone("sync_evidence")
     from pipeline.proposals import ProposalConfig
 
@@ -159,7 +169,14 @@ def main() -> None:
     parser.add_argument("--calibrate-evidence", action="store_true",
                         help="recalibrate each checkpoint's frame evidence on the training split "
                              "(checkpoints from before the deviation evidence carry none)")
+    parser.add_argument("--localizers", default=",".join(LOCALIZERS),
+                        help=f"comma-separated, of: {', '.join(LOCALIZERS)} (the model's, "
+                             f"'heads + error', always)")
     args = parser.parse_args()
+    localizers = [name.strip() for name in args.localizers.split(",")]
+    unknown = sorted(set(localizers) - set(LOCALIZERS))
+    if unknown:
+        parser.error(f"--localizers: unknown {unknown}; choose from {list(LOCALIZERS)}")
 
     import torch
 
@@ -184,7 +201,8 @@ def main() -> None:
           f"{100 * ref['test']['ar_avg']:.1f} | unseen AP {100 * ref['test_unseen']['ap_avg']:.1f} "
           f"AR {100 * ref['test_unseen']['ar_avg']:.1f}")
     for run in args.runs:
-        report = run_report(run, cache, by_split, types, train if args.calibrate_evidence else None)
+        report = run_report(run, cache, by_split, types, train if args.calibrate_evidence else None,
+                            localizers)
         out["runs"].append(report)
         for name, loc in report["localizers"].items():
             print(f"{run.name} {name}: test AP {100 * loc['test']['ap_avg']:.1f} AR "
