@@ -17,7 +17,8 @@ tuning for most of a day; `max_videos` (default 1,000) caps it with a fixed samp
 stratified by label, that every run and rerun draws alike (a hash of each file name, not a
 random draw). 1,000 because on the 2,100-clip benchmark a dev split of 200 videos already
 chose settings whose test scores matched their dev scores within one avg-AP point
-(BENCHMARKS.md, "Audio-visual desynchrony"); 0 tunes on the whole split.
+(BENCHMARKS.md, "Audio-visual desynchrony"); 0 tunes on the whole split. The candidates of a
+large search are scored on one process per core (pipeline/grid_workers.py, `workers`).
 """
 from __future__ import annotations
 
