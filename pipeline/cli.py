@@ -162,8 +162,8 @@ def train_command(cache_paths, metadata, out_dir, config_path, overrides, epochs
               help="Tune on at most this many videos of the split: a fixed sample stratified by "
                    "label (0: all; the cost grows linearly with it).")
 @click.option("--workers", default=TuningOptions.workers, show_default=True, type=click.IntRange(min=0),
-              help="Processes scoring the candidates (0: one per CPU core when the search is "
-                   "large enough to gain; the chosen settings are the same).")
+              help="Processes scoring the candidates (0: one per CPU core, at most 16, when the "
+                   "search is large enough to gain; the chosen settings are the same).")
 @click.option("--device", default=InferenceOptions.device, show_default=True, help="auto, cpu, cuda or cuda:N.")
 def tune_command(cache_paths, checkpoint, metadata, split, grid_path, protocol, out_path,
                  write_checkpoint, max_videos, workers, device):

@@ -12,6 +12,9 @@ Choices:
   multi-threaded process can deadlock the child; spawn also behaves the same on every OS.
   A worker imports only numpy and the proposal and metric modules (about 0.3 s), and gets
   the scores and the objective once, when it starts, not with every task.
+- At most `MAX_AUTO_WORKERS` unless asked for more: every worker holds its own copy of
+  the scores and of numpy (about 50 MB before the scores), which on a 128-core node would
+  add up to gigabytes for little more speed.
 - Small jobs stay in the calling process (`SERIAL_BELOW` video-candidates, about 20 s of
   work): starting workers would cost more than it saves, and most tests are small.
 - The result is the same list of values in the same order as the serial loop: workers
@@ -25,6 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Mapping, Sequence
 
 SERIAL_BELOW = 10_000  # videos x candidates under which the calling process scores alone
+MAX_AUTO_WORKERS = 16  # workers chosen without being asked, at most (module docstring)
 TASKS_PER_WORKER = 4  # chunks per worker, so a worker with slower candidates does not hold the rest up
 
 # set once per worker process by `_start_worker`
@@ -41,14 +45,15 @@ def available_cores() -> int:
 
 def worker_count(workers: int | None, videos: int, candidates: int) -> int:
     """Processes to score `candidates` on `videos` with: `workers` when given (>= 1), else one
-    per available core, and 1 for small jobs (under SERIAL_BELOW video-candidates)."""
+    per available core up to MAX_AUTO_WORKERS, and 1 for small jobs (under SERIAL_BELOW
+    video-candidates)."""
     if workers is not None:
         if workers < 1:
             raise ValueError(f"workers: expected a number >= 1 (or None: one per core), got {workers}")
         return min(workers, max(1, candidates))
     if videos * candidates < SERIAL_BELOW:
         return 1
-    return min(available_cores(), max(1, candidates))
+    return min(available_cores(), MAX_AUTO_WORKERS, max(1, candidates))
 
 
 def _start_worker(videos: Mapping, evaluate: Callable[[dict], float]) -> None:

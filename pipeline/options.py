@@ -35,4 +35,4 @@ class InferenceOptions:
 @dataclass(frozen=True)
 class TuningOptions:
     max_videos: int = 1000  # validation videos proposal settings are chosen on at most (a fixed sample; 0: all)
-    workers: int = 0  # processes scoring the candidates; 0: one per CPU core for large searches
+    workers: int = 0  # processes scoring the candidates; 0: one per CPU core (at most 16) for large searches

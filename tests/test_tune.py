@@ -284,12 +284,13 @@ def test_tuning_on_worker_processes_chooses_and_reports_what_one_process_does():
 
 
 def test_worker_count_is_one_per_core_for_large_searches_only():
-    from pipeline.grid_workers import SERIAL_BELOW, available_cores, worker_count
+    from pipeline.grid_workers import MAX_AUTO_WORKERS, SERIAL_BELOW, available_cores, worker_count
 
     assert worker_count(None, videos=10, candidates=SERIAL_BELOW // 10 - 1) == 1
-    assert worker_count(None, videos=1000, candidates=768) == min(available_cores(), 768)
+    assert worker_count(None, videos=1000, candidates=768) == min(available_cores(), MAX_AUTO_WORKERS)
     assert worker_count(None, videos=10_000, candidates=1) == 1  # one candidate: nothing to split
     assert worker_count(3, videos=1, candidates=768) == 3  # asked for: no size rule
+    assert worker_count(MAX_AUTO_WORKERS + 8, videos=1, candidates=768) == MAX_AUTO_WORKERS + 8
     assert worker_count(8, videos=1, candidates=2) == 2
     with pytest.raises(ValueError, match="workers"):
         worker_count(0, videos=10, candidates=10)
