@@ -19,13 +19,20 @@ Choices:
   work): starting workers would cost more than it saves, and most tests are small.
 - The result is the same list of values in the same order as the serial loop: workers
   only compute, the caller picks the best (ties to the first candidate, as before).
+- Where workers cannot start or die (no process creation in a sandbox, a worker killed
+  for memory), the search says so and scores in the calling process: tuning ends
+  `rtdl train`, and a run of hours should not fail for the want of a faster way.
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Mapping, Sequence
+
+log = logging.getLogger(__name__)
 
 SERIAL_BELOW = 10_000  # videos x candidates under which the calling process scores alone
 MAX_AUTO_WORKERS = 16  # workers chosen without being asked, at most (module docstring)
@@ -75,10 +82,17 @@ def score_candidates(videos: Mapping, evaluate: Callable[[dict], float], configs
     from pipeline.proposals import all_proposals
 
     configs = list(configs)
-    if workers <= 1 or len(configs) <= 1:
-        return [float(evaluate(all_proposals(videos, cfg))) for cfg in configs]
-    size = max(1, -(-len(configs) // (workers * TASKS_PER_WORKER)))  # ceiling division
-    chunks = [configs[i:i + size] for i in range(0, len(configs), size)]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_start_worker, initargs=(dict(videos), evaluate)) as pool:
-        return [value for chunk in pool.map(_score_chunk, chunks) for value in chunk]
+    if workers > 1 and len(configs) > 1:
+        size = max(1, -(-len(configs) // (workers * TASKS_PER_WORKER)))  # ceiling division
+        chunks = [configs[i:i + size] for i in range(0, len(configs), size)]
+        try:
+            with ProcessPoolExecutor(max_workers=workers,
+                                     mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_start_worker,
+                                     initargs=(dict(videos), evaluate)) as pool:
+                return [value for chunk in pool.map(_score_chunk, chunks) for value in chunk]
+        except (BrokenProcessPool, OSError) as error:
+            log.warning("scoring %d proposal-setting candidates on %d worker processes failed "
+                        "(%s: %s); scoring them in this process instead", len(configs), workers,
+                        type(error).__name__, error)
+    return [float(evaluate(all_proposals(videos, cfg))) for cfg in configs]

@@ -308,3 +308,22 @@ def test_challenge_score_is_the_mean_of_avg_ap_and_avg_ar():
     assert metrics["ap_avg"] != metrics["ar_avg"]
     assert ChallengeScore(tuple(records), "lavdf")(predictions) == \
         pytest.approx(0.5 * metrics["ap_avg"] + 0.5 * metrics["ar_avg"])
+
+
+def test_tuning_scores_in_this_process_when_workers_cannot_start(monkeypatch, caplog):
+    import pipeline.grid_workers as grid_workers
+    from pipeline.proposal_tuning import tune_on_scores
+
+    scores, records = _scored_split(seed=2)
+    grid = {"min_frames": (2, 4), "nms": ("soft", "hard")}
+    alone = tune_on_scores(scores, records, signal_grid={}, grid=grid, workers=1)
+
+    class NoProcesses:
+        def __init__(self, *args, **kwargs):
+            raise OSError("process creation is not allowed here")
+
+    monkeypatch.setattr(grid_workers, "ProcessPoolExecutor", NoProcesses)
+    with caplog.at_level("WARNING", logger="pipeline.grid_workers"):
+        assert tune_on_scores(scores, records, signal_grid={}, grid=grid, workers=2) == alone
+    assert "4 proposal-setting candidates on 2 worker processes failed" in caplog.text
+    assert "process creation is not allowed here" in caplog.text
