@@ -247,6 +247,10 @@ class ChallengeScore:
     records: tuple[VideoRecord, ...]
     protocol: str = "rtdeeploc"
 
+    def __post_init__(self):
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.protocol!r}; choose one of {list(PROTOCOLS)}")
+
     def __call__(self, predictions: Mapping[str, Any]) -> float:
         chosen = PROTOCOLS[self.protocol]
         metrics = evaluate_predictions(predictions, self.records, ap_iou=chosen.ap_iou,

@@ -308,6 +308,8 @@ def test_challenge_score_is_the_mean_of_avg_ap_and_avg_ar():
     assert metrics["ap_avg"] != metrics["ar_avg"]
     assert ChallengeScore(tuple(records), "lavdf")(predictions) == \
         pytest.approx(0.5 * metrics["ap_avg"] + 0.5 * metrics["ar_avg"])
+    with pytest.raises(ValueError, match="unknown protocol 'lav-df'"):
+        ChallengeScore(tuple(records), "lav-df")
 
 
 def test_tuning_scores_in_this_process_when_workers_cannot_start(monkeypatch, caplog):
