@@ -38,7 +38,7 @@ from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FRAMES, predict_s
 from pipeline.metrics import PROTOCOLS, ChallengeScore
 from pipeline.options import TuningOptions
 from pipeline.proposal_settings import write_proposals_yaml
-from pipeline.proposals import ProposalConfig, VideoScores, grid_search
+from pipeline.proposals import ProposalConfig, VideoScores, grid_search, reads_network
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +192,8 @@ def tune_model(model, cache, records: Sequence, *, split: str, protocol: str = "
         "objective": objective_text(protocol),
         "best_objective": max(final) if final else None,
         "default_objective": tried[0][1] if tried else None,  # the first candidate: the defaults
+        # False: the chosen proposals would be the same without the network (reads_network)
+        "reads_network": reads_network(best),
         "signal_grid": {k: list(v) for k, v in signal_grid.items()},
         "grid": {k: list(v) for k, v in grid.items()},
         "tried": [[overrides, value] for overrides, value in tried],
@@ -211,7 +213,16 @@ def describe_tuning(record: Mapping[str, Any]) -> list[str]:
             f"({videos}): {score}",
             f"objective: {record.get('objective', '?')}",
             f"grid, stage 1 (evidence): {record.get('signal_grid', {}) or 'skipped'}",
-            f"grid, stage 2 (proposals): {record.get('grid', {})}"]
+            f"grid, stage 2 (proposals): {record.get('grid', {})}",
+            *network_note(record)]
+
+
+def network_note(record: Mapping[str, Any]) -> list[str]:
+    """A line when the chosen settings read no output of the RT-DeepLoc network."""
+    if record.get("reads_network", True):
+        return []
+    return ["the chosen settings read no output of the RT-DeepLoc network (joint routing on "
+            "the evidence alone, no class probability): its segments would be the same without it"]
 
 
 def tune_run_checkpoints(best_path: Path, last_path: Path, last_model, cache, val_records: Sequence,

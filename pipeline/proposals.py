@@ -525,6 +525,17 @@ def video_proposals(class_probs: Sequence[float], visual_scores: np.ndarray, aud
                                            joint_scores, fps, duration), cfg)
 
 
+def reads_network(cfg: ProposalConfig) -> bool:
+    """Whether proposals made with `cfg` depend on any output of the RT-DeepLoc network
+    (class probabilities, head scores, reconstruction errors). They do not with joint
+    routing (no class decides the branch), `error_weight` 1 (the head score weighs nothing)
+    on evidence other than the reconstruction error, no video term and no down-weighting of
+    videos predicted real: the curve is then the desynchrony, the learned deviation scorers
+    or the untrained clip deviation alone, which are all computed beside the network."""
+    return not (cfg.routing == "joint" and cfg.error_weight == 1.0 and cfg.video_weight == 0
+                and not cfg.down_weight_real and cfg.evidence != "reconstruction")
+
+
 def all_proposals(videos: Mapping[str, VideoScores],
                   cfg: ProposalConfig | None = None) -> dict[str, list[list[float]]]:
     """{file: proposals} for every video (an empty list where a video has none)."""

@@ -77,7 +77,7 @@ from pipeline.dataset import Batch, FeatureDataset, cache_name, pad_collate
 from pipeline.devices import resolve_device
 from pipeline.inference import predict_arrays, run_predictions
 from pipeline.metrics import PROTOCOLS, evaluate_predictions
-from pipeline.proposal_tuning import tune_run_checkpoints
+from pipeline.proposal_tuning import network_note, tune_run_checkpoints
 from pipeline.train_config import RunConfig, TrainConfig
 from pipeline.weight_average import WeightAverage
 
@@ -675,6 +675,7 @@ def describe_outcome(outcome: TrainOutcome) -> list[str]:
                      f"(objective {tuning.get('best_objective', float('nan')):.4f}, defaults "
                      f"{tuning.get('default_objective', float('nan')):.4f}), stored in best.pt / "
                      f"last.pt and {outcome.best_checkpoint.with_name('proposals.yaml')}")
+        lines += network_note(tuning)
     return lines
 
 

@@ -401,3 +401,27 @@ def test_grid_search_runs_equivalent_settings_once():
     _, tried = grid_search(videos, evaluate, {"error_weight": (0.0, 0.5),
                                               "error_modalities": ("both", "audio", "visual")}, PLAIN)
     assert len(tried) == 6 and len(calls) == 4
+
+
+def test_reads_network_is_false_only_for_the_evidence_alone_on_joint_routing():
+    from pipeline.proposals import reads_network
+
+    alone = ProposalConfig(routing="joint", error_weight=1.0, video_weight=0.0, down_weight_real=False,
+                           evidence="sync_and_learned_deviation")
+    assert not reads_network(alone)
+    assert not reads_network(dataclasses.replace(alone, evidence="deviation"))
+    # each of these lets a network output in: the FDN's error, the class, the head score
+    for change in ({"evidence": "reconstruction"}, {"routing": "argmax"}, {"routing": "soft"},
+                   {"error_weight": 0.75}, {"video_weight": 0.5}, {"down_weight_real": True}):
+        assert reads_network(dataclasses.replace(alone, **change)), change
+    assert reads_network(ProposalConfig())  # the paper's reading
+
+
+def test_a_network_free_choice_is_said_where_the_tuning_is_described():
+    from pipeline.proposal_tuning import describe_tuning, network_note
+
+    record = {"split": "dev", "reads_network": False}
+    assert "read no output of the RT-DeepLoc network" in network_note(record)[0]
+    assert network_note(record)[0] in describe_tuning(record)
+    # records from before the field, and settings that read the network, get no line
+    assert network_note({"reads_network": True}) == [] and network_note({}) == []

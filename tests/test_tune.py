@@ -11,7 +11,7 @@ from data.config import to_dict
 from pipeline.checkpoint import load_checkpoint, read_checkpoint_payload, update_checkpoint
 from pipeline.proposal_settings import load_proposal_config, resolve_proposal_config
 from pipeline.proposal_tuning import DEFAULT_TUNING_GRID, SIGNAL_TUNING_GRID
-from pipeline.proposals import ProposalConfig
+from pipeline.proposals import ProposalConfig, reads_network
 from pipeline.train import train_run
 from pipeline.tune import load_grid
 from train_fixtures import make_run_data, tiny_run_config
@@ -54,6 +54,7 @@ def test_train_stores_settings_tuned_on_dev_in_both_checkpoints(trained):
         assert tuning["best_objective"] == max(second) >= tuning["default_objective"]
         assert tuning["grid"] == {k: list(v) for k, v in DEFAULT_TUNING_GRID.items()}
         assert isinstance(config, ProposalConfig)
+        assert tuning["reads_network"] == reads_network(config)
     # proposals.yaml beside the checkpoints holds best.pt's settings and says how they were chosen
     text = (run / "proposals.yaml").read_text()
     assert "objective: 0.5 * mean AP" in text and "split 'dev'" in text
