@@ -175,7 +175,7 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
     from pipeline.predict import predict_split
     from pipeline.proposal_settings import load_proposal_config, resolve_proposal_config, \
         write_proposals_yaml
-    from pipeline.proposals import reads_network
+    from pipeline.proposals import NETWORK_FREE_NOTE, reads_network
     from pipeline.synth import synth_dataset
     from pipeline.train import train
 
@@ -245,9 +245,7 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
     proposal_config = load_proposal_config(str(proposals_yaml))
     echo(f"chosen: {json.dumps(to_dict(proposal_config))}")
     if not reads_network(proposal_config):
-        echo(f"these settings read no output of the RT-DeepLoc network (joint routing on the "
-             f"evidence alone): the segments come from the {proposal_config.evidence!r} "
-             f"evidence, computed beside the network")
+        echo(NETWORK_FREE_NOTE)
 
     predict = begin("predictions", "5/6 predicting and evaluating (paper protocol: "
                                    "AP@0.1:0.7, AR@20,10,5,2)")

@@ -32,6 +32,9 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Mapping, Sequence
 
+# proposals imports this module inside grid_search only, so this import is not circular
+from pipeline.proposals import all_proposals
+
 log = logging.getLogger(__name__)
 
 SERIAL_BELOW = 10_000  # videos x candidates under which the calling process scores alone
@@ -68,10 +71,12 @@ def _start_worker(videos: Mapping, evaluate: Callable[[dict], float]) -> None:
     _videos, _evaluate = videos, evaluate
 
 
-def _score_chunk(configs: Sequence) -> list[float]:
-    from pipeline.proposals import all_proposals
+def _score(videos: Mapping, evaluate: Callable[[dict], float], configs: Sequence) -> list[float]:
+    return [float(evaluate(all_proposals(videos, cfg))) for cfg in configs]
 
-    return [float(_evaluate(all_proposals(_videos, cfg))) for cfg in configs]
+
+def _score_chunk(configs: Sequence) -> list[float]:
+    return _score(_videos, _evaluate, configs)
 
 
 def score_candidates(videos: Mapping, evaluate: Callable[[dict], float], configs: Sequence,
@@ -79,8 +84,6 @@ def score_candidates(videos: Mapping, evaluate: Callable[[dict], float], configs
     """evaluate(all_proposals(videos, cfg)) for every cfg of `configs`, in order, on `workers`
     processes (1: here). With workers > 1, `evaluate` must pickle (a module-level function
     or an instance such as `metrics.ChallengeScore`, not a closure)."""
-    from pipeline.proposals import all_proposals
-
     configs = list(configs)
     if workers > 1 and len(configs) > 1:
         size = max(1, -(-len(configs) // (workers * TASKS_PER_WORKER)))  # ceiling division
@@ -95,4 +98,4 @@ def score_candidates(videos: Mapping, evaluate: Callable[[dict], float], configs
             log.warning("scoring %d proposal-setting candidates on %d worker processes failed "
                         "(%s: %s); scoring them in this process instead", len(configs), workers,
                         type(error).__name__, error)
-    return [float(evaluate(all_proposals(videos, cfg))) for cfg in configs]
+    return _score(videos, evaluate, configs)

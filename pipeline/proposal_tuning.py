@@ -38,7 +38,8 @@ from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FRAMES, predict_s
 from pipeline.metrics import PROTOCOLS, ChallengeScore
 from pipeline.options import TuningOptions
 from pipeline.proposal_settings import write_proposals_yaml
-from pipeline.proposals import ProposalConfig, VideoScores, grid_search, reads_network
+from pipeline.proposals import (NETWORK_FREE_NOTE, ProposalConfig, VideoScores, grid_search,
+                                reads_network)
 
 log = logging.getLogger(__name__)
 
@@ -221,8 +222,7 @@ def network_note(record: Mapping[str, Any]) -> list[str]:
     """A line when the chosen settings read no output of the RT-DeepLoc network."""
     if record.get("reads_network", True):
         return []
-    return ["the chosen settings read no output of the RT-DeepLoc network (joint routing on "
-            "the evidence alone, no class probability): its segments would be the same without it"]
+    return [NETWORK_FREE_NOTE]
 
 
 def tune_run_checkpoints(best_path: Path, last_path: Path, last_model, cache, val_records: Sequence,

@@ -525,6 +525,12 @@ def video_proposals(class_probs: Sequence[float], visual_scores: np.ndarray, aud
                                            joint_scores, fps, duration), cfg)
 
 
+# said where settings that read no network output are chosen (`reads_network`)
+NETWORK_FREE_NOTE = ("the chosen settings read no output of the RT-DeepLoc network (joint "
+                     "routing on the evidence alone, no class probability): its segments would "
+                     "be the same without it")
+
+
 def reads_network(cfg: ProposalConfig) -> bool:
     """Whether proposals made with `cfg` depend on any output of the RT-DeepLoc network
     (class probabilities, head scores, reconstruction errors). They do not with joint

@@ -140,10 +140,9 @@ def render_background(look: Look, track: Track, size: int) -> np.ndarray:
     r1 = _mirror(y0 + 1, bg_h)[:, :, None] * bg_w
     c0, c1 = _mirror(x0, bg_w)[:, None, :], _mirror(x0 + 1, bg_w)[:, None, :]  # [T, 1, W]
     pixels = look.background.reshape(-1, 3)
-    frames, width = len(ys), xs.shape[1]
 
     def read(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        return pixels.take((rows + columns).ravel(), axis=0).reshape(frames, size, width, 3)
+        return pixels.take((rows + columns).ravel(), axis=0).reshape(len(ys), size, size, 3)
 
     top = read(r0, c0) * (1 - fx) + read(r0, c1) * fx
     bottom = read(r1, c0) * (1 - fx) + read(r1, c1) * fx
