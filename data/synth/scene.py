@@ -127,7 +127,8 @@ def render_background(look: Look, track: Track, size: int) -> np.ndarray:
     """The photo under the camera, bilinear, float32 [T, H, W, 3]. Pan and zoom are
     separable in x and y, so every frame reads two rows and two columns per pixel. The
     four corners are read by `take` on the flattened photo (row x width + column), half
-    the time of indexing with two broadcast index arrays, same values."""
+    the time of indexing with two broadcast index arrays, same values
+    (benchmarks/bench_synth_background.py)."""
     bg_h, bg_w = look.background.shape[:2]
     pixel = np.arange(size, dtype=np.float32) + 0.5 - size / 2  # [S] from the frame centre
     inv = (1 / track.zoom)[:, None]  # [T, 1]
