@@ -38,6 +38,10 @@ gradient, no label) give each frame a desynchrony, `Prediction.av_desync`, and i
 percentile among authentic training frames, `Prediction.sync_evidence`; zeros until fitted.
 It holds buffers only, so building it changes no parameter and no random draw.
 
+Visual change (`model/boundaries.py`, not in the paper, untrained): how different the
+next few frames of the raw visual input are from the few before each frame,
+`Prediction.visual_change`; the localizer may move a proposal's ends onto it.
+
 Loss terms: every key is always present (zero when its component is switched off) so logs
 keep stable columns. The per-modality L_recon, L_KL and L_AICL are averaged over the two
 modalities.
@@ -54,6 +58,7 @@ from torch.nn import functional as F
 from data.labels import LABELS, REAL, classes_modifying
 from model.aicl import aicl_loss
 from model.av_sync import AVSync
+from model.boundaries import feature_change
 from model.config import ModelConfig
 from model.deviation_scorer import DeviationScorer, deviation_mil_loss
 from model.evidence import ErrorCalibration, clip_deviation
@@ -86,7 +91,7 @@ FRAME_FIELDS = ("visual_scores", "audio_scores", "joint_scores", "visual_recon_e
                 "audio_recon_error", "visual_error_evidence", "audio_error_evidence",
                 "visual_deviation", "audio_deviation", "visual_deviation_evidence",
                 "audio_deviation_evidence", "visual_learned_deviation", "audio_learned_deviation",
-                "av_desync", "sync_evidence")
+                "av_desync", "sync_evidence", "visual_change")
 
 
 @dataclass
@@ -116,6 +121,8 @@ class Prediction:
     # training frames; zeros until the trainer fitted it
     av_desync: Tensor | None = None
     sync_evidence: Tensor | None = None
+    # [B, T] how much the picture changes at each frame (model/boundaries.py), untrained
+    visual_change: Tensor | None = None
 
     def video(self, index: int) -> dict[str, np.ndarray]:
         """One video's outputs as float32 numpy arrays, frame arrays cut to its valid frames.
@@ -343,6 +350,7 @@ class RTDeepLoc(nn.Module):
             av_desync=desync * valid,
             sync_evidence=(self.sync_calibration(desync) if bool(self.av_sync.is_set)
                            else torch.zeros_like(valid)) * valid,
+            visual_change=feature_change(visual, mask) * valid,
         )
 
 

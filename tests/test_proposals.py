@@ -16,6 +16,7 @@ from pipeline.proposals import (
     route,
     run_level,
     soft_nms,
+    scores_to_proposals,
     video_proposals,
 )
 
@@ -425,3 +426,48 @@ def test_a_network_free_choice_is_said_where_the_tuning_is_described():
     assert network_note(record)[0] in describe_tuning(record)
     # records from before the field, and settings that read the network, get no line
     assert network_note({"reads_network": True}) == [] and network_note({}) == []
+
+
+def snap_case(change, **settings):
+    """Proposal spans (frames) of a curve whose one run covers frames [8, 20) of 30."""
+    curve = np.zeros(30)
+    curve[8:20] = 0.9
+    cfg = dataclasses.replace(PLAIN, **settings)
+    scores = VideoScores(np.array(VISUAL_ONLY), curve, np.zeros(30), np.zeros(30), FPS, 30 / FPS,
+                         visual_change=np.asarray(change, dtype=float))
+    return [(round(p[1] * FPS), round(p[2] * FPS)) for p in scores_to_proposals(scores, cfg)]
+
+
+def change_with_peaks(*frames, background=0.0, height=1.0):
+    change = np.full(30, background)
+    change[list(frames)] = height
+    return change
+
+
+def test_snapping_moves_both_ends_to_where_the_picture_changes():
+    change = change_with_peaks(10, 22)
+    assert snap_case(change) == [(8, 20)]  # snap_frames 0 (the default): the threshold's ends
+    assert snap_case(change, snap_frames=3) == [(10, 22)]
+    assert snap_case(change, snap_frames=1) == [(8, 20)]  # both peaks 2 frames away
+
+
+def test_snapping_needs_a_change_that_stands_out_in_its_clip():
+    # the picture changes by 1 everywhere (a moving camera); a 0.5 near the ends is no boundary
+    ordinary = change_with_peaks(10, 22, background=1.0, height=0.5)
+    assert snap_case(ordinary, snap_frames=3) == [(8, 20)]
+    # the same jump among quiet frames is one (at least the clip's 95th percentile)
+    assert snap_case(change_with_peaks(10, 22, background=0.1, height=0.5), snap_frames=3) == [(10, 22)]
+    # no change anywhere: nothing to snap to
+    assert snap_case(np.zeros(30), snap_frames=3) == [(8, 20)]
+
+
+def test_a_run_that_snapping_would_shorten_below_min_frames_keeps_its_ends():
+    # both ends would move to frame 14 (one change peak within 6 of each): an empty run
+    assert snap_case(change_with_peaks(14), snap_frames=6, min_frames=2) == [(8, 20)]
+
+
+def test_snap_settings_are_validated():
+    with pytest.raises(ValueError, match="snap_frames"):
+        ProposalConfig(snap_frames=-1)
+    with pytest.raises(ValueError, match="snap_quantile"):
+        ProposalConfig(snap_quantile=1.5)
