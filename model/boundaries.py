@@ -52,7 +52,7 @@ def feature_change(features: Tensor, mask: Tensor, half_window: int = HALF_WINDO
     running = torch.cat([torch.zeros_like(z[:, :1]), z.cumsum(dim=1)], dim=1)  # [B, T + 1, C]
     batch, length, _ = z.shape
     out = torch.zeros(batch, length, dtype=torch.float64, device=features.device)
-    t = torch.arange(k, length - k + 1, device=features.device)  # windows inside the array
+    t = torch.arange(k, max(k, length - k + 1), device=features.device)  # windows inside the array
     if len(t):
         after = running[:, t + k] - running[:, t]  # [B, n, C] sums of frames [t, t + k)
         before = running[:, t] - running[:, t - k]  # frames [t - k, t)

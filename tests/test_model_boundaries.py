@@ -42,6 +42,14 @@ def test_change_ignores_a_per_dimension_scale_and_offset():
     assert torch.allclose(feature_change(x, mask), feature_change(scaled, mask), atol=1e-5)
 
 
+@pytest.mark.parametrize("length", [1, 4, 7, 8])
+def test_a_clip_shorter_than_both_windows_has_no_change(length):
+    # 8 frames is the shortest clip with one boundary (frame 4) that both windows fit
+    change = feature_change(torch.randn(1, length, 3), torch.ones(1, length, dtype=torch.bool))
+    assert change.shape == (1, length)
+    assert torch.count_nonzero(change) == (1 if length == 8 else 0)
+
+
 def test_each_video_of_a_batch_is_its_own_clip():
     a, b = step_features(at=12), step_features(at=20, seed=1)
     mask = torch.ones(2, 30, dtype=torch.bool)

@@ -35,7 +35,8 @@ SETTINGS = {"visual": {"kind": "test", "name": "golden-visual", "dim": VISUAL_DI
             "audio": {"kind": "test", "name": "golden-audio", "dim": AUDIO_DIM}}
 # tuned settings stored in the checkpoint: soft routing and error evidence exercise every
 # branch curve; `--set` below switches back to the paper's argmax routing for a second run
-TUNED = {"routing": "soft", "error_weight": 0.5, "smooth_frames": 3, "merge_gap_frames": 2}
+TUNED = {"routing": "soft", "error_weight": 0.5, "smooth_frames": 3, "merge_gap_frames": 2,
+         "snap_frames": 2}
 # (file, visual frames, audio frames): window boundaries (max_frames 32), very short and
 # longer clips (the cache stores equal lengths)
 VIDEOS = [("a/short.mp4", 5, 5), ("a/medium.mp4", 24, 24), ("b/long.mp4", 70, 70),
