@@ -227,7 +227,8 @@ def predict_command(cache_paths, checkpoint, metadata, split, out_path, proposal
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Segments JSON: per video its label, class probabilities and scored segments.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False),
-              help="Folder for one PNG per video: frame scores and reconstruction errors.")
+              help="Folder for one PNG per video: the curves the segments came from, frame "
+                   "scores and reconstruction errors.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False),
               help="Folder for report.html: players, labels, timelines and segment tables of "
                    "every video, one self-contained page that opens from disk.")

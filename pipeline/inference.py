@@ -34,7 +34,7 @@ from pipeline.dataset import check_finite_features, iter_windows, missing_keys_e
 from pipeline.devices import resolve_device
 from pipeline.options import InferenceOptions
 from pipeline.proposals import ProposalConfig, VideoScores, all_proposals, labelled_proposals, \
-    predicted_label, route
+    localizer_curves, predicted_label, route
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +133,14 @@ def localize_features(model, visual: np.ndarray, audio: np.ndarray, fps: float, 
                       proposal_config: ProposalConfig | None = None, device="cpu",
                       max_frames: int = DEFAULT_MAX_FRAMES) -> tuple[dict, dict]:
     """(result fields, frame outputs) for one video's features visual [T,Dv], audio [T,Da]:
-    the predicted label, class probabilities, routed branch and labelled segments."""
+    the predicted label, class probabilities, routed branch and labelled segments. The frame
+    outputs are the model's (FRAME_FIELDS) plus "localizer_curve_<branch>", each curve the
+    segments were cut from (`proposals.localizer_curves`), for plots and reports."""
     outputs = predict_arrays(model, [("video", visual, audio)], device=device, batch_size=1,
                              max_frames=max_frames)["video"]
     scores = to_video_scores(outputs, fps, duration)
+    for branch, curve in localizer_curves(scores, proposal_config).items():
+        outputs[f"localizer_curve_{branch}"] = curve
     segments = [{"start": start, "end": end, "score": score, "modality": modality}
                 for score, start, end, modality in labelled_proposals(scores, proposal_config)]
     result = {

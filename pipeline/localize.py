@@ -22,8 +22,11 @@ Choices
   `name`), so a random-initialised backbone is visible in every output record and plot.
 - Extractors are built once and reused for every video; a video that fails to decode
   stops the run with an error naming it (a partial output would look complete).
-- The plot shows the routed branch's frame scores and both reconstruction errors, as the
-  paper's Figure 4 does; `pipeline.plots.plot_evidence` draws it.
+- The plot shows first the curve(s) the segments were cut from (with the settings the
+  checkpoint's dev split chose, often the desynchrony and the learned deviation rather than
+  a head score), then the routed branch's head score and both reconstruction errors, as the
+  paper's Figure 4 does, and the picture's change when segment ends were snapped to it;
+  `pipeline.plots.plot_evidence` draws it.
 """
 from __future__ import annotations
 
@@ -89,18 +92,36 @@ def build_checkpoint_extractors(feature_settings: dict, device, checkpoint_label
             f"then run again") from err
 
 
-def plot_video(outputs: dict, result: dict, fps: float, title: str, path: Path) -> Path:
-    """Figure-4-style PNG: routed frame scores and both reconstruction errors over time."""
+def segment_source(result: dict, proposal_config: ProposalConfig | None) -> str:
+    """Which curve(s) a video's segments were cut from, in words (for titles)."""
+    routing = (proposal_config or ProposalConfig()).routing
+    if routing == "joint":
+        return "the joint curve (joint routing)"
+    if routing == "soft":
+        return "the visual and audio curves (soft routing)"
+    return f"the {result['routed_branch']} branch (argmax routing: the predicted class)"
+
+
+def plot_video(outputs: dict, result: dict, fps: float, title: str, path: Path,
+               proposal_config: ProposalConfig | None = None) -> Path:
+    """Figure-4-style PNG: the curve(s) the segments were cut from, the routed branch's head
+    score, both reconstruction errors, and the picture's change when ends were snapped."""
     from pipeline.plots import plot_evidence
 
     branch = result["routed_branch"]
     n = outputs["visual_scores"].shape[0]
     times = (np.arange(n) + 0.5) / fps  # [T] frame centres, seconds
-    curves = {
-        f"{branch} frame score": outputs[f"{branch}_scores"],
+    # "... score" labels get the fixed [0, 1] axis (pipeline/plots.py)
+    curves = {f"{name} localizer score": outputs[key]
+              for key, name in ((f"localizer_curve_{b}", b) for b in ("visual", "audio", "joint"))
+              if key in outputs}
+    curves.update({
+        f"{branch} head frame score": outputs[f"{branch}_scores"],
         "visual recon. error": outputs["visual_recon_error"],
         "audio recon. error": outputs["audio_recon_error"],
-    }
+    })
+    if proposal_config is not None and proposal_config.snap_frames and "visual_change" in outputs:
+        curves["visual change (ends snap to it)"] = outputs["visual_change"]
     return plot_evidence(times, curves, result["segments"], None, title, path)
 
 
@@ -186,10 +207,10 @@ def localize_videos(video_paths: Sequence[str | Path], checkpoint, *, checkpoint
             record["note"] = note
         if plot_dir is not None:
             top = result["class_probs"][result["label"]]
-            title = (f"{path.name}: predicted {result['label']} (p={top:.2f}), segments from the "
-                     f"{result['routed_branch']} branch\n{summary}")
+            title = (f"{path.name}: predicted {result['label']} (p={top:.2f}), segments from "
+                     f"{segment_source(result, proposal_config)}\n{summary}")
             png = plot_video(outputs, result, float(info["fps"]), title,
-                             Path(plot_dir) / _plot_name(path, index))
+                             Path(plot_dir) / _plot_name(path, index), proposal_config)
             record["plot"] = str(png)
         if frame_outputs is not None:
             frame_outputs[record["file"]] = outputs

@@ -540,6 +540,20 @@ def routed_curve(scores: VideoScores, cfg: ProposalConfig | None = None) -> np.n
     return branch_curve(scores, route(scores.class_probs), cfg)
 
 
+def localizer_curves(scores: VideoScores, cfg: ProposalConfig | None = None) -> dict[str, np.ndarray]:
+    """{branch: curve [T]} of the curves `labelled_proposals` thresholds for this video: the
+    predicted class's branch (argmax routing), "joint" (joint routing), or "visual" and
+    "audio" (soft routing). What a plot of the evidence behind the segments must show."""
+    cfg = cfg or ProposalConfig()
+    if cfg.routing == "soft":
+        branches = ("visual", "audio")
+    elif cfg.routing == "joint":
+        branches = ("joint",)
+    else:
+        branches = (route(scores.class_probs),)
+    return {branch: branch_curve(scores, branch, cfg) for branch in branches}
+
+
 def labelled_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -> list[list]:
     """Proposals [[score, start, end, branch], ...] of one video, highest score first.
 

@@ -2,8 +2,9 @@
 from disk in any browser.
 
 For each clip: the video in a player, the predicted label and class probabilities, a
-timeline of the visual / audio / joint frame scores and both reconstruction errors with
-the proposed segments shaded, and a table of segments whose rows seek the player.
+timeline of the curve(s) the segments were cut from (`proposals.localizer_curves`), the
+visual / audio / joint frame scores and both reconstruction errors with the proposed
+segments shaded, and a table of segments whose rows seek the player.
 
 Choices
 - No server, no network, no framework: the timeline is inline SVG drawn here, the styling
@@ -37,7 +38,10 @@ REPORT_NAME = "report.html"
 EMBED_LIMIT_MB = 25.0
 MAX_SHADED, MAX_ROWS = 5, 10  # segments shaded on the timeline / shown unfolded in the table
 # curves of the timeline, top to bottom: (outputs key, label, fixed [0, 1] axis)
-CURVES = (("visual_scores", "visual frame score", True),
+CURVES = (("localizer_curve_visual", "visual localizer curve", True),
+          ("localizer_curve_audio", "audio localizer curve", True),
+          ("localizer_curve_joint", "joint localizer curve", True),
+          ("visual_scores", "visual frame score", True),
           ("audio_scores", "audio frame score", True),
           ("joint_scores", "joint frame score", True),
           ("visual_recon_error", "visual recon. error", False),

@@ -1,5 +1,6 @@
 """rtdl localize and the evidence plot: stand-ins for exact expectations, then the real chain
 (generated clip -> weight-free extractors -> tiny random model checkpoint -> CLI)."""
+import dataclasses
 import json
 
 import numpy as np
@@ -80,6 +81,35 @@ def test_localize_segments_label_extractors_and_plot(tmp_path, monkeypatch):
     assert "visual=tsn" in record["note"] and "w2v" not in record["note"]  # only the unpretrained one
     png = (tmp_path / "plots" / "000_clip.png").read_bytes()
     assert record["plot"].endswith("000_clip.png") and png[:8] == PNG_MAGIC
+
+
+@pytest.mark.parametrize("routing, branches", [("argmax", ["audio"]), ("joint", ["joint"]),
+                                               ("soft", ["visual", "audio"])])
+def test_the_frame_outputs_hold_the_curves_the_segments_were_cut_from(tmp_path, monkeypatch,
+                                                                     routing, branches):
+    # the plot and the report draw these first: with joint routing on the evidence alone the
+    # head scores they used to show had nothing to do with the segments
+    import pipeline.localize
+    from pipeline.localize import segment_source
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"stand-in")
+    features = make_video(2, [1.0] * 8, [0, 0, 0, 0, 1, 1, 0, 0])  # audio_only
+    monkeypatch.setattr(pipeline.localize, "extract_video_features", lambda *a: (
+        *features, {"fps": 4.0, "duration": 2.0, "n_frames": 8, "has_audio": True}))
+    extractors = (StandInExtractor("tsn", 6, pretrained=True), StandInExtractor("w2v", 3, pretrained=True))
+    cfg = dataclasses.replace(CFG, routing=routing, error_weight=0.5, evidence="sync")
+    frames = {}
+    [record] = localize_videos([video], stand_in_checkpoint(settings=settings_of(extractors)),
+                               plot_dir=tmp_path / "plots", proposal_config=cfg, device="cpu",
+                               extractors=extractors, frame_outputs=frames)["videos"]
+    outputs = frames[str(video)]
+    assert sorted(k for k in outputs if k.startswith("localizer_curve_")) == \
+        sorted(f"localizer_curve_{b}" for b in branches)
+    for branch in branches:  # the head score mixed half and half with the desynchrony
+        expected = 0.5 * outputs[f"{branch}_scores"] + 0.5 * outputs["sync_evidence"]
+        assert outputs[f"localizer_curve_{branch}"] == pytest.approx(expected)
+    assert routing in segment_source(record, cfg)
 
 
 def test_a_clip_without_audio_gets_no_audio_segments_and_says_why(tmp_path, monkeypatch):

@@ -43,6 +43,7 @@ class StandInPrediction:
     audio_learned_deviation: torch.Tensor
     av_desync: torch.Tensor
     sync_evidence: torch.Tensor
+    visual_change: torch.Tensor
 
 
 class StandInModel(torch.nn.Module):
@@ -56,7 +57,8 @@ class StandInModel(torch.nn.Module):
         return StandInPrediction(torch.softmax(10 * mean, dim=-1), v, a, torch.maximum(v, a),
                                  2 * v, 3 * a, mask, (v > 0.5).float(), (a > 0.5).float(),
                                  4 * v, 5 * a, (v > 0.25).float(), (a > 0.25).float(),
-                                 (v > 0.75).float(), (a > 0.75).float(), 6 * v, (v > 0.9).float())
+                                 (v > 0.75).float(), (a > 0.75).float(), 6 * v, (v > 0.9).float(),
+                                 7 * a)
 
 
 def make_video(label: int, visual_curve, audio_curve=None):

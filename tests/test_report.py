@@ -29,8 +29,10 @@ def _record(path: Path, **changes) -> dict:
 
 def _outputs(n: int = 8) -> dict:
     ramp = np.linspace(0.0, 1.0, n)
-    return {"visual_scores": ramp, "audio_scores": 1 - ramp, "joint_scores": np.full(n, 0.5),
-            "visual_recon_error": ramp * 10, "audio_recon_error": np.ones(n)}
+    # one localizer curve, as joint routing leaves (inference.localize_features)
+    return {"localizer_curve_joint": ramp, "visual_scores": ramp, "audio_scores": 1 - ramp,
+            "joint_scores": np.full(n, 0.5), "visual_recon_error": ramp * 10,
+            "audio_recon_error": np.ones(n)}
 
 
 class _Collector(HTMLParser):
@@ -80,10 +82,13 @@ def test_timeline_is_well_formed_svg_with_curves_at_the_right_height():
     root = ElementTree.fromstring(svg)  # raises on malformed markup
     ns = "{http://www.w3.org/2000/svg}"
     lines = root.findall(f"{ns}polyline")
-    assert len(lines) == len(CURVES)
+    # a panel for each curve the outputs hold, the curve the segments came from on top
+    assert len(lines) == len([key for key, _, _ in CURVES if key in _outputs()]) == 6
+    labels = [t.text for t in root.findall(f"{ns}text")]
+    assert labels.index("joint localizer curve") < labels.index("visual frame score")
     shaded = [r for r in root.findall(f"{ns}rect") if r.get("fill-opacity")]
     assert len(shaded) == 2
-    # the first panel is the visual score, a ramp 0 -> 1 on a fixed [0, 1] axis: the first
+    # the first panel is the localizer curve, a ramp 0 -> 1 on a fixed [0, 1] axis: the first
     # frame (t = 0.125 s) sits at the bottom of the panel, the last (1.875 s) at the top
     points = [tuple(map(float, p.split(","))) for p in lines[0].get("points").split()]
     width = _WIDTH - _LEFT - 10
