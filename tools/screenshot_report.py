@@ -11,7 +11,7 @@ README's docs/report.png was made with it, from a report on an `rtdl synth` clip
         --set model.input_contrast=replace
     rtdl localize /tmp/rs/test/000015.mp4 --checkpoint /tmp/rs/run/best.pt \
         --out /tmp/rs/seg.json --report /tmp/rs/report
-    python tools/screenshot_report.py /tmp/rs/report/report.html docs/report.png --height 1060
+    python tools/screenshot_report.py /tmp/rs/report/report.html docs/report.png --height 1200
 
 Chromium runs with networking, component updates and sync off, so a page that tried to
 fetch anything would render without it. Needs `chromium` (Debian) or `chromium-browser` /
