@@ -529,30 +529,29 @@ def branch_curve(scores: VideoScores, branch: str, cfg: ProposalConfig) -> np.nd
     return rank_normalize(curve) if cfg.curve_normalization == "rank" else curve
 
 
+def routed_branches(scores: VideoScores, cfg: ProposalConfig) -> tuple[str, ...]:
+    """The branches whose curves propose segments for this video: the predicted class's
+    (argmax routing, `route`), "joint" (joint routing), or "visual" and "audio" (soft)."""
+    if cfg.routing == "soft":
+        return tuple(modality_probabilities(scores.class_probs))
+    return ("joint",) if cfg.routing == "joint" else (route(scores.class_probs),)
+
+
 def routed_curve(scores: VideoScores, cfg: ProposalConfig | None = None) -> np.ndarray:
     """The curve this video is localized with (for diagnostics); soft routing: the curve of
     the modality with the higher probability of being modified."""
     cfg = cfg or ProposalConfig()
-    if cfg.routing == "joint":
-        return branch_curve(scores, "joint", cfg)
     if cfg.routing == "soft":
         probs = modality_probabilities(scores.class_probs)
         return branch_curve(scores, max(probs, key=probs.get), cfg)
-    return branch_curve(scores, route(scores.class_probs), cfg)
+    return branch_curve(scores, routed_branches(scores, cfg)[0], cfg)
 
 
 def localizer_curves(scores: VideoScores, cfg: ProposalConfig | None = None) -> dict[str, np.ndarray]:
-    """{branch: curve [T]} of the curves `labelled_proposals` thresholds for this video: the
-    predicted class's branch (argmax routing), "joint" (joint routing), or "visual" and
-    "audio" (soft routing). What a plot of the evidence behind the segments must show."""
+    """{branch: curve [T]} of the curves `labelled_proposals` thresholds for this video
+    (`routed_branches`). What a plot of the evidence behind the segments must show."""
     cfg = cfg or ProposalConfig()
-    if cfg.routing == "soft":
-        branches = ("visual", "audio")
-    elif cfg.routing == "joint":
-        branches = ("joint",)
-    else:
-        branches = (route(scores.class_probs),)
-    return {branch: branch_curve(scores, branch, cfg) for branch in branches}
+    return {branch: branch_curve(scores, branch, cfg) for branch in routed_branches(scores, cfg)}
 
 
 def labelled_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -> list[list]:
@@ -568,7 +567,7 @@ def labelled_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -
     cfg = cfg or ProposalConfig()
     label = predicted_label(scores.class_probs)
     if cfg.routing in ("argmax", "joint"):
-        branch = branch_of(LABEL_INDEX[label]) if cfg.routing == "argmax" else "joint"
+        branch, = routed_branches(scores, cfg)
         found = score_curve_proposals(branch_curve(scores, branch, cfg), scores.fps, scores.duration,
                                       fake_probability(scores.class_probs),
                                       LABEL_INDEX[label] == REAL and cfg.down_weight_real, cfg,
