@@ -63,6 +63,7 @@ class ModelConfig:
     ff_mult: int = 2  # feed-forward width = ff_mult * layer width
     mask_ratio: float = 0.75  # rho: floor(rho * valid_len) frames hidden per video
     fdn_target: str = "embedding"  # embedding (the paper) | input: what the FDN's error measures (model/fdn.py)
+    fdn_view: str = "shared"  # shared (the paper: F_v / F_a) | own: what the FDN reads (model/fdn.py)
     n_inference_masks: int = 0  # fixed complementary masks at inference; 0 = ceil(1/(1-rho))
     # --- Asymmetric Intra-video Contrastive Loss (Sec. 3.3) ---
     aicl_k: int = 10  # K: top-K frames by reconstruction error form the local feature
@@ -108,6 +109,11 @@ class ModelConfig:
             raise bad("mae_decoder_dim", f"must be divisible by mae_heads={self.mae_heads}")
         if self.fdn_target not in ("embedding", "input"):
             raise bad("fdn_target", "must be 'embedding' or 'input'")
+        if self.fdn_view not in ("shared", "own"):
+            raise bad("fdn_view", "must be 'shared' or 'own'")
+        if self.fdn_view == "own" and self.fdn_target != "input":
+            raise bad("fdn_view", "'own' reconstructs the standardised input, so it needs "
+                                  "fdn_target='input'")
         if self.input_contrast not in ("none", "append", "replace"):
             raise bad("input_contrast", "must be one of 'none', 'append', 'replace'")
         if not 0.0 <= self.mask_ratio < 1.0:

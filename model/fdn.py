@@ -33,6 +33,19 @@ embedding towards a constant, which would also erase the forgery cues; the embed
 by the classification and AICL losses instead, and the MAE learns to reconstruct it. Errors
 are mean squared differences over channels: Eq. 2's squared L2 norm divided by the width,
 a constant rescaling that keeps lambda_2 = 0.1 meaningful whatever d_model is.
+
+What the FDN reads (`ModelConfig.fdn_view`): "shared" (default, the paper) is F_v / F_a, the
+fusion encoder's embedding, which the classification and AICL losses reshape every step.
+"own" gives each FDN a linear embedding of its own of the standardised input, taken before
+any clip contrast (`input_contrast`), and needs fdn_target "input": nothing but Eq. 2 on
+authentic clips ever trains it, so it is genuine-focused in the strict sense, and the
+trainer can train it alone on the authentic training clips before the joint epochs
+(`train.fdn_pretrain_epochs`, pipeline/fdn_pretrain.py). Why: trained this way and to the
+end, the same autoencoder marks held-out blur at frame AUC 0.98 on rtdl's 2,100-clip
+benchmark where the shared one reads 0.38 (BENCHMARKS.md, "The FDN alone, trained to the
+end"). With "own" the reconstructed stream handed to the MTLR heads is cut from the graph
+(`RTDeepLoc.forward`), so the classification losses cannot teach the autoencoder to
+rebuild forgeries; the heads still read it.
 """
 from __future__ import annotations
 
@@ -160,6 +173,10 @@ class ForgeryDiscoveryNetwork(nn.Module):
 
     def __init__(self, cfg: ModelConfig, input_dim: int | None = None):
         super().__init__()
+        if cfg.fdn_target == "input" and input_dim is None:
+            raise ValueError("fdn_target='input' needs the input width (input_dim)")
+        # fdn_view "own": the FDN's own linear embedding of the standardised input
+        self.embed = nn.Linear(input_dim, cfg.d_model) if cfg.fdn_view == "own" else None
         # fdn_target "input": a linear read-out from the reconstructed embedding to the
         # model's (standardised) input, whose error is the one reported and trained
         self.to_input = nn.Linear(cfg.d_model, input_dim) if cfg.fdn_target == "input" else None
@@ -169,9 +186,14 @@ class ForgeryDiscoveryNetwork(nn.Module):
         self.mask_ratio = cfg.mask_ratio
         self.n_inference_masks = cfg.inference_mask_count
 
-    def forward(self, features: Tensor, valid: Tensor, generator: torch.Generator | None = None,
+    def forward(self, features: Tensor | None, valid: Tensor, generator: torch.Generator | None = None,
                 deterministic: bool = False, inputs: Tensor | None = None) -> Reconstruction:
-        # features [B, T, D], valid [B, T]; inputs [B, T, C]: the target with fdn_target "input"
+        # features [B, T, D], valid [B, T]; inputs [B, T, C]: the target with fdn_target "input".
+        # With fdn_view "own" the FDN embeds `inputs` itself and `features` is ignored (None)
+        if self.embed is not None:
+            if inputs is None:
+                raise ValueError("fdn_view='own' needs the model inputs to embed")
+            features = self.embed(inputs)  # [B, T, D]
         if not deterministic:
             hidden = random_masking(valid, self.mask_ratio, generator)  # [B, T]
             recon = self.mae(features, valid, hidden)  # [B, T, D]

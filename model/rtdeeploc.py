@@ -154,9 +154,10 @@ class RTDeepLoc(nn.Module):
         self.main_head = FrameClassifier(cfg.fused_dim, cfg.head_hidden, len(LABELS),
                                          cfg.head_kernel, cfg.dropout)
         # only what is switched on is built, so every parameter gets a gradient (DDP)
-        if cfg.use_fdn:
-            self.visual_fdn = ForgeryDiscoveryNetwork(cfg, widen * visual_dim)
-            self.audio_fdn = ForgeryDiscoveryNetwork(cfg, widen * audio_dim)
+        if cfg.use_fdn:  # "own" view reads the standardised input before any clip contrast
+            fdn_widen = 1 if cfg.fdn_view == "own" else widen
+            self.visual_fdn = ForgeryDiscoveryNetwork(cfg, fdn_widen * visual_dim)
+            self.audio_fdn = ForgeryDiscoveryNetwork(cfg, fdn_widen * audio_dim)
         if cfg.mtlr_active:
             self.aux_heads = AuxiliaryHeads(cfg.d_model, cfg.head_hidden, cfg.head_kernel,
                                             cfg.dropout)
@@ -206,6 +207,7 @@ class RTDeepLoc(nn.Module):
         if cfg.deviation_scorer_weight > 0:
             deviation_logits = {"visual": self.deviation_scorers["visual"](visual, mask),
                                 "audio": self.deviation_scorers["audio"](audio, mask)}
+        standardised = {"visual": visual, "audio": audio}  # what an "own"-view FDN reads
         if cfg.input_contrast == "replace":
             visual, audio = clip_contrast(visual, mask), clip_contrast(audio, mask)
         elif cfg.input_contrast == "append":
@@ -219,14 +221,20 @@ class RTDeepLoc(nn.Module):
                                                               cfg.mil_topk_ratio),
                               deviation_logits=deviation_logits)
         if cfg.use_fdn:  # Forgery Discovery Network, one MAE per modality
-            out.visual_reconstruction = self.visual_fdn(enc.visual, mask, generator, fixed_masks,
-                                                        inputs=visual)
-            out.audio_reconstruction = self.audio_fdn(enc.audio, mask, generator, fixed_masks,
-                                                      inputs=audio)
+            own = cfg.fdn_view == "own"
+            out.visual_reconstruction = self.visual_fdn(
+                None if own else enc.visual, mask, generator, fixed_masks,
+                inputs=standardised["visual"] if own else visual)
+            out.audio_reconstruction = self.audio_fdn(
+                None if own else enc.audio, mask, generator, fixed_masks,
+                inputs=standardised["audio"] if own else audio)
         if cfg.mtlr_active:  # six auxiliary heads over original / reconstructed / combined
-            out.aux_frame_logits = self.aux_heads(enc.visual, enc.audio,
-                                                  out.visual_reconstruction.recon,
-                                                  out.audio_reconstruction.recon, mask)
+            visual_recon = out.visual_reconstruction.recon
+            audio_recon = out.audio_reconstruction.recon
+            if cfg.fdn_view == "own":  # genuine-focused: no classification gradient reaches it
+                visual_recon, audio_recon = visual_recon.detach(), audio_recon.detach()
+            out.aux_frame_logits = self.aux_heads(enc.visual, enc.audio, visual_recon,
+                                                  audio_recon, mask)
             out.aux_video_logits = {
                 name: topk_mil_pool(logits[..., None], mask, cfg.mil_topk_ratio)[:, 0]  # [B]
                 for name, logits in out.aux_frame_logits.items()

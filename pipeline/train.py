@@ -75,6 +75,7 @@ from pipeline.checkpoint import read_checkpoint_payload, remove_stale_temporarie
     unwrap_model
 from pipeline.dataset import Batch, FeatureDataset, cache_name, pad_collate
 from pipeline.devices import resolve_device
+from pipeline.fdn_pretrain import pretrain_fdn
 from pipeline.inference import predict_arrays, run_predictions
 from pipeline.metrics import PROTOCOLS, evaluate_predictions
 from pipeline.proposal_tuning import network_note, tune_run_checkpoints
@@ -388,6 +389,11 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
             if start_epoch >= cfg.epochs:
                 log.warning("%s already completed %d of %d epochs; nothing to do (raise --epochs "
                             "to train longer)", last_path, start_epoch, cfg.epochs)
+        if cfg.fdn_pretrain_epochs and start_epoch == 0:
+            # every rank trains the same FDN from the same seed, so no broadcast is needed
+            pretrain_fdn(model, train_set, epochs=cfg.fdn_pretrain_epochs,
+                         lr=cfg.fdn_pretrain_lr, weight_decay=cfg.weight_decay,
+                         batch_size=cfg.batch_size, seed=cfg.seed, device=device)
         if info.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
             repair_run_folder(out_dir, start_epoch, last_row, best, model, run_config, cache)

@@ -36,6 +36,10 @@ class TrainConfig:
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     grad_clip: float = 0.0  # max global grad norm; 0 disables clipping
     deviation_scorer_lr_scale: float = 10.0  # learned deviation scorers' lr / lr (chosen on dev, BENCHMARKS.md)
+    # passes of the FDN alone over the authentic training videos before the joint epochs
+    # (pipeline/fdn_pretrain.py); needs model.fdn_view "own"; 0 = none (the paper)
+    fdn_pretrain_epochs: int = 0
+    fdn_pretrain_lr: float = 1e-3  # AdamW learning rate of that stage
     ema_decay: float = 0.0  # moving average of the weights for validation and checkpoints; 0 = off (paper)
     max_len: int = 512  # training sequences longer than this are randomly cropped (frames)
     standardize_inputs: bool = True  # per-dimension mean/std of training frames, see model/normalize.py
@@ -58,7 +62,10 @@ class TrainConfig:
                 raise ValueError(f"train.{name}: must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"train.lr: must be > 0, got {self.lr}")
-        for name in ("weight_decay", "grad_clip", "num_workers", "tune_max_videos"):
+        if self.fdn_pretrain_lr <= 0:
+            raise ValueError(f"train.fdn_pretrain_lr: must be > 0, got {self.fdn_pretrain_lr}")
+        for name in ("weight_decay", "grad_clip", "num_workers", "tune_max_videos",
+                     "fdn_pretrain_epochs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name}: must be >= 0, got {getattr(self, name)}")
         if self.deviation_scorer_lr_scale <= 0:
@@ -74,6 +81,15 @@ class TrainConfig:
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)  # the network (model/config.py)
     train: TrainConfig = field(default_factory=TrainConfig)  # how it is trained
+
+    def __post_init__(self) -> None:
+        if self.train.fdn_pretrain_epochs and not (self.model.use_fdn
+                                                   and self.model.fdn_view == "own"):
+            raise ValueError(
+                f"train.fdn_pretrain_epochs={self.train.fdn_pretrain_epochs} needs "
+                f"model.use_fdn true and model.fdn_view 'own' (got use_fdn={self.model.use_fdn}, "
+                f"fdn_view={self.model.fdn_view!r}): a shared FDN reads the fusion encoder, "
+                f"which the reconstruction loss alone would collapse")
 
 
 def config_file(config: str | Path) -> Path:

@@ -147,3 +147,31 @@ def test_input_target_measures_the_error_against_the_model_inputs():
 
     with pytest.raises(ValueError, match="inputs"):
         fdn(features, valid, deterministic=True)
+
+
+def test_own_view_embeds_the_inputs_itself_and_ignores_the_shared_features():
+    """fdn_view='own': the FDN's own embedding of the inputs is what it reconstructs from,
+    so the shared features play no part, and the error is against the inputs."""
+    import pytest
+    import torch
+
+    from model.config import ModelConfig
+    from model.fdn import ForgeryDiscoveryNetwork
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(d_model=8, mae_decoder_dim=8, mae_heads=2, fusion_heads=2,
+                      fdn_target="input", fdn_view="own")
+    fdn = ForgeryDiscoveryNetwork(cfg, input_dim=5).eval()
+    valid = torch.ones(1, 12, dtype=torch.bool)
+    inputs = torch.randn(1, 12, 5)
+    own = fdn(None, valid, deterministic=True, inputs=inputs).errors
+    ignored = fdn(torch.randn(1, 12, 8), valid, deterministic=True, inputs=inputs).errors
+    assert torch.equal(own, ignored)
+    inputs[0, 3] += 5.0  # a frame that stands out changes the error
+    assert not torch.allclose(fdn(None, valid, deterministic=True, inputs=inputs).errors, own)
+    with pytest.raises(ValueError, match="inputs"):
+        fdn(None, valid, deterministic=True)
+    with pytest.raises(ValueError, match="fdn_view"):
+        ModelConfig(fdn_view="own")  # the own view reconstructs the input: fdn_target='input'
+    with pytest.raises(ValueError, match="fdn_view"):
+        ModelConfig(fdn_view="separate", fdn_target="input")

@@ -220,3 +220,35 @@ def test_authentic_frame_term_reaches_every_frame_of_real_videos():
     touched = out.main_frame_logits.grad.abs().sum(dim=-1) > 0
     assert bool(touched[mask].all())
     assert not bool(touched[~mask].any())
+
+
+@pytest.mark.parametrize("view", ["shared", "own"])
+def test_only_the_reconstruction_loss_of_real_videos_trains_an_own_view_fdn(view):
+    """fdn_view='own' is genuine-focused: on a batch of fakes only (no Eq. 2 term) no
+    gradient of the total loss reaches the FDN, though the MTLR heads read its stream; the
+    shared view, the paper's, gets the classification gradients through those heads."""
+    cfg = tiny_config(fdn_target="input", fdn_view=view)
+    model = build_model(cfg, CV, CA).train()
+    visual, audio, mask, labels = make_batch([16, 11, 13], [1, 2, 3])
+    model.losses(model(visual, audio, mask, torch.Generator().manual_seed(0)), labels)["total"].backward()
+    fdn_grads = [p.grad for name, p in model.named_parameters() if "_fdn." in name]
+    reached = any(g is not None and g.abs().sum() > 0 for g in fdn_grads)
+    assert reached == (view == "shared")
+    # with a real video in the batch, Eq. 2 does train the own view
+    model.zero_grad()
+    visual, audio, mask, labels = make_batch([16, 11, 13], [0, 2, 3])
+    model.losses(model(visual, audio, mask, torch.Generator().manual_seed(0)), labels)["total"].backward()
+    assert model.visual_fdn.embed is None or model.visual_fdn.embed.weight.grad.abs().sum() > 0
+
+
+def test_own_view_fdn_reads_the_inputs_before_the_clip_contrast():
+    """With input_contrast 'replace' the network sees clip deviations only, the own-view FDN
+    the standardised input: a constant offset of a whole clip changes its error."""
+    cfg = tiny_config(fdn_target="input", fdn_view="own", input_contrast="replace")
+    model = build_model(cfg, CV, CA).eval()
+    visual, audio, mask, _ = make_batch([16], [0])
+    before = model.predict(visual, audio, mask)
+    after = model.predict(visual + 3.0, audio, mask)
+    assert not torch.allclose(before.visual_recon_error, after.visual_recon_error)
+    # the heads read the contrast only: the offset leaves the main head's scores alone
+    assert torch.allclose(before.joint_scores, after.joint_scores, atol=1e-5)

@@ -370,3 +370,53 @@ def test_the_network_trains_bit_identically_beside_the_deviation_scorers(tmp_pat
     assert any(name.startswith("deviation_scorers.") for name in b)
     for name, param in a.named_parameters():
         assert torch.equal(param, b[name]), name
+
+
+def test_fdn_pretraining_trains_only_the_fdns_on_authentic_videos_and_lowers_their_loss(run_data):
+    """The pretraining stage (pipeline/fdn_pretrain.py): the hidden-frame loss falls, only
+    FDN parameters move, the fake videos are never read, and it refuses a shared FDN."""
+    from data.cache import FeatureCache
+    from data.metadata import load_metadata
+    from model.rtdeeploc import build_model
+    from pipeline.dataset import FeatureDataset
+    from pipeline.fdn_pretrain import pretrain_fdn
+
+    cache, meta, _ = run_data
+    cfg = tiny_run_config(model_changes={"fdn_target": "input", "fdn_view": "own", "dropout": 0.0})
+    records = [r for r in load_metadata(meta) if r.split == "train"]
+    dataset = FeatureDataset(FeatureCache(cache), records, max_len=16)
+    read = []
+    original_read = dataset.video_arrays
+    dataset.video_arrays = lambda index: read.append(index) or original_read(index)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, VISUAL_DIM, AUDIO_DIM)
+    before = _weights(model)
+    history = pretrain_fdn(model, dataset, epochs=8, lr=1e-2, weight_decay=0.0, batch_size=4,
+                           seed=0, device=torch.device("cpu"))
+    assert len(history) == 8 and history[-1] < history[0]
+    after = _weights(model)
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all("_fdn." in k for k in moved)
+    assert read and all(records[i].label == 0 for i in read)
+    shared = build_model(tiny_run_config().model, VISUAL_DIM, AUDIO_DIM)
+    with pytest.raises(ValueError, match="fdn_view"):
+        pretrain_fdn(shared, dataset, epochs=1, lr=1e-3, weight_decay=0.0, batch_size=4, seed=0,
+                     device=torch.device("cpu"))
+    with pytest.raises(ValueError, match="fdn_pretrain_epochs"):
+        tiny_run_config(fdn_pretrain_epochs=2)  # the default FDN is shared
+
+
+def test_a_run_with_fdn_pretraining_is_seeded_and_resumes_exactly(tmp_path, run_data):
+    cache, meta, _ = run_data
+    cfg = tiny_run_config(epochs=2, fdn_pretrain_epochs=2,
+                          model_changes={"fdn_target": "input", "fdn_view": "own"})
+    once = train_run(cfg, cache, meta, tmp_path / "once").model
+    again = train_run(cfg, cache, meta, tmp_path / "again").model
+    assert _same(_weights(once), _weights(again))
+    plain = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, fdn_pretrain_epochs=0))
+    assert not _same(_weights(once), _weights(train_run(plain, cache, meta, tmp_path / "plain").model))
+    # stopped after one epoch and resumed: the stage is not run twice
+    first = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=1))
+    train_run(first, cache, meta, tmp_path / "resumed")
+    resumed = train_run(cfg, cache, meta, tmp_path / "resumed", resume=True).model
+    assert _same(_weights(once), _weights(resumed))
