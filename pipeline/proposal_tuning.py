@@ -51,7 +51,7 @@ SIGNAL_TUNING_GRID = {
     "smooth_frames": (1, 5),
     "curve_normalization": ("none", "rank"),
     "evidence": ("reconstruction", "deviation", "learned_deviation", "sync",
-                 "sync_and_learned_deviation"),
+                 "sync_and_learned_deviation", "sync_learned_deviation_and_reconstruction"),
     "error_modalities": ("both", "audio", "visual"),
 }
 # then a small search space around the default proposal settings (defaults first)
@@ -103,8 +103,13 @@ def without_missing_evidence(signal_grid: dict, scores: Mapping[str, VideoScores
                    for v in scores.values() for name in fields)
 
     has = {"learned_deviation": present("visual_learned_deviation", "audio_learned_deviation"),
-           "sync": present("sync_evidence")}
+           "sync": present("sync_evidence"),
+           "reconstruction": present("visual_evidence", "audio_evidence")}
     has["sync_and_learned_deviation"] = has["learned_deviation"] and has["sync"]
+    has["sync_learned_deviation_and_reconstruction"] = (has["sync_and_learned_deviation"]
+                                                        and has["reconstruction"])
+    # the paper's own reading stays in the grid even for a model without the FDN
+    has["reconstruction"] = True
     kinds = tuple(k for k in signal_grid.get("evidence", ()) if has.get(k, True))
     if "evidence" not in signal_grid or len(kinds) == len(signal_grid["evidence"]):
         return signal_grid

@@ -129,9 +129,9 @@ NMS_MODES = ("hard", "soft", "none")
 ROUTING_MODES = ("argmax", "soft", "joint")
 CURVE_NORMALIZATIONS = ("none", "rank")
 EVIDENCE_KINDS = ("reconstruction", "deviation", "learned_deviation", "sync",
-                  "sync_and_learned_deviation")
+                  "sync_and_learned_deviation", "sync_learned_deviation_and_reconstruction")
 # the VideoScores field (after "<modality>_") each per-modality evidence kind reads; "sync"
-# reads the shared `sync_evidence`, "sync_and_learned_deviation" averages the two
+# reads the shared `sync_evidence`; the last two kinds average two or three of them
 EVIDENCE_FIELDS = {"reconstruction": "evidence", "deviation": "deviation_evidence",
                    "learned_deviation": "learned_deviation"}
 ERROR_MODALITIES = ("both", "audio", "visual")
@@ -185,8 +185,9 @@ class ProposalConfig:
     # which evidence `error_weight` mixes in: "reconstruction" (the FDN's error, the paper's
     # cue), "deviation" (the untrained clip deviation of the input), "learned_deviation"
     # (the learned deviation scorer's frame probability, model/deviation_scorer.py), "sync"
-    # (the audio-visual desynchrony, model/av_sync.py) or "sync_and_learned_deviation"
-    # (the mean of the last two, `evidence_curve`)
+    # (the audio-visual desynchrony, model/av_sync.py), "sync_and_learned_deviation"
+    # (the mean of the last two) or "sync_learned_deviation_and_reconstruction" (the mean of
+    # those two and the FDN's error, `evidence_curve`)
     evidence: str = "reconstruction"
     # which modalities' curves the evidence is mixed into: "both", or only "audio" / "visual"
     # (the other branch keeps its head score; the joint branch takes the chosen modality's
@@ -497,7 +498,10 @@ def evidence_curve(scores: VideoScores, modality: str, kind: str, length: int) -
     model has none. "sync" is the same curve for both modalities (the desynchrony says that
     the streams disagree, not which one was changed: routing says that);
     "sync_and_learned_deviation" is the mean of the desynchrony percentile and the
-    modality's learned deviation probability, two cues that mark different forgeries."""
+    modality's learned deviation probability, two cues that mark different forgeries;
+    "sync_learned_deviation_and_reconstruction" adds the FDN's error percentile as a third
+    (on rtdl's benchmark an FDN trained on authentic clips marks held-out forgeries that the
+    other two miss: BENCHMARKS.md, "The FDN alone, trained to the end")."""
     def read(name: str) -> np.ndarray:
         values = getattr(scores, name)
         return np.zeros(length) if values is None else np.asarray(values, np.float64)[:length]
@@ -506,6 +510,9 @@ def evidence_curve(scores: VideoScores, modality: str, kind: str, length: int) -
         return read("sync_evidence")
     if kind == "sync_and_learned_deviation":
         return 0.5 * (read("sync_evidence") + read(f"{modality}_learned_deviation"))
+    if kind == "sync_learned_deviation_and_reconstruction":
+        return (read("sync_evidence") + read(f"{modality}_learned_deviation")
+                + read(f"{modality}_evidence")) / 3.0
     return read(f"{modality}_{EVIDENCE_FIELDS[kind]}")
 
 

@@ -360,6 +360,13 @@ def test_sync_evidence_is_one_curve_for_both_branches_and_can_be_averaged_with_t
     # a video without the desynchrony (an older checkpoint) reads zeros
     without = dataclasses.replace(scores, sync_evidence=None)
     assert branch_curve(without, "visual", by_sync).tolist() == [0.0] * 12
+    # the three cues: the FDN's error percentile joins the mean with weight one third
+    error = np.zeros(12)
+    error[0:2] = 0.9
+    with_error = dataclasses.replace(scores, visual_evidence=error)
+    three = dataclasses.replace(by_sync, evidence="sync_learned_deviation_and_reconstruction")
+    assert np.allclose(branch_curve(with_error, "visual", three), (sync + learned + error) / 3)
+    assert np.allclose(branch_curve(with_error, "audio", three), sync / 3)
 
 
 def test_error_evidence_goes_only_into_the_chosen_modality():

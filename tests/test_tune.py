@@ -174,8 +174,14 @@ def test_evidence_kinds_are_tried_only_where_a_video_has_them():
                           visual_learned_deviation=np.linspace(0, 1, 5))
     synced = VideoScores(np.array([0.1, 0.9, 0, 0]), flat, flat, flat, 25.0, 0.2,
                          sync_evidence=np.linspace(0, 1, 5))
-    assert without_missing_evidence(SIGNAL_TUNING_GRID, {"a": plain, "b": learned, "c": synced}) \
+    errors = VideoScores(np.array([0.1, 0.9, 0, 0]), flat, flat, flat, 25.0, 0.2,
+                         audio_evidence=np.linspace(0, 1, 5))
+    assert without_missing_evidence(SIGNAL_TUNING_GRID,
+                                    {"a": plain, "b": learned, "c": synced, "d": errors}) \
         == SIGNAL_TUNING_GRID
+    # without any FDN error the three-cue mean is dropped, the paper's reading kept
+    assert without_missing_evidence(SIGNAL_TUNING_GRID, {"b": learned, "c": synced})["evidence"] \
+        == ("reconstruction", "deviation", "learned_deviation", "sync", "sync_and_learned_deviation")
     dropped = without_missing_evidence(SIGNAL_TUNING_GRID, {"a": plain})
     assert dropped["evidence"] == ("reconstruction", "deviation")
     assert {k: v for k, v in dropped.items() if k != "evidence"} == \
