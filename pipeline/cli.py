@@ -328,6 +328,11 @@ def _parse_range(text: str, option: str) -> tuple[float, float]:
     return values[0], values[1]
 
 
+def _parse_names(text: str) -> tuple[str, ...]:
+    """'a, b,' -> ('a', 'b'): a comma-separated list of names, blanks dropped."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 @main.command("synth")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder to write the mp4 files and metadata.json into.")
@@ -343,8 +348,20 @@ def _parse_range(text: str, option: str) -> tuple[float, float]:
 @click.option("--unseen", default="face_blur,time_stretch", show_default=True,
               help="Comma-separated forgery types held out of train/dev/test (only in "
                    "test_unseen); at least one visual and one audio type. Visual: "
-                   "mouth_resync, face_swap, face_blur, frozen_frames; audio: revoice, "
-                   "splice, time_stretch, spectral_smooth.")
+                   "mouth_resync, face_swap, face_blur, frozen_frames, face_recolour; audio: "
+                   "revoice, splice, time_stretch, spectral_smooth, pitch_shift "
+                   "(face_recolour and pitch_shift appear only where named here or in "
+                   "--validation-types).")
+@click.option("--validation-types", default="",
+              help="Comma-separated forgery types held out of train/test/test_unseen and "
+                   "used only in part of dev (see --validation-share), so that choices made "
+                   "on dev (best epoch, proposal settings) value generalisation to unseen "
+                   "forgeries without touching test_unseen; e.g. face_recolour,pitch_shift. "
+                   "None by default.")
+@click.option("--validation-share", default=0.5, show_default=True, type=float,
+              help="Chance that a fake dev clip takes its forgery types from "
+                   "--validation-types (each forged modality that has some); the other dev "
+                   "fakes use the seen types.")
 @click.option("--segment", default="0.2,2", show_default=True,
               help="Forged span length in seconds: SECONDS or MIN,MAX.")
 @click.option("--crf", default=28, show_default=True, type=int,
@@ -356,24 +373,30 @@ def _parse_range(text: str, option: str) -> tuple[float, float]:
 @click.option("--workers", default=1, show_default=True, type=int,
               help="Processes rendering clips in parallel (same output as 1).")
 def synth(out_dir: str, num_videos: int, seed: int, duration: str, fps: float, size: int,
-          unseen: str, segment: str, crf: int, speech: str, workers: int) -> None:
+          unseen: str, validation_types: str, validation_share: float, segment: str, crf: int,
+          speech: str, workers: int) -> None:
     """Write a synthetic forged-video benchmark (mp4 + LAV-DF metadata) with exact ground truth."""
     import time
 
     from pipeline.synth import synth_dataset
 
-    unseen_types = tuple(name.strip() for name in unseen.split(",") if name.strip())
+    unseen_types = _parse_names(unseen)
+    held_for_dev = _parse_names(validation_types)
     started = time.perf_counter()
     with usage_errors():
         meta_path = synth_dataset(out_dir, num_videos, seed, workers=workers,
                                   duration_s=_parse_range(duration, "--duration"), fps=fps,
                                   size=size, unseen_types=unseen_types,
+                                  validation_types=held_for_dev,
+                                  validation_share=validation_share,
                                   segment_s=_parse_range(segment, "--segment"), crf=crf,
                                   speech=speech)
     elapsed = time.perf_counter() - started
+    dev_note = (f"; held out for dev validation: {', '.join(held_for_dev)}"
+                if held_for_dev else "")
     click.echo(f"wrote {num_videos} clips and {meta_path} in {elapsed:.1f} s "
                f"({elapsed / num_videos:.2f} s per clip); held out for test_unseen: "
-               f"{', '.join(unseen_types)}")
+               f"{', '.join(unseen_types)}{dev_note}")
 
 
 # ---------------------------------------------------------------- rtdl extract / rtdl merge

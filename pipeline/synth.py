@@ -20,6 +20,23 @@ Choices:
   (`revoice`, `splice`) or a lost spectral detail (`spectral_smooth`)) appear only in
   `test_unseen`; train/dev/test use only the others. Each modality must keep at least one
   seen and one held-out type, so every split can hold all four classes.
+- Validation types (`validation_types`, none by default): types held out of train, test
+  and test_unseen that appear only in dev, in a share of its fake clips
+  (`validation_share`, default half; in such a clip every forged modality that has
+  validation types draws from them, the other from the seen types). Without them dev holds
+  only seen types, so whatever is chosen on dev (best epoch, proposal settings) is chosen
+  for seen forgeries and can never value generalisation; with them dev measures it
+  honestly without touching test_unseen's types. The intended pair is `face_recolour` and
+  `pitch_shift`, added for this: a colour cast is a kind of artefact none of the other
+  types is (`face_swap` moves towards another real person's skin, texture and eyes;
+  a recolour keeps everything but the colour and leaves the skin tones), and a pitch shift
+  changes pitch and timbre while the words and tempo stay (`revoice` and `splice` bring
+  another voice or other words, `time_stretch` another tempo). They are opt-in
+  (`OPT_IN_TYPES`): a type appears only where named in `unseen_types` or
+  `validation_types`, so with the defaults the seen types, the plan and every file of a
+  seed are what they were before these types existed (tested). The validation coin is
+  drawn from a generator of its own per clip, and only when there are validation types,
+  so they change the forgery names of a plan, never its clip lengths or span positions.
 - Split sizes come from `split_fractions` (default 60/10/15/15 % for train/dev/test/
   test_unseen) with at least 4 clips per split, and classes are balanced within each split
   (round robin over the four classes, then shuffled), so `num_videos >= 16`.
@@ -81,7 +98,11 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test", "test_unseen")
 UNSEEN_SPLIT = "test_unseen"
+VALIDATION_SPLIT = "dev"
 MIN_PER_SPLIT = len(LABELS)  # one clip of each class
+# types added after seeds were published: they take part only where named in unseen_types or
+# validation_types, so that a seed's dataset (which draws among the seen types) stays the same
+OPT_IN_TYPES = ("face_recolour", "pitch_shift")
 # frame sizes decord 0.6 cannot read back (its frame copy fails: "from_size == to_size");
 # measured by encoding and decoding every even size from 32 to 168 with write_mp4
 DECORD_UNREADABLE_SIZES = (48, 72)
@@ -97,6 +118,9 @@ class SynthConfig:
     sample_rate: int = 16000  # audio sample rate, Hz
     split_fractions: tuple[float, ...] = (0.6, 0.1, 0.15, 0.15)  # train, dev, test, test_unseen
     unseen_types: tuple[str, ...] = ("face_blur", "time_stretch")  # only in test_unseen
+    # only in dev, in a share of its fake clips: generalisation measured without test_unseen
+    validation_types: tuple[str, ...] = ()
+    validation_share: float = 0.5  # chance that a dev fake clip is a validation clip
     segment_s: tuple[float, float] = (0.2, 2.0)  # forged span length range, seconds
     max_segments: int = 3  # forged spans per forged modality, at most
     # who speaks: "formant" (random vowel syllables; bit-exact for a seed) or "espeak" (eSpeak NG
@@ -105,13 +129,19 @@ class SynthConfig:
     crf: int = 28  # x264 quality (lower = better, 0 = lossless); 28: visible blocking, as in
     # re-encoded web video, so the weight-free evidence must survive compression
 
+    def seen_of(self, registry: dict) -> tuple[str, ...]:
+        """Types of train, test and dev's other clips, in registry order (which `rng.choice`
+        draws by, so the order is part of what a seed means)."""
+        held = set(self.unseen_types) | set(self.validation_types) | set(OPT_IN_TYPES)
+        return tuple(k for k in registry if k not in held)
+
     @property
     def seen_visual(self) -> tuple[str, ...]:
-        return tuple(k for k in VISUAL_FORGERIES if k not in self.unseen_types)
+        return self.seen_of(VISUAL_FORGERIES)
 
     @property
     def seen_audio(self) -> tuple[str, ...]:
-        return tuple(k for k in AUDIO_FORGERIES if k not in self.unseen_types)
+        return self.seen_of(AUDIO_FORGERIES)
 
     @property
     def unseen_visual(self) -> tuple[str, ...]:
@@ -121,22 +151,18 @@ class SynthConfig:
     def unseen_audio(self) -> tuple[str, ...]:
         return tuple(k for k in AUDIO_FORGERIES if k in self.unseen_types)
 
+    @property
+    def validation_visual(self) -> tuple[str, ...]:
+        return tuple(k for k in VISUAL_FORGERIES if k in self.validation_types)
+
+    @property
+    def validation_audio(self) -> tuple[str, ...]:
+        return tuple(k for k in AUDIO_FORGERIES if k in self.validation_types)
+
 
 def validate_config(cfg: SynthConfig) -> None:
     """Raise ValueError naming the field for settings that cannot give a valid dataset."""
-    known = set(VISUAL_FORGERIES) | set(AUDIO_FORGERIES)
-    unknown = sorted(set(cfg.unseen_types) - known)
-    if unknown:
-        raise ValueError(f"unseen_types: unknown forgery type(s) {unknown}; known: "
-                         f"visual {sorted(VISUAL_FORGERIES)}, audio {sorted(AUDIO_FORGERIES)}")
-    for name, kinds in (("visual", cfg.unseen_visual), ("audio", cfg.unseen_audio)):
-        if not kinds:
-            raise ValueError(f"unseen_types: needs at least one {name} type so test_unseen "
-                             f"has all four classes")
-    for name, kinds in (("visual", cfg.seen_visual), ("audio", cfg.seen_audio)):
-        if not kinds:
-            raise ValueError(f"unseen_types: holds out every {name} type; at least one must "
-                             f"stay for train/dev/test")
+    _validate_types(cfg)
     if len(cfg.split_fractions) != len(SPLITS) or min(cfg.split_fractions) < 0 \
             or sum(cfg.split_fractions) <= 0:
         raise ValueError(f"split_fractions: expected {len(SPLITS)} non-negative numbers "
@@ -167,6 +193,35 @@ def validate_config(cfg: SynthConfig) -> None:
         engine()  # fails here, before any clip, with how to install it
 
 
+def _validate_types(cfg: SynthConfig) -> None:
+    """The forgery-type settings: known names, held-out sets disjoint, seen types left."""
+    known = set(VISUAL_FORGERIES) | set(AUDIO_FORGERIES)
+    for field in ("unseen_types", "validation_types"):
+        unknown = sorted(set(getattr(cfg, field)) - known)
+        if unknown:
+            raise ValueError(f"{field}: unknown forgery type(s) {unknown}; known: visual "
+                             f"{sorted(VISUAL_FORGERIES)}, audio {sorted(AUDIO_FORGERIES)}")
+    both = sorted(set(cfg.unseen_types) & set(cfg.validation_types))
+    if both:
+        raise ValueError(f"validation_types: {both} also in unseen_types; a type is held out "
+                         f"for dev validation or for test_unseen, not both")
+    for name, kinds in (("visual", cfg.unseen_visual), ("audio", cfg.unseen_audio)):
+        if not kinds:
+            raise ValueError(f"unseen_types: needs at least one {name} type so test_unseen "
+                             f"has all four classes")
+    for name, registry in (("visual", VISUAL_FORGERIES), ("audio", AUDIO_FORGERIES)):
+        if cfg.seen_of(registry):
+            continue
+        # name validation_types when it took part; otherwise unseen_types alone did it
+        field = "validation_types" if set(cfg.validation_types) & set(registry) else "unseen_types"
+        candidates = [k for k in registry if k not in OPT_IN_TYPES]
+        raise ValueError(f"{field}: unseen_types and validation_types hold out every {name} "
+                         f"type that can be seen ({', '.join(candidates)}); at least one must "
+                         f"stay for train/dev/test")
+    if not 0 <= cfg.validation_share <= 1:
+        raise ValueError(f"validation_share: must be in [0, 1], got {cfg.validation_share}")
+
+
 def split_sizes(num_videos: int, fractions: tuple[float, ...]) -> list[int]:
     """Clips per split: proportional (largest remainder), at least MIN_PER_SPLIT each."""
     weights = np.asarray(fractions, dtype=np.float64) / sum(fractions)
@@ -186,6 +241,17 @@ class PlannedClip:
     spec: ClipSpec
 
 
+def is_validation_clip(cfg: SynthConfig, split: str, label: int, index: int) -> bool:
+    """Whether clip `index` draws its forgery types from the validation types: a fake dev
+    clip, with chance `validation_share`. The coin comes from a generator of its own,
+    seeded by (seed, index, 3), and is only drawn when there are validation types, so the
+    draws of every plan without them, and each clip's length and span positions with
+    them, stay as they were; only the forgery names change."""
+    if not cfg.validation_types or split != VALIDATION_SPLIT or LABELS[label] == "real":
+        return False
+    return bool(np.random.default_rng([cfg.seed, index, 3]).random() < cfg.validation_share)
+
+
 def plan_dataset(cfg: SynthConfig) -> list[PlannedClip]:
     """Every clip's split, class, length and forged spans; cheap, done before rendering."""
     validate_config(cfg)
@@ -196,9 +262,15 @@ def plan_dataset(cfg: SynthConfig) -> list[PlannedClip]:
         labels = np.arange(size) % len(LABELS)
         rng.shuffle(labels)
         unseen = split == UNSEEN_SPLIT
-        visual_kinds = cfg.unseen_visual if unseen else cfg.seen_visual
-        audio_kinds = cfg.unseen_audio if unseen else cfg.seen_audio
         for label in labels:
+            if unseen:
+                visual_kinds, audio_kinds = cfg.unseen_visual, cfg.unseen_audio
+            elif is_validation_clip(cfg, split, int(label), index):
+                # a modality without validation types of its own keeps the seen ones
+                visual_kinds = cfg.validation_visual or cfg.seen_visual
+                audio_kinds = cfg.validation_audio or cfg.seen_audio
+            else:
+                visual_kinds, audio_kinds = cfg.seen_visual, cfg.seen_audio
             clip_rng = np.random.default_rng([cfg.seed, index, 1])
             n_frames = int(round(clip_rng.uniform(*cfg.duration_s) * cfg.fps))
             spans = plan_spans(n_frames, cfg.fps, visual=bool(is_modified(label, "visual")),
@@ -253,6 +325,14 @@ def metadata_record(clip: PlannedClip) -> dict:
     }
 
 
+def describe_validation(cfg: SynthConfig) -> str:
+    """'; dev validation: a, b (50% of dev fakes)' for log lines; '' without validation types."""
+    if not cfg.validation_types:
+        return ""
+    return (f"; dev validation: {', '.join(cfg.validation_types)} "
+            f"({cfg.validation_share:.0%} of dev fakes)")
+
+
 def render_clip(job: tuple[PlannedClip, str, int]) -> str:
     """Make one clip and write its mp4 (a top-level function so worker processes can run it)."""
     clip, out_dir, crf = job
@@ -278,9 +358,9 @@ def synth_dataset(out_dir: str | Path, num_videos: int, seed: int, *, workers: i
     meta_path = out_dir / "metadata.json"
     if meta_path.exists():
         log.warning("%s exists; overwriting the dataset in %s", meta_path, out_dir)
-    log.info("synth: %d clips into %s (seed %d, %s-%s s, %g fps, %d px, held out: %s)",
+    log.info("synth: %d clips into %s (seed %d, %s-%s s, %g fps, %d px, held out: %s%s)",
              len(clips), out_dir, cfg.seed, *cfg.duration_s, cfg.fps, cfg.size,
-             ", ".join(cfg.unseen_types))
+             ", ".join(cfg.unseen_types), describe_validation(cfg))
     jobs = [(clip, str(out_dir), cfg.crf) for clip in clips]
     bar = tqdm(total=len(jobs), desc="synth", unit="clip", disable=not progress)
     if workers > 1:

@@ -12,10 +12,15 @@ from click.testing import CliRunner
 from data.metadata import load_metadata
 from data.labels import LABELS
 from data.synth.clip import SPEECH_ENGINES, ClipSpec, ForgedSpan, make_clip, place_segments
-from data.synth.forgeries import AUDIO_FORGERIES, VISUAL_FORGERIES
+from data.synth.forgeries import (AUDIO_FORGERIES, VISUAL_FORGERIES, AudioContext,
+                                  VisualContext, colour_grade_matrix, face_recolour,
+                                  phase_vocoder, pitch_shift)
+from data.synth.scene import face_mask, random_track, render_frames
+from data.synth.speaker import random_look
 from data.synth.speech import SyllablePlan, mouth_opening
 from pipeline.cli import main
-from pipeline.synth import SPLITS, SynthConfig, merge_periods, split_sizes, synth_dataset
+from pipeline.synth import (SPLITS, SynthConfig, merge_periods, plan_dataset, split_sizes,
+                            synth_dataset)
 
 # tiny but valid: 16 clips (4 per split, one per class), 1.6-2.0 s at 32 px
 TINY = dict(duration_s=(1.6, 2.0), size=32, segment_s=(0.2, 0.8))
@@ -179,6 +184,12 @@ def test_same_seed_same_files_cli_and_function(tmp_path):
     (dict(duration_s=(0.2, 0.3)), "duration_s"),
     (dict(colour="red"), "colour"),
     (dict(speech="robot"), "speech"),
+    (dict(validation_types=("warp",)), "validation_types"),
+    (dict(validation_types=("face_blur", "pitch_shift")), "validation_types"),  # also unseen
+    (dict(validation_types=("mouth_resync", "face_swap", "frozen_frames")),
+     "validation_types"),  # with face_blur unseen, no seen visual type is left
+    (dict(validation_types=("pitch_shift",), validation_share=1.5), "validation_share"),
+    (dict(validation_types=("pitch_shift",), validation_share=-0.1), "validation_share"),
 ])
 def test_bad_settings_name_the_field(tmp_path, options, field):
     with pytest.raises(ValueError, match=field):
@@ -195,3 +206,222 @@ def test_default_config_holds_out_one_visual_and_one_audio_type():
     cfg = SynthConfig()
     assert len(cfg.unseen_visual) == 1 and len(cfg.unseen_audio) == 1
     assert set(cfg.seen_visual).isdisjoint(cfg.unseen_types)
+
+
+# ---------------------------------------------------------------- the two opt-in forgeries
+
+
+def scene(seed: int, n_frames: int = 30, size: int = 64):
+    """A rendered speaker without sensor noise: (look, track, frames [T, H, W, 3] float32)."""
+    rng = np.random.default_rng(seed)
+    look = random_look(rng, size)
+    mouth = np.abs(np.sin(np.arange(n_frames) / 3)).astype(np.float32)
+    track = random_track(mouth, FPS, size, rng, n_sprites=len(look.sprites))
+    return look, track, render_frames(look, track, size)
+
+
+def recoloured(look, track, frames, start, stop, seed) -> np.ndarray:
+    ctx = VisualContext(look=look, track=track, noise=np.zeros_like(frames), donor_look=look,
+                        donor_mouth=track.mouth_open, size=frames.shape[1],
+                        rng=np.random.default_rng(seed))
+    out = frames.copy()
+    face_recolour(out, start, stop, ctx)
+    return out
+
+
+def test_colour_grade_matrix_turns_hue_and_scales_saturation_only():
+    np.testing.assert_allclose(colour_grade_matrix(0.0, 1.0), np.eye(3), atol=1e-6)
+    matrix = colour_grade_matrix(40.0, 1.5)
+    np.testing.assert_allclose(matrix @ np.full(3, 100.0), np.full(3, 100.0), rtol=1e-5)  # grey
+    colour = np.array([200.0, 120.0, 80.0])
+    chroma, graded = colour - colour.mean(), matrix @ colour - (matrix @ colour).mean()
+    assert (matrix @ colour).mean() == pytest.approx(colour.mean(), rel=1e-5)  # brightness
+    assert np.linalg.norm(graded) == pytest.approx(1.5 * np.linalg.norm(chroma), rel=1e-5)
+    angle = np.degrees(np.arccos(graded @ chroma / np.linalg.norm(graded) / np.linalg.norm(chroma)))
+    assert angle == pytest.approx(40.0, abs=1e-3)
+
+
+def test_face_recolour_changes_only_the_face_in_its_span():
+    look, track, frames = scene(3)
+    start, stop = 8, 21
+    out = recoloured(look, track, frames, start, stop, seed=0)
+    assert np.array_equal(out[:start], frames[:start]) and np.array_equal(out[stop:], frames[stop:])
+    mask = face_mask(look, track.slice(start, stop), frames.shape[1])  # [T, H, W]
+    change = np.abs(out[start:stop] - frames[start:stop]).max(-1)  # [T, H, W]
+    assert not change[mask == 0].any()  # nothing outside the face
+    assert change[mask > 0.9].mean() > 5  # clearly visible on the face (0-255 levels)
+    # a colour change only: each pixel keeps its brightness (mean of R, G, B)
+    np.testing.assert_allclose(out.mean(-1), frames.mean(-1), atol=1e-3)
+
+
+def test_face_recolour_is_a_function_of_the_context_rng():
+    look, track, frames = scene(4)
+    first = recoloured(look, track, frames, 5, 20, seed=7)
+    assert np.array_equal(first, recoloured(look, track, frames, 5, 20, seed=7))
+    assert not np.array_equal(first, recoloured(look, track, frames, 5, 20, seed=8))
+
+
+SR = 16000
+
+
+def gated_tone(seconds: float = 2.0, hz: float = 440.0) -> np.ndarray:
+    """A 440 Hz tone switched on and off 3 times a second: a pitch and a tempo to measure."""
+    t = np.arange(int(seconds * SR)) / SR
+    return (0.3 * np.sin(2 * np.pi * hz * t) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(np.float32)
+
+
+def shifted(wave: np.ndarray, start: int, stop: int, seed: int,
+            room_noise: np.ndarray | None = None) -> np.ndarray:
+    noise = np.zeros_like(wave) if room_noise is None else room_noise
+    empty = np.zeros(0, np.float32)  # pitch_shift uses no donor
+    ctx = AudioContext(sample_rate=SR, room_noise=noise, donor_dry_same_words=empty,
+                       donor_clip=empty, rng=np.random.default_rng(seed))
+    out = wave.copy()
+    pitch_shift(out, start, stop, ctx)
+    return out
+
+
+def peak_hz(x: np.ndarray) -> float:
+    return float(np.argmax(np.abs(np.fft.rfft(x * np.hanning(len(x))))) * SR / len(x))
+
+
+def envelope(x: np.ndarray) -> np.ndarray:
+    return np.convolve(np.abs(x), np.ones(400) / 400, "same")  # 25 ms moving mean
+
+
+def test_phase_vocoder_keeps_the_input_at_rate_one_and_the_pitch_at_other_rates():
+    x = np.random.default_rng(0).normal(size=8000).astype(np.float32)
+    np.testing.assert_allclose(phase_vocoder(x, len(x), 1.0), x, atol=1e-4)
+    tone = gated_tone(1.0)
+    slow = phase_vocoder(tone, 2 * len(tone), 0.5)  # twice as long, same pitch
+    assert len(slow) == 2 * len(tone)
+    assert peak_hz(slow) == pytest.approx(440, abs=3)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pitch_shift_moves_pitch_not_tempo_loudness_or_outside(seed):
+    wave = gated_tone()
+    noise = np.random.default_rng(seed).normal(0, 0.01, len(wave)).astype(np.float32)
+    start, stop = 8000, 24000  # 0.5-1.5 s
+    out = shifted(wave + noise, start, stop, seed, room_noise=noise)
+    assert out.shape == wave.shape
+    assert np.array_equal(out[:start], (wave + noise)[:start])
+    assert np.array_equal(out[stop:], (wave + noise)[stop:])
+    voice, original = out[start:stop] - noise[start:stop], wave[start:stop]
+    semitones = 12 * np.log2(peak_hz(voice) / 440)
+    assert 1.8 <= abs(semitones) <= 5.2  # 2-5 semitones, up to the spectrum's resolution
+    # the bursts stay where they were (a plain resample would move them) at the same level
+    assert np.corrcoef(envelope(voice), envelope(original))[0, 1] > 0.95
+    assert np.std(voice) == pytest.approx(np.std(original), rel=0.15)
+
+
+def test_pitch_shift_is_a_function_of_the_context_rng_and_goes_both_ways():
+    wave = gated_tone()
+    assert np.array_equal(shifted(wave, 4000, 20000, 3), shifted(wave, 4000, 20000, 3))
+    directions = {np.sign(np.log2(peak_hz(shifted(wave, 4000, 20000, seed)[4000:20000]) / 440))
+                  for seed in range(8)}
+    assert directions == {-1.0, 1.0}
+
+
+# ---------------------------------------------------------------- validation types in the plan
+
+VALIDATION = ("face_recolour", "pitch_shift")
+
+
+def kinds_of(clip) -> set[str]:
+    return {span.kind for span in clip.spec.spans}
+
+
+def test_default_plan_is_unchanged_by_the_validation_fields():
+    base = dict(num_videos=100, seed=3, unseen_types=("frozen_frames", "spectral_smooth"))
+    default = plan_dataset(SynthConfig(**base))
+    assert default == plan_dataset(SynthConfig(**base, validation_types=()))
+    assert default == plan_dataset(SynthConfig(**base, validation_types=(), validation_share=0.9))
+    assert not set().union(*map(kinds_of, plan_dataset(SynthConfig(num_videos=200)))) \
+        & set(VALIDATION)
+
+
+def test_default_plan_is_the_one_seeds_had_before_the_opt_in_types():
+    """Seed 0's 16-clip plan as written before face_recolour and pitch_shift existed:
+    adding a forgery type to the registries must not change what an old seed makes."""
+    expected = [
+        "2 122 splice:47-87", "0 142", "1 126 face_swap:3-37 frozen_frames:41-84 face_swap:86-109",
+        "3 102 frozen_frames:1-30 face_swap:48-59 face_swap:63-89 splice:47-86",
+        "3 150 face_swap:110-130 revoice:8-27 splice:30-61 revoice:77-123",
+        "2 119 spectral_smooth:3-46 revoice:57-74 splice:77-118",
+        "1 142 mouth_resync:2-32 frozen_frames:96-132", "0 108",
+        "1 131 mouth_resync:1-34 frozen_frames:38-76 face_swap:93-130",
+        "3 118 frozen_frames:76-110 splice:76-110", "0 144", "2 102 revoice:38-70", "0 118",
+        "2 139 time_stretch:19-41",
+        "3 103 face_blur:1-13 face_blur:30-71 face_blur:75-80 time_stretch:1-13 "
+        "time_stretch:30-71 time_stretch:75-80",
+        "1 129 face_blur:2-45 face_blur:101-108",
+    ]
+    got = [" ".join([str(c.label), str(c.spec.n_frames)]
+                    + [f"{s.kind}:{s.start_frame}-{s.stop_frame}" for s in c.spec.spans])
+           for c in plan_dataset(SynthConfig(num_videos=16, seed=0))]
+    assert got == expected
+
+
+def test_validation_types_only_in_dev_beside_seen_fakes():
+    cfg = SynthConfig(num_videos=200, seed=1, validation_types=VALIDATION)
+    validation_clips = seen_fakes = 0
+    for clip in plan_dataset(cfg):
+        kinds = kinds_of(clip)
+        if clip.split != "dev":
+            assert not kinds & set(VALIDATION), clip.file
+        elif kinds:
+            # both modalities have validation types, so a clip is one kind or the other
+            assert kinds <= set(VALIDATION) or not kinds & set(VALIDATION), clip.file
+            validation_clips += kinds <= set(VALIDATION)
+            seen_fakes += not kinds & set(VALIDATION)
+            if kinds <= set(VALIDATION):  # every forged modality uses its validation type
+                for span in clip.spec.spans:
+                    assert span.kind == ("face_recolour" if span.modality == "visual"
+                                         else "pitch_shift")
+    assert validation_clips >= 3 and seen_fakes >= 3
+
+
+def test_a_modality_without_validation_types_keeps_the_seen_ones():
+    cfg = SynthConfig(num_videos=200, seed=2, validation_types=("face_recolour",),
+                      validation_share=1.0)
+    dev = [clip for clip in plan_dataset(cfg) if clip.split == "dev"]
+    for clip in dev:
+        for span in clip.spec.spans:
+            if span.modality == "visual":
+                assert span.kind == "face_recolour"  # share 1: every fake dev clip
+            else:
+                assert span.kind in cfg.seen_audio
+    assert any(span.modality == "audio" for clip in dev for span in clip.spec.spans)
+
+
+def test_validation_share_zero_keeps_dev_seen_and_positions_never_move():
+    default = plan_dataset(SynthConfig(num_videos=100, seed=4))
+    for share in (0.0, 0.5):
+        plan = plan_dataset(SynthConfig(num_videos=100, seed=4, validation_types=VALIDATION,
+                                        validation_share=share))
+        if share == 0.0:
+            assert not set().union(*map(kinds_of, plan)) & set(VALIDATION)
+        # only the forgery names may change: files, classes, lengths and spans stay
+        def layout(clip):
+            spans = [(s.modality, s.start_frame, s.stop_frame) for s in clip.spec.spans]
+            return clip.file, clip.label, clip.spec.n_frames, spans
+
+        assert [layout(clip) for clip in default] == [layout(clip) for clip in plan]
+
+
+def test_cli_validation_types_reach_dev_records_and_synth_config(tmp_path):
+    result = CliRunner().invoke(main, [
+        "synth", "--out", str(tmp_path), "--num-videos", "16", "--seed", "2", "--duration",
+        "1.6,2", "--size", "32", "--segment", "0.2,0.8", "--validation-types",
+        "face_recolour,pitch_shift", "--validation-share", "1"])
+    assert result.exit_code == 0, result.output
+    assert "held out for dev validation: face_recolour, pitch_shift" in result.output
+    config = json.loads((tmp_path / "synth_config.json").read_text())["config"]
+    assert config["validation_types"] == list(VALIDATION) and config["validation_share"] == 1.0
+    for entry in json.loads((tmp_path / "metadata.json").read_text()):
+        types = set(entry["forgery_types"])
+        if entry["split"] == "dev" and entry["fake_periods"]:
+            assert types and types <= set(VALIDATION), entry["file"]
+        else:
+            assert not types & set(VALIDATION), entry["file"]

@@ -11,6 +11,10 @@ They differ in kind, as real forgeries do:
   `face_swap` (skin colour, texture and eyes blended 50-100 % towards another person's,
   on the same head pose),
   `face_blur` (the face region blurred and blended back: a low-quality face replacement),
+  `face_recolour` (the face region colour-graded: hue turned 25-60 degrees around the grey
+  axis and saturation scaled 0.45-0.7x or 1.3-1.7x, brightness kept, blended back with the
+  soft face mask as `face_blur` is: a badly colour-matched face replacement; shape, texture
+  and motion stay exactly as rendered),
   `frozen_frames` (the picture stalls: every frame of the span repeats the span's first
   frame, sensor noise included). The first frame itself is left as rendered, so the
   labelled interval is exactly the run of identical frames; holding the frame *before* the
@@ -20,7 +24,10 @@ They differ in kind, as real forgeries do:
   the original room noise: TTS/voice conversion), `splice` (a span of another clip, other speaker and
   room), `time_stretch` (the span's sound played 0.6-0.8x or 1.25-1.6x as fast, pitch kept,
   by overlap-add of windowed grains), `spectral_smooth` (magnitude spectrum smoothed over
-  frequency and time, phase kept: a vocoder-like loss of detail).
+  frequency and time, phase kept: a vocoder-like loss of detail), `pitch_shift` (the
+  span's voice 2-5 semitones higher or lower at the same tempo, by resampling and a
+  phase vocoder, the room noise left as recorded: a voice changer; same words and
+  timing, other pitch and timbre).
 Audio spans fade from and back to the original over `AUDIO_FADE_S` inside the span, as an
 editor's crossfade would, so the edit never leaks outside its labelled interval.
 """
@@ -118,6 +125,34 @@ def face_blur(frames: np.ndarray, start: int, stop: int, ctx: VisualContext) -> 
     frames[start:stop] = span + (blurred - span) * alpha
 
 
+def colour_grade_matrix(hue_degrees: float, saturation: float) -> np.ndarray:
+    """float32 [3, 3] RGB matrix (applied as `pixels @ matrix.T`) that turns the hue by
+    `hue_degrees` around the grey axis and scales the chroma (the part of a colour off the
+    grey axis) by `saturation`. Greys, and so every pixel's mean of R, G and B, are kept:
+    the grade changes colour only, not brightness."""
+    axis = np.full(3, 1 / np.sqrt(3))
+    grey = np.outer(axis, axis)  # projection onto the grey axis
+    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    theta = np.deg2rad(hue_degrees)
+    # Rodrigues' rotation restricted to the chroma plane, scaled there by `saturation`
+    chroma = np.cos(theta) * (np.eye(3) - grey) + np.sin(theta) * cross
+    return (grey + saturation * chroma).astype(np.float32)
+
+
+def face_recolour(frames: np.ndarray, start: int, stop: int, ctx: VisualContext) -> None:
+    """Colour-grade the face region (hue turned, saturation changed) and blend it back with
+    a soft mask, as `face_blur` does. The hue turn, 25-60 degrees either way, takes skin
+    out of the natural skin tones (a real other person's skin is `face_swap`); the
+    saturation is either washed out (0.45-0.7x) or boosted (1.3-1.7x), never left alone."""
+    hue = float(ctx.rng.choice([-1.0, 1.0])) * float(ctx.rng.uniform(25.0, 60.0))
+    saturation = float(ctx.rng.choice([ctx.rng.uniform(0.45, 0.7), ctx.rng.uniform(1.3, 1.7)]))
+    strength = float(ctx.rng.uniform(0.75, 1.0))
+    span = frames[start:stop]
+    graded = span @ colour_grade_matrix(hue, saturation).T
+    alpha = face_mask(ctx.look, ctx.track.slice(start, stop), ctx.size)[..., None] * strength
+    frames[start:stop] = span + (graded - span) * alpha
+
+
 def frozen_frames(frames: np.ndarray, start: int, stop: int, ctx: VisualContext) -> None:
     """The picture stalls: frames [start, stop) all show frame `start`."""
     frames[start + 1:stop] = frames[start]
@@ -195,6 +230,101 @@ def time_stretch(wave: np.ndarray, start: int, stop: int, ctx: AudioContext) -> 
     _fade_in(wave, start, stop, stretched, ctx.sample_rate)
 
 
+PV_FFT, PV_HOP = 512, 128  # phase vocoder frames: 32 ms every 8 ms at 16 kHz
+
+
+def phase_vocoder(x: np.ndarray, length: int, rate: float) -> np.ndarray:
+    """`length` samples of `x` played `rate` times as fast with the pitch kept: float32.
+
+    Output frame m (centred on sample m * hop) takes the magnitude interpolated between
+    the analysis frames around x[m * hop * rate], and a phase advanced from frame to frame
+    by each bin's measured frequency, so partials stay continuous across frames. Plain
+    overlap-add of grains (as `time_stretch` does) would not do here: without phase
+    continuity a steady tone comes out as the grain rate's comb around the original pitch,
+    not at the new one. With rate 1 the input comes back unchanged (tested)."""
+    half = PV_FFT // 2
+    window = np.hanning(PV_FFT).astype(np.float32)
+    # frame j is centred on x[j * hop]; zeros before the start and past the end
+    padded = np.pad(x.astype(np.float32), (half, half + PV_FFT))
+    starts = np.arange(0, len(padded) - PV_FFT + 1, PV_HOP)
+    spectra = np.fft.rfft(padded[starts[:, None] + np.arange(PV_FFT)] * window, axis=1)  # [J, K]
+    centres = np.arange(0, length + half, PV_HOP)  # [M] output frame centres
+    steps = np.minimum(centres * rate / PV_HOP, len(spectra) - 1.001)  # fractional frame
+    low = steps.astype(np.int64)
+    frac = (steps - low)[:, None]
+    magnitude = (1 - frac) * np.abs(spectra[low]) + frac * np.abs(spectra[low + 1])
+    # the phase each bin's centre frequency turns through in one hop; the measured turn
+    # differs from it by the partial's offset from the bin centre, wrapped to [-pi, pi)
+    expected = 2 * np.pi * PV_HOP * np.arange(spectra.shape[1]) / PV_FFT
+    deviation = np.angle(spectra[low + 1]) - np.angle(spectra[low]) - expected
+    advance = expected + np.mod(deviation + np.pi, 2 * np.pi) - np.pi  # [M, K]
+    phase = _locked_phases(advance, np.angle(spectra[low]), nearest_peaks(magnitude))
+    grains = np.fft.irfft(magnitude * np.exp(1j * phase), PV_FFT, axis=1)
+    # grains carry the analysis window; overlap_add applies the synthesis one
+    return overlap_add(grains.astype(np.float32), centres - half, window, length)
+
+
+def nearest_peaks(magnitude: np.ndarray) -> np.ndarray:
+    """For each bin of each frame of `magnitude` [M, K], the bin of the nearest spectral
+    peak (a bin above its left neighbour and not below its right one): int [M, K]. A frame
+    without peaks maps every bin to itself."""
+    n_bins = magnitude.shape[1]
+    bins = np.arange(n_bins)
+    peak = np.zeros(magnitude.shape, dtype=bool)
+    peak[:, 1:-1] = ((magnitude[:, 1:-1] > magnitude[:, :-2])
+                     & (magnitude[:, 1:-1] >= magnitude[:, 2:]))
+    before = np.maximum.accumulate(np.where(peak, bins, -1), axis=1)  # -1: none yet
+    after = np.minimum.accumulate(np.where(peak, bins, n_bins)[:, ::-1], axis=1)[:, ::-1]
+    take_after = (before < 0) | ((after < n_bins) & (after - bins < bins - before))
+    nearest = np.where(take_after, after, before)
+    return np.where((nearest < 0) | (nearest >= n_bins), bins, nearest)
+
+
+def _locked_phases(advance: np.ndarray, analysis: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """Output phases [M, K] with identity phase locking (Laroche and Dolson): each bin's
+    phase runs on from the previous output frame by its measured advance, then every bin
+    takes its peak's phase plus the phase difference the analysis frame has between them.
+    Without the locking, the bins of one partial drift apart in phase after a pause or an
+    onset and cancel: speech came out 20-40 % quieter."""
+    analysis = analysis.astype(np.float64)
+    relative = analysis - np.take_along_axis(analysis, peaks, axis=1)  # [M, K]
+    phase = np.empty_like(analysis)
+    running = analysis[0]
+    for m in range(len(analysis)):  # a recurrence: each frame starts from the last one
+        if m:
+            # wrapped, so that precision does not fall as the phases grow frame by frame
+            running = np.mod(phase[m - 1] + advance[m - 1], 2 * np.pi)
+        phase[m] = running[peaks[m]] + relative[m]
+    return phase
+
+
+def pitch_shifted(x: np.ndarray, semitones: float) -> np.ndarray:
+    """`x` shifted by `semitones` with its length and timing kept: float32 [len(x)].
+
+    Resampling by the pitch factor (linear interpolation) scales every frequency and the
+    tempo alike; `phase_vocoder` then restores the tempo and keeps the new pitch. Sample
+    time t of the output lines up with time t of the input. Shifting up lets a little
+    energy above 8 kHz / factor fold back (no anti-alias filter): faint in speech, and
+    one more artefact of a cheap voice changer."""
+    factor = 2.0 ** (semitones / 12)
+    resampled = np.interp(np.arange(0.0, len(x) - 1, factor), np.arange(len(x)), x)
+    return phase_vocoder(resampled, len(x), len(resampled) / len(x))
+
+
+def pitch_shift(wave: np.ndarray, start: int, stop: int, ctx: AudioContext) -> None:
+    """Shift the span's voice 2-5 semitones up or down, keeping its length and tempo.
+
+    Only the voice (the wave less the room noise) is shifted; the room noise stays as
+    recorded, so the edit is a changed voice, not a changed room. The shift is computed on
+    the voice with PV_FFT samples of context each side (read, never written), so the
+    span's ends are not the vocoder's zero-padded edges."""
+    semitones = float(ctx.rng.choice([-1.0, 1.0])) * float(ctx.rng.uniform(2.0, 5.0))
+    low, high = max(0, start - PV_FFT), min(len(wave), stop + PV_FFT)
+    voice = wave[low:high] - ctx.room_noise[low:high]
+    shifted = pitch_shifted(voice, semitones)[start - low:stop - low]
+    _fade_in(wave, start, stop, shifted + ctx.room_noise[start:stop], ctx.sample_rate)
+
+
 def spectral_smooth(wave: np.ndarray, start: int, stop: int, ctx: AudioContext) -> None:
     """Smooth the span's magnitude spectrum over frequency and time, keeping the phase."""
     length = stop - start
@@ -222,10 +352,12 @@ VISUAL_FORGERIES: dict[str, VisualForgery] = {
     "face_swap": face_swap,
     "face_blur": face_blur,
     "frozen_frames": frozen_frames,
+    "face_recolour": face_recolour,
 }
 AUDIO_FORGERIES: dict[str, AudioForgery] = {
     "revoice": revoice,
     "splice": splice,
     "time_stretch": time_stretch,
     "spectral_smooth": spectral_smooth,
+    "pitch_shift": pitch_shift,
 }
