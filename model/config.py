@@ -24,6 +24,11 @@ clip's median frame, so only deviations within a clip reach the network (what th
 weight-free demo features need: their absolute values mostly say who is speaking);
 "append" feeds both (twice the input width).
 
+What the FDN reads (`fdn_view`, "shared" = the paper): "own" gives each FDN its own linear
+embedding of the standardised input (before any clip contrast) and trains it by Eq. 2 on
+authentic clips alone, never by the classification losses; it needs fdn_target "input", and
+`train.fdn_pretrain_epochs` can train it alone first (model/fdn.py, pipeline/fdn_pretrain.py).
+
 Authentic-frame term (`frame_negative_weight`, 0 = the paper): Top-K MIL trains a head
 through its K highest frames only, so nothing ties the score of the other frames to forgery,
 and a head can rank authentic frames above forged ones and still fit every video label. The

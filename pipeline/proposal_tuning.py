@@ -10,8 +10,8 @@ AV-Deepfake1M challenge score, which weighs ranking and recall alike; `objective
 `tune_run_checkpoints` after its last epoch and `rtdl tune` (pipeline/tune.py) redoes it.
 Never tune on a test split: its metrics would be optimistic.
 
-Large validation splits are sampled (`tuning_sample`): the grids hold 984 candidates and
-each one re-proposes and re-evaluates every video, a cost linear in the split. LAV-DF's dev
+Large validation splits are sampled (`tuning_sample`): the grids hold 1,092 distinct
+candidates and each one re-proposes and re-evaluates every video, a cost linear in the split. LAV-DF's dev
 split has 31,501 videos, which at a few ms per video and candidate would keep `rtdl train`
 tuning for most of a day; `max_videos` (default 1,000) caps it with a fixed sample,
 stratified by label, that every run and rerun draws alike (a hash of each file name, not a
