@@ -37,6 +37,10 @@ Choices:
   seed are what they were before these types existed (tested). The validation coin is
   drawn from a generator of its own per clip, and only when there are validation types,
   so they change the forgery names of a plan, never its clip lengths or span positions.
+  Measured on the 2,100-clip benchmark (BENCHMARKS.md, "The FDN trained on authentic clips
+  inside the model"): the visual learned deviation, trained on face swaps, marks a
+  recolour (frame AUC 0.75), so in practice the two share a kind of artefact, and a dev
+  with these types chose no better localizers for test_unseen's types.
 - Split sizes come from `split_fractions` (default 60/10/15/15 % for train/dev/test/
   test_unseen) with at least 4 clips per split, and classes are balanced within each split
   (round robin over the four classes, then shuffled), so `num_videos >= 16`.
