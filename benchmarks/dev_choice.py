@@ -41,11 +41,10 @@ def main() -> None:
 
     import torch
 
-    from data.cache import FeatureCache
-    from data.metadata import load_metadata, records_for_split
-    from localization_bench import evaluate, split_scores
+    from data.metadata import records_for_split
+    from localization_bench import evaluate, open_set, split_scores
     from pipeline.checkpoint import load_checkpoint
-    from pipeline.diagnostics import format_auc_table, frame_auc_table, load_forgery_types, model_signals
+    from pipeline.diagnostics import format_auc_table, frame_auc_table, model_signals
     from pipeline.machine import describe_machine
     from pipeline.proposal_tuning import tune_on_scores
     from pipeline.proposals import EVIDENCE_KINDS, all_proposals, routed_curve
@@ -53,11 +52,9 @@ def main() -> None:
 
     torch.set_num_threads(2)
     print(describe_machine(), flush=True)
-    cache = FeatureCache(args.cache)
-    records = load_metadata(args.metadata)
-    types = load_forgery_types(args.metadata)
+    cache, records, by_split, types = open_set(args.metadata, args.cache)
     validation_types = set(args.validation_types.split(","))
-    dev = records_for_split(records, "dev")
+    dev = by_split["dev"]
     in_validation = {r.file for r in dev if r.file.startswith(args.validation_prefix)
                      or validation_types & {t for by_modality in types.get(r.file, {}).values()
                                               for t in by_modality}}

@@ -90,22 +90,17 @@ def main() -> None:
 
     import torch
 
-    from data.cache import FeatureCache
-    from data.metadata import load_metadata, records_for_split
+    from data.metadata import records_for_split
     from fdn_probe import authentic_mae_errors
-    from localization_bench import split_scores, tune_and_test
+    from localization_bench import open_set, split_scores, tune_and_test
     from pipeline.checkpoint import load_checkpoint
-    from pipeline.diagnostics import load_forgery_types
     from pipeline.machine import describe_machine
     from pipeline.proposal_tuning import SIGNAL_TUNING_GRID
     from pipeline.train import calibrate_frame_evidence
 
     torch.set_num_threads(2)
     print(describe_machine(), flush=True)
-    cache = FeatureCache(args.cache)
-    records = load_metadata(args.metadata)
-    by_split = {s: records_for_split(records, s) for s in SPLITS}
-    forgery_types = load_forgery_types(args.metadata)
+    cache, records, by_split, forgery_types = open_set(args.metadata, args.cache)
     train = records_for_split(records, "train")
     errors = authentic_mae_errors(cache, train, [r for s in SPLITS for r in by_split[s]],
                                   epochs=args.epochs, seed=args.seed)

@@ -26,6 +26,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -53,6 +54,26 @@ def fixed_scores(curves: dict, records, probs=(0.0, 0.0, 0.0, 1.0)):
             c = np.asarray(curves[r.file], np.float64)
             out[r.file] = VideoScores(np.asarray(probs), c, c, c, r.fps, r.duration)
     return out
+
+
+class BenchmarkSet(NamedTuple):
+    cache: object  # data.cache.FeatureCache
+    records: list  # every record of the metadata
+    by_split: dict  # {split: records} for SPLITS
+    types: dict  # {file: {modality: [forgery type per period]}} (pipeline/diagnostics.py)
+
+
+def open_set(metadata, cache_source) -> BenchmarkSet:
+    """The cache, metadata, SPLITS' records and forgery types of one benchmark set: what
+    every script of this folder that tunes on dev and tests once starts from."""
+    from data.cache import FeatureCache
+    from data.metadata import load_metadata, records_for_split
+    from pipeline.diagnostics import load_forgery_types
+
+    records = load_metadata(metadata)
+    return BenchmarkSet(FeatureCache(cache_source), records,
+                        {s: records_for_split(records, s) for s in SPLITS},
+                        load_forgery_types(metadata))
 
 
 def tune_and_test(scores_by_split: dict, records_by_split: dict, signal_grid: dict,
@@ -180,17 +201,12 @@ def main() -> None:
 
     import torch
 
-    from data.cache import FeatureCache
-    from data.metadata import load_metadata, records_for_split
     from model.normalize import frame_statistics
-    from pipeline.diagnostics import format_auc_table, load_forgery_types
+    from pipeline.diagnostics import format_auc_table
     from pipeline.machine import describe_machine
 
     torch.set_num_threads(2)
-    cache = FeatureCache(args.cache)
-    records = load_metadata(args.metadata)
-    by_split = {s: records_for_split(records, s) for s in SPLITS}
-    types = load_forgery_types(args.metadata)
+    cache, records, by_split, types = open_set(args.metadata, args.cache)
     train = [r for r in records if r.split == "train"]
     arrays = [cache.read(r.file) for r in train]
     stats = (frame_statistics(v for v, _ in arrays), frame_statistics(a for _, a in arrays))

@@ -115,18 +115,14 @@ def main() -> None:
 
     import torch
 
-    from data.cache import FeatureCache
-    from data.metadata import load_metadata, records_for_split
-    from localization_bench import split_scores
+    from localization_bench import open_set, split_scores
     from pipeline.checkpoint import load_checkpoint
     from pipeline.machine import describe_machine
     from pipeline.train import calibrate_frame_evidence
 
     torch.set_num_threads(2)
     print(describe_machine(), flush=True)
-    cache = FeatureCache(args.cache)
-    records = load_metadata(args.metadata)
-    by_split = {s: records_for_split(records, s) for s in SPLITS}
+    cache, records, by_split, _ = open_set(args.metadata, args.cache)
     results = []
     for run in args.runs:
         cfg = chosen_config(args.chosen, run)
