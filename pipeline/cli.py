@@ -164,9 +164,13 @@ def train_command(cache_paths, metadata, out_dir, config_path, overrides, epochs
 @click.option("--workers", default=TuningOptions.workers, show_default=True, type=click.IntRange(min=0),
               help="Processes scoring the candidates (0: one per CPU core, at most 16, when the "
                    "search is large enough to gain; the chosen settings are the same).")
+@click.option("--passes", default=TuningOptions.passes, show_default=True, type=click.IntRange(min=1),
+              help="Search the evidence and then the proposal settings, again from the best "
+                   "so far while that finds better, at most this many times (1: once; each "
+                   "pass costs about as much as the first).")
 @click.option("--device", default=InferenceOptions.device, show_default=True, help="auto, cpu, cuda or cuda:N.")
 def tune_command(cache_paths, checkpoint, metadata, split, grid_path, protocol, out_path,
-                 write_checkpoint, max_videos, workers, device):
+                 write_checkpoint, max_videos, workers, passes, device):
     """Choose proposal settings for a checkpoint on a validation split."""
     from pipeline.proposal_tuning import describe_tuning
     from pipeline.tune import tune_checkpoint
@@ -175,7 +179,7 @@ def tune_command(cache_paths, checkpoint, metadata, split, grid_path, protocol, 
     result = tune_checkpoint(cache, checkpoint, metadata, split, grid_path=grid_path,
                              protocol=protocol, out_path=out_path,
                              write_checkpoint=write_checkpoint, device=device, max_videos=max_videos,
-                             workers=workers or None)
+                             workers=workers or None, passes=passes)
     for line in describe_tuning(result["tuning"]):
         click.echo(line)
     from data.config import to_dict

@@ -36,3 +36,4 @@ class InferenceOptions:
 class TuningOptions:
     max_videos: int = 1000  # validation videos proposal settings are chosen on at most (a fixed sample; 0: all)
     workers: int = 0  # processes scoring the candidates; 0: one per CPU core (at most 16) for large searches
+    passes: int = 2  # passes of the two-stage search at most (pipeline/proposal_tuning.py); 1: the two stages once

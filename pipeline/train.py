@@ -478,7 +478,7 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
                 log.info("choosing proposal settings on the %s split", val_split)
                 _, outcome.proposal_tuning = tune_run_checkpoints(
                     best_path, last_path, model, cache, val_records, val_split, device,
-                    max_videos=cfg.tune_max_videos)
+                    max_videos=cfg.tune_max_videos, passes=cfg.tune_passes)
         return outcome
     finally:
         if writer is not None:

@@ -53,10 +53,11 @@ class TrainConfig:
     tensorboard: bool = False  # also log every epoch's metrics to <run folder>/tensorboard
     tune_proposals: bool = True  # after the last epoch, choose proposal settings on the validation split
     tune_max_videos: int = TuningOptions.max_videos  # ... on at most this many of its videos (a fixed sample; 0: all)
+    tune_passes: int = TuningOptions.passes  # ... in at most this many passes of its two stages (1: once)
 
     def __post_init__(self) -> None:
         # frozen configs are checked once here, so the trainer can trust every field
-        positive = ("epochs", "batch_size", "max_len")
+        positive = ("epochs", "batch_size", "max_len", "tune_passes")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name}: must be >= 1, got {getattr(self, name)}")

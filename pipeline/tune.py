@@ -29,7 +29,8 @@ from pipeline.devices import resolve_device
 from pipeline.inference import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FRAMES
 from pipeline.metrics import PROTOCOLS
 from pipeline.proposal_settings import write_proposals_yaml
-from pipeline.proposal_tuning import DEFAULT_TUNING_VIDEOS, describe_tuning, tune_model
+from pipeline.proposal_tuning import (DEFAULT_TUNING_PASSES, DEFAULT_TUNING_VIDEOS, describe_tuning,
+                                     tune_model)
 from pipeline.proposals import ProposalConfig
 
 log = logging.getLogger(__name__)
@@ -80,11 +81,13 @@ def tune_checkpoint(cache_path, checkpoint_path, metadata_path, split: str = "de
                     out_path: str | Path | None = None, write_checkpoint: bool = False,
                     device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE,
                     max_frames: int = DEFAULT_MAX_FRAMES,
-                    max_videos: int = DEFAULT_TUNING_VIDEOS, workers: int | None = None) -> dict:
+                    max_videos: int = DEFAULT_TUNING_VIDEOS, workers: int | None = None,
+                    passes: int = DEFAULT_TUNING_PASSES) -> dict:
     """`rtdl tune`: choose proposal settings for a checkpoint on a metadata split, write them
     as YAML (default: proposals.yaml beside the checkpoint) and, with `write_checkpoint`,
     into the checkpoint itself. `workers`: processes scoring the candidates (None: one per
-    core when the search is large). Returns {"config", "tuning", "yaml", "checkpoint_updated"}."""
+    core when the search is large); `passes`: of the two-stage search, at most
+    (`proposal_tuning.coordinate_search`). Returns {"config", "tuning", "yaml", "checkpoint_updated"}."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose one of {list(PROTOCOLS)}")
     signal_grid, grid = load_grid(grid_path)  # a bad grid fails before the model runs
@@ -104,7 +107,7 @@ def tune_checkpoint(cache_path, checkpoint_path, metadata_path, split: str = "de
     config, record = tune_model(checkpoint.model, cache, records, split=split, protocol=protocol,
                                 signal_grid=signal_grid, grid=grid, device=torch_device,
                                 batch_size=batch_size, max_frames=max_frames, max_videos=max_videos,
-                                workers=workers)
+                                workers=workers, passes=passes)
     record["checkpoint_epoch"] = checkpoint.epoch
     out_path = Path(out_path) if out_path else Path(checkpoint_path).with_name("proposals.yaml")
     write_proposals_yaml(config, out_path, [f"proposal settings for {checkpoint_path} "
