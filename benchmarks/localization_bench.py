@@ -119,7 +119,7 @@ def run_report(run_dir: Path, cache, records_by_split, forgery_types, calibrate_
     use its curve)."""
     from pipeline.checkpoint import load_checkpoint
     from pipeline.diagnostics import frame_auc_table, model_signals, routing_report
-    from pipeline.proposals import routed_curve
+    from pipeline.proposals import EVIDENCE_KINDS, evidence_curve, routed_curve
 
     model = load_checkpoint(run_dir / "best.pt").model
     if calibrate_with is not None:
@@ -160,6 +160,12 @@ def run_report(run_dir: Path, cache, records_by_split, forgery_types, calibrate_
             signals[f]["routed (paper)"] = paper_routed[f]
             signals[f]["visual error evidence"] = outputs[split][f]["visual_error_evidence"]
             signals[f]["audio error evidence"] = outputs[split][f]["audio_error_evidence"]
+            # the combined evidence kinds, per modality (each single kind is a signal above)
+            length = len(paper_routed[f])
+            for kind in EVIDENCE_KINDS[4:]:
+                for modality in ("visual", "audio"):
+                    signals[f][f"{modality} evidence: {kind}"] = evidence_curve(
+                        scores[split][f], modality, kind, length)
         report["frame_auc"][split] = frame_auc_table(signals, records_by_split[split], forgery_types)
         report["routing"][split] = routing_report(
             {f: o["class_probs"] for f, o in outputs[split].items()}, records_by_split[split])

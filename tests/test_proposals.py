@@ -369,6 +369,28 @@ def test_sync_evidence_is_one_curve_for_both_branches_and_can_be_averaged_with_t
     assert np.allclose(branch_curve(with_error, "audio", three), sync / 3)
 
 
+def test_reconstruction_outliers_raise_the_mean_of_desynchrony_and_learned_deviation():
+    from pipeline.proposals import RECONSTRUCTION_OUTLIER_LEVEL, branch_curve
+
+    heads, learned, sync, error = np.zeros(12), np.zeros(12), np.zeros(12), np.zeros(12)
+    learned[3:5], learned[6:8] = 0.8, 1.0
+    sync[6:10] = 1.0
+    error[0:2] = 0.9  # high, but 10 % of authentic frames reach it: not an outlier
+    error[10:12] = 0.995  # above RECONSTRUCTION_OUTLIER_LEVEL of authentic frames
+    error[7] = 0.995  # an outlier below the mean of the other two keeps the mean (1.0)
+    assert error[0] < RECONSTRUCTION_OUTLIER_LEVEL <= error[10]
+    scores = VideoScores(np.array(VISUAL_ONLY), heads, heads, heads, FPS, 3.0,
+                         visual_learned_deviation=learned, sync_evidence=sync,
+                         visual_evidence=error)
+    cfg = dataclasses.replace(PLAIN, error_weight=1.0,
+                              evidence="sync_and_learned_deviation_or_reconstruction_outlier")
+    expected = 0.5 * (sync + learned)
+    expected[10:12] = 0.995
+    assert np.allclose(branch_curve(scores, "visual", cfg), expected)
+    # the audio branch has neither a learned deviation nor an error here: half the desynchrony
+    assert np.allclose(branch_curve(scores, "audio", cfg), 0.5 * sync)
+
+
 def test_error_evidence_goes_only_into_the_chosen_modality():
     from pipeline.proposals import branch_curve
 
