@@ -41,8 +41,9 @@ where the error is above RECONSTRUCTION_OUTLIER_LEVEL (0.99) of authentic traini
 0.99 is a false-alarm rate fixed in advance (1 % of authentic frames), not a value chosen on
 any split: dev holds no forgery that only the FDN marks, so it could not choose it. Per
 frame on the 2,100-clip benchmark (own-view FDN, seeds 0-2) it lifts held-out blur from
-0.69 to 0.82 and costs the seen visual forgeries 0.01 (BENCHMARKS.md, "A second pass over
-the evidence, and the FDN's outliers").
+0.69 to 0.82 and costs the seen visual forgeries 0.01; dev, which holds no blur, chose it
+in none of three runs (BENCHMARKS.md, "A second pass over the evidence, and the FDN's
+outliers").
 
 Curve normalisation (`curve_normalization`): proposal scores are pooled over all videos
 before AP is computed, so a curve's *level* matters as much as its shape. A trained head's
