@@ -44,9 +44,10 @@ trainer can train it alone on the authentic training clips before the joint epoc
 end, the same autoencoder marks held-out blur at frame AUC 0.98 on rtdl's 2,100-clip
 benchmark where the shared one reads 0.38 (BENCHMARKS.md, "The FDN alone, trained to the
 end"); inside the model, with this view and the pretraining, 0.989 in each of three seeds
-(BENCHMARKS.md, "The FDN trained on authentic clips inside the model"). With "own" the reconstructed stream handed to the MTLR heads is cut from the graph
-(`RTDeepLoc.forward`), so the classification losses cannot teach the autoencoder to
-rebuild forgeries; the heads still read it.
+(BENCHMARKS.md, "The FDN trained on authentic clips inside the model"). With "own" the
+reconstructed stream handed to the MTLR heads is cut from the graph (`RTDeepLoc.forward`),
+so the classification losses cannot teach the autoencoder to rebuild forgeries; the heads
+still read it.
 """
 from __future__ import annotations
 
