@@ -43,17 +43,24 @@ VIDEOS = [("a/short.mp4", 5, 5), ("a/medium.mp4", 24, 24), ("b/long.mp4", 70, 70
           ("b/thirty.mp4", 30, 30), ("c/forged.mp4", 40, 40), ("c/edge.mp4", 32, 32)]
 
 
+# CPU features that select other float kernels in torch and numpy: one model name ("AMD
+# EPYC") covers machines with and without AVX-512, whose sums differ in the last bits
+KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
 def machine_fingerprint() -> dict:
-    cpu = "unknown"
+    cpu, flags = "unknown", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu == "unknown":
                 cpu = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return {"cpu": cpu, "machine": platform.machine(), "torch": torch.__version__,
-            "numpy": np.__version__}
+    return {"cpu": cpu, "cpu_flags": [f for f in KERNEL_FLAGS if f in flags],
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "machine": platform.machine(), "torch": torch.__version__, "numpy": np.__version__}
 
 
 def make_inputs(tmp_path: Path) -> tuple[Path, Path, dict]:
