@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from model.deviation_scorer import (DeviationScorer, deviation_mil_loss, deviation_views,
-                                    masked_moving_average)
+                                    masked_moving_average, masked_moving_median)
 from model.rtdeeploc import build_model
 from model_fixtures import one_thread, tiny_config  # noqa: F401 (one_thread: fixture)
 from pipeline.metrics import rank_auc
@@ -22,15 +22,55 @@ def test_moving_average_counts_valid_frames_only():
     assert torch.allclose(got, torch.tensor(expected, dtype=torch.float32))
 
 
-def test_padding_does_not_change_the_views_of_valid_frames():
+def test_moving_median_counts_valid_frames_only_and_keeps_a_step_where_it_is():
+    x = torch.tensor([1.0, 9.0, 2.0, 3.0, 4.0, 7.0, 7.0]).reshape(1, 7, 1)  # last two padding
+    mask = torch.tensor([[True] * 5 + [False] * 2])
+    got = masked_moving_median(x, mask, 3)[0, :, 0]
+    # frame 0 sees (1, 9): the lower middle; frame 4 sees (3, 4) and not the padding's 7
+    assert got.tolist() == [1.0, 2.0, 3.0, 3.0, 3.0, 0.0, 0.0]
+    # a span of 6 frames at 1 in zeros: the 5-frame median's ends stay on the span's, where
+    # the mean's spread 2 frames out on each side (what the median was chosen for)
+    step = torch.zeros(1, 20, 1)
+    step[0, 8:14] = 1.0
+    full = torch.ones(1, 20, dtype=torch.bool)
+    def marked(values):
+        return torch.nonzero(values[0, :, 0] > 0.1).flatten().tolist()
+
+    assert marked(masked_moving_median(step, full, 5)) == list(range(8, 14))
+    assert marked(masked_moving_average(step, full, 5)) == list(range(6, 16))
+
+
+@pytest.mark.parametrize("statistic", ["median", "mean"])
+def test_padding_does_not_change_the_views_of_valid_frames(statistic):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 9, 4, generator=g)
-    alone = deviation_views(x, torch.ones(1, 9, dtype=torch.bool))
+    alone = deviation_views(x, torch.ones(1, 9, dtype=torch.bool), statistic)
     padded_x = torch.cat([x, 50 * torch.ones(1, 6, 4)], dim=1)
     mask = torch.arange(15)[None] < 9
-    padded = deviation_views(padded_x, mask)
+    padded = deviation_views(padded_x, mask, statistic)
     assert torch.allclose(padded[:, :9], alone, atol=1e-6)
     assert torch.equal(padded[:, 9:], torch.zeros_like(padded[:, 9:]))
+
+
+def test_a_scorer_from_before_the_median_keeps_the_moving_averages_it_was_trained_on():
+    g = torch.Generator().manual_seed(2)
+    x, mask = torch.randn(2, 30, 4, generator=g), torch.ones(2, 30, dtype=torch.bool)
+    new = DeviationScorer(4)
+    with torch.no_grad():
+        new.weight.normal_(generator=g)
+    assert bool(new.window_median)
+    old = DeviationScorer(4)
+    old.load_state_dict({k: v for k, v in new.state_dict().items() if k != "window_median"})
+    assert not bool(old.window_median)
+    reference = DeviationScorer(4, statistic="mean")
+    reference.load_state_dict({**new.state_dict(), "window_median": torch.tensor(False)})
+    torch.testing.assert_close(old(x, mask), reference(x, mask))
+    assert not torch.allclose(old(x, mask), new(x, mask))
+    renewed = DeviationScorer(4, statistic="mean")
+    renewed.load_state_dict(new.state_dict())  # a checkpoint that says median is read as median
+    torch.testing.assert_close(renewed(x, mask), new(x, mask))
+    with pytest.raises(ValueError, match="statistic"):
+        DeviationScorer(4, statistic="mode")
 
 
 def test_scorer_learns_a_span_that_deviates_either_way_from_video_labels_only():
