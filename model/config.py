@@ -83,6 +83,9 @@ class ModelConfig:
     # weight of the learned clip-deviation scorer's MIL loss (not in the paper,
     # model/deviation_scorer.py); 0 = not built. It trains apart from the network.
     deviation_scorer_weight: float = 0.0
+    # how the scorers' 5- and 15-frame windows summarise the deviation: "mean" or "median"
+    # (rtdl's opt-in, edge-preserving; model/deviation_scorer.py, "Windows")
+    deviation_window_statistic: str = "mean"
     dropout: float = 0.1  # dropout in attention, Transformer layers and heads
     # --- loss weights (Eq. 4) ---
     cls_main_weight: float = 0.8  # fused main 4-class head
@@ -129,6 +132,8 @@ class ModelConfig:
             raise bad("mil_topk_ratio", "must be in (0, 1]")
         if not 0.0 <= self.dropout < 1.0:
             raise bad("dropout", "must be in [0, 1)")
+        if self.deviation_window_statistic not in ("mean", "median"):
+            raise bad("deviation_window_statistic", "must be 'mean' or 'median'")
         for name in ("aicl_margin", "frame_negative_weight", "deviation_scorer_weight", "cls_main_weight", "cls_aux_weight", "recon_weight",
                      "kl_weight", "aicl_weight"):
             if getattr(self, name) < 0:

@@ -171,8 +171,9 @@ class RTDeepLoc(nn.Module):
         self.av_sync = AVSync(visual_dim, audio_dim)
         self.sync_calibration = ErrorCalibration()
         if cfg.deviation_scorer_weight > 0:  # last, and zero-initialised: nothing else changes
-            self.deviation_scorers = nn.ModuleDict({"visual": DeviationScorer(visual_dim),
-                                                    "audio": DeviationScorer(audio_dim)})
+            statistic = cfg.deviation_window_statistic
+            self.deviation_scorers = nn.ModuleDict({"visual": DeviationScorer(visual_dim, statistic),
+                                                    "audio": DeviationScorer(audio_dim, statistic)})
 
     def set_input_statistics(self, visual_mean, visual_std, audio_mean, audio_std) -> None:
         """Standardise inputs with these per-dimension statistics ([Cv], [Cv], [Ca], [Ca])."""

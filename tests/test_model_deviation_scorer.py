@@ -55,11 +55,11 @@ def test_padding_does_not_change_the_views_of_valid_frames(statistic):
 def test_a_scorer_from_before_the_median_keeps_the_moving_averages_it_was_trained_on():
     g = torch.Generator().manual_seed(2)
     x, mask = torch.randn(2, 30, 4, generator=g), torch.ones(2, 30, dtype=torch.bool)
-    new = DeviationScorer(4)
+    new = DeviationScorer(4, statistic="median")
     with torch.no_grad():
         new.weight.normal_(generator=g)
-    assert bool(new.window_median)
-    old = DeviationScorer(4)
+    assert bool(new.window_median) and not bool(DeviationScorer(4).window_median)  # mean by default
+    old = DeviationScorer(4, statistic="median")
     old.load_state_dict({k: v for k, v in new.state_dict().items() if k != "window_median"})
     assert not bool(old.window_median)
     reference = DeviationScorer(4, statistic="mean")
@@ -131,3 +131,12 @@ def test_the_network_trains_exactly_as_without_the_scorer():
     assert torch.equal(prediction.visual_learned_deviation * ~mask, torch.zeros(mask.shape))
     assert torch.equal(without.predict(visual, audio, mask).audio_learned_deviation,
                        torch.zeros(mask.shape))
+
+
+def test_the_model_config_chooses_the_scorers_window_statistic():
+    median = build_model(tiny_config(deviation_scorer_weight=1.0, deviation_window_statistic="median"), CV, CA)
+    mean = build_model(tiny_config(deviation_scorer_weight=1.0), CV, CA)
+    assert all(bool(s.window_median) for s in median.deviation_scorers.values())
+    assert not any(bool(s.window_median) for s in mean.deviation_scorers.values())
+    with pytest.raises(ValueError, match="deviation_window_statistic"):
+        tiny_config(deviation_window_statistic="mode")
