@@ -84,7 +84,7 @@ class ModelConfig:
     # model/deviation_scorer.py); 0 = not built. It trains apart from the network.
     deviation_scorer_weight: float = 0.0
     # how the scorers' 5- and 15-frame windows summarise the deviation: "mean" or "median"
-    # (rtdl's opt-in, edge-preserving; model/deviation_scorer.py, "Windows")
+    # (rtdl's opt-in, edge-preserving; model/deviation_scorer.py, "What a window takes")
     deviation_window_statistic: str = "mean"
     dropout: float = 0.1  # dropout in attention, Transformer layers and heads
     # --- loss weights (Eq. 4) ---

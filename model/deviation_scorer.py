@@ -55,9 +55,9 @@ from model.mil import topk_mil_pool
 from model.normalize import clip_contrast
 
 WINDOWS = (5, 15)  # frames of the centred windows next to the single-frame view
-# what each window summarises the deviation with unless told (module docstring, "Windows";
-# `ModelConfig.deviation_window_statistic`); checkpoints from before the median load with
-# the mean they were trained with (`DeviationScorer`)
+# what each window summarises the deviation with unless told (module docstring, "What a
+# window takes"; `ModelConfig.deviation_window_statistic`); checkpoints from before the
+# median load with the mean they were trained with (`DeviationScorer`)
 WINDOW_STATISTIC = "mean"
 WINDOW_STATISTICS = ("mean", "median")
 
