@@ -52,6 +52,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+# what the learned deviation scorers' windows may take (`deviation_window_statistic`)
+DEVIATION_WINDOW_STATISTICS = ("mean", "median")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -132,7 +135,7 @@ class ModelConfig:
             raise bad("mil_topk_ratio", "must be in (0, 1]")
         if not 0.0 <= self.dropout < 1.0:
             raise bad("dropout", "must be in [0, 1)")
-        if self.deviation_window_statistic not in ("mean", "median"):
+        if self.deviation_window_statistic not in DEVIATION_WINDOW_STATISTICS:
             raise bad("deviation_window_statistic", "must be 'mean' or 'median'")
         for name in ("aicl_margin", "frame_negative_weight", "deviation_scorer_weight", "cls_main_weight", "cls_aux_weight", "recon_weight",
                      "kl_weight", "aicl_weight"):

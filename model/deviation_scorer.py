@@ -51,6 +51,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from model.config import DEVIATION_WINDOW_STATISTICS
 from model.mil import topk_mil_pool
 from model.normalize import clip_contrast
 
@@ -59,7 +60,6 @@ WINDOWS = (5, 15)  # frames of the centred windows next to the single-frame view
 # window takes"; `ModelConfig.deviation_window_statistic`); checkpoints from before the
 # median load with the mean they were trained with (`DeviationScorer`)
 WINDOW_STATISTIC = "mean"
-WINDOW_STATISTICS = ("mean", "median")
 
 
 def window_sums(x: Tensor, frames: int) -> Tensor:
@@ -103,9 +103,9 @@ class DeviationScorer(nn.Module):
 
     def __init__(self, dim: int, statistic: str = WINDOW_STATISTIC):
         super().__init__()
-        if statistic not in WINDOW_STATISTICS:
-            raise ValueError(f"DeviationScorer statistic: expected one of {WINDOW_STATISTICS}, "
-                             f"got {statistic!r}")
+        if statistic not in DEVIATION_WINDOW_STATISTICS:
+            raise ValueError(f"DeviationScorer statistic: expected one of "
+                             f"{DEVIATION_WINDOW_STATISTICS}, got {statistic!r}")
         # zeros: no random draw, so the rest of the model initialises as without this module
         self.weight = nn.Parameter(torch.zeros(len(WINDOWS) + 1, dim))
         self.bias = nn.Parameter(torch.zeros(()))
