@@ -380,22 +380,33 @@ def snap_runs(runs: list[tuple[int, int]], change: np.ndarray,
     if change.size == 0:
         return runs
     floor = float(np.quantile(change, cfg.snap_quantile))
-    radius = cfg.snap_frames
-
-    def snap(frame: int) -> int:
-        lo, hi = max(0, frame - radius), min(change.size - 1, frame + radius)
-        if lo > hi:  # the end of a run that reaches past the last frame
-            return frame
-        window = change[lo:hi + 1]
-        peaks = lo + np.flatnonzero(window == window.max())
-        best = int(peaks[np.argmin(np.abs(peaks - frame))])  # of equal maxima, the nearest
-        return best if change[best] >= floor and change[best] > 0 else frame
-
+    target = snap_targets(change, cfg.snap_frames, floor, max((end for _, end in runs), default=0))
     snapped = []
     for start, end in runs:
-        new_start, new_end = snap(start), snap(end)
+        new_start, new_end = int(target[start]), int(target[end])
         snapped.append((new_start, new_end) if new_end - new_start >= cfg.min_frames else (start, end))
     return snapped
+
+
+def snap_targets(change: np.ndarray, radius: int, floor: float, last_frame: int) -> np.ndarray:
+    """[last_frame + 1]: where `snap_runs` moves a boundary at each frame 0..last_frame: the
+    frame within `radius` of it (inside the clip) where `change` [T] is largest, the nearest
+    of equal maxima and the earlier of two as near, when that change is above 0 and at least
+    `floor`; otherwise the frame itself. One table per curve instead of a search per
+    boundary: tuning snaps every candidate run of every video for each setting."""
+    frames = np.arange(last_frame + 1)
+    if radius < 1:
+        return frames
+    # -inf outside the clip, so a window clipped at an edge never picks a frame beyond it
+    right = max(0, last_frame + radius + 1 - change.size)
+    padded = np.concatenate([np.full(radius, -np.inf), change, np.full(right, -np.inf)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1)[:last_frame + 1]
+    offsets = np.arange(-radius, radius + 1)
+    peak = windows.max(axis=1)  # [last_frame + 1]
+    nearness = 2 * np.abs(offsets) + (offsets > 0)  # nearest first, then the earlier
+    choice = np.argmin(np.where(windows == peak[:, None], nearness, np.iinfo(np.int64).max), axis=1)
+    moves = np.isfinite(peak) & (peak >= floor) & (peak > 0)
+    return np.where(moves, frames + offsets[choice], frames)
 
 
 def run_contrasts(scores: np.ndarray, runs: Sequence[tuple[int, int]], outer_ratio: float) -> np.ndarray:

@@ -14,9 +14,12 @@ from pipeline.proposals import (
     interval_iou,
     merge_runs,
     route,
+    run_contrasts,
     run_level,
-    soft_nms,
+    runs_per_level,
     scores_to_proposals,
+    snap_targets,
+    soft_nms,
     video_proposals,
 )
 
@@ -493,6 +496,55 @@ def test_snapping_needs_a_change_that_stands_out_in_its_clip():
 def test_a_run_that_snapping_would_shorten_below_min_frames_keeps_its_ends():
     # both ends would move to frame 14 (one change peak within 6 of each): an empty run
     assert snap_case(change_with_peaks(14), snap_frames=6, min_frames=2) == [(8, 20)]
+
+
+def nearest_peak_by_search(change, frame, radius, floor):
+    """What `snap_targets` must give for one frame, searched the plain way."""
+    lo, hi = max(0, frame - radius), min(len(change) - 1, frame + radius)
+    if lo > hi:
+        return frame
+    window = change[lo:hi + 1]
+    peaks = lo + np.flatnonzero(window == window.max())
+    best = int(peaks[np.argmin(np.abs(peaks - frame))])  # the nearest, the earlier of two
+    return best if change[best] >= floor and change[best] > 0 else frame
+
+
+def test_snap_table_matches_a_search_from_each_frame():
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        length = int(rng.integers(1, 40))
+        # few distinct values, so equal maxima (and ties in distance) are common
+        change = rng.integers(0, 4, size=length).astype(float)
+        radius, floor = int(rng.integers(1, 6)), float(rng.choice([0.0, 1.0, 2.0]))
+        last = length + int(rng.integers(0, 8))  # ends past the clip's last frame too
+        table = snap_targets(change, radius, floor, last)
+        assert table.tolist() == [nearest_peak_by_search(change, f, radius, floor)
+                                  for f in range(last + 1)], (change, radius, floor)
+
+
+def test_run_contrasts_match_the_mean_of_each_slice():
+    rng = np.random.default_rng(1)
+    scores = rng.random(50)
+    runs = [(0, 50), (0, 5), (45, 50), (10, 11), (20, 33)]
+    for ratio in (0.0, 0.25, 1.0):
+        expected = []
+        for start, end in runs:
+            width = max(1, math.floor(ratio * (end - start) + 0.5))
+            outer = np.concatenate([scores[max(0, start - width):start], scores[end:end + width]])
+            expected.append(scores[start:end].mean() - outer.mean() if outer.size else 0.0)
+        np.testing.assert_allclose(run_contrasts(scores, runs, ratio), expected, rtol=0, atol=1e-12)
+    # runs over equal values score exactly alike, so a tie keeps its order by start time
+    flat = np.array([0, .9, .9, 0, 0, .9, .9, 0])
+    first, second = run_contrasts(flat, [(1, 3), (5, 7)], 0.5)
+    assert first == second
+
+
+def test_runs_per_level_match_find_runs_at_each_level():
+    rng = np.random.default_rng(2)
+    curve = rng.random(60)
+    levels = [0.1, 0.5, 0.9, 1.5, -1.0]
+    assert runs_per_level(curve, levels) == [find_runs(curve >= level) for level in levels]
+    assert runs_per_level(curve, []) == []
 
 
 def test_snap_settings_are_validated():
