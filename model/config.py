@@ -86,9 +86,10 @@ class ModelConfig:
     # weight of the learned clip-deviation scorer's MIL loss (not in the paper,
     # model/deviation_scorer.py); 0 = not built. It trains apart from the network.
     deviation_scorer_weight: float = 0.0
-    # how the scorers' 5- and 15-frame windows summarise the deviation: "mean" or "median"
-    # (rtdl's opt-in, edge-preserving; model/deviation_scorer.py, "What a window takes")
-    deviation_window_statistic: str = "mean"
+    # how the scorers' 5- and 15-frame windows summarise the deviation: "median" (keeps a
+    # forged span's edges) or "mean" (before 2026-11-30; model/deviation_scorer.py, "What a
+    # window takes")
+    deviation_window_statistic: str = "median"
     dropout: float = 0.1  # dropout in attention, Transformer layers and heads
     # --- loss weights (Eq. 4) ---
     cls_main_weight: float = 0.8  # fused main 4-class head

@@ -58,7 +58,7 @@ def test_a_scorer_from_before_the_median_keeps_the_moving_averages_it_was_traine
     new = DeviationScorer(4, statistic="median")
     with torch.no_grad():
         new.weight.normal_(generator=g)
-    assert bool(new.window_median) and not bool(DeviationScorer(4).window_median)  # mean by default
+    assert bool(new.window_median) and bool(DeviationScorer(4).window_median)  # median by default
     old = DeviationScorer(4, statistic="median")
     old.load_state_dict({k: v for k, v in new.state_dict().items() if k != "window_median"})
     assert not bool(old.window_median)
@@ -134,8 +134,8 @@ def test_the_network_trains_exactly_as_without_the_scorer():
 
 
 def test_the_model_config_chooses_the_scorers_window_statistic():
-    median = build_model(tiny_config(deviation_scorer_weight=1.0, deviation_window_statistic="median"), CV, CA)
-    mean = build_model(tiny_config(deviation_scorer_weight=1.0), CV, CA)
+    median = build_model(tiny_config(deviation_scorer_weight=1.0), CV, CA)  # the default
+    mean = build_model(tiny_config(deviation_scorer_weight=1.0, deviation_window_statistic="mean"), CV, CA)
     assert all(bool(s.window_median) for s in median.deviation_scorers.values())
     assert not any(bool(s.window_median) for s in mean.deviation_scorers.values())
     with pytest.raises(ValueError, match="deviation_window_statistic"):

@@ -552,3 +552,15 @@ def test_snap_settings_are_validated():
         ProposalConfig(snap_frames=-1)
     with pytest.raises(ValueError, match="snap_quantile"):
         ProposalConfig(snap_quantile=1.5)
+
+
+def test_a_choice_made_on_a_small_split_is_said_to_be_noisy():
+    from pipeline.proposal_tuning import SMALL_TUNING_SPLIT, describe_tuning
+
+    def said(videos):
+        return [line for line in describe_tuning({"split": "dev", "videos": videos})
+                if "noisy choice" in line]
+
+    assert said(50) and "chosen on only 50 videos" in said(50)[0]
+    assert said(SMALL_TUNING_SPLIT - 1) and not said(SMALL_TUNING_SPLIT) and not said(1000)
+    assert not [line for line in describe_tuning({"split": "dev"}) if "noisy" in line]
