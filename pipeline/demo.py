@@ -183,6 +183,7 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
     from pipeline.predict import predict_split
     from pipeline.proposal_settings import load_proposal_config, resolve_proposal_config, \
         write_proposals_yaml
+    from pipeline.proposal_tuning import small_split_note
     from pipeline.proposals import NETWORK_FREE_NOTE, reads_network
     from pipeline.synth import synth_dataset
     from pipeline.train import train
@@ -254,6 +255,8 @@ def run_demo(workdir: str | Path = "rtdl_demo", cfg: DemoConfig = DemoConfig(),
     echo(f"chosen: {json.dumps(to_dict(proposal_config))}")
     if not reads_network(proposal_config):
         echo(NETWORK_FREE_NOTE)
+    for line in small_split_note(read_checkpoint_payload(best).get("proposal_tuning") or {}):
+        echo(line)
 
     predict = begin("predictions", "5/6 predicting and evaluating (paper protocol: "
                                    "AP@0.1:0.7, AR@20,10,5,2)")

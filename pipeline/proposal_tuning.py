@@ -282,10 +282,10 @@ def small_split_note(record: Mapping[str, Any]) -> list[str]:
     if not isinstance(videos, int) or videos >= SMALL_TUNING_SPLIT:
         return []
     return [f"chosen on only {videos} videos, a noisy choice among about a thousand candidates: "
-            f"on rtdl's 2,100-clip benchmark, settings chosen on 50 (100) dev videos scored "
-            f"4.9 (3.1) avg AP below those chosen on 200 when tried on the other dev videos "
-            f"(BENCHMARKS.md, \"How many dev videos it takes to choose\"); `rtdl tune` on a "
-            f"larger validation split redoes it"]
+            f"on rtdl's 2,100-clip benchmark, settings chosen on 50 (100) of its 200 dev videos "
+            f"scored 4.9 (3.1) avg AP below the whole split's choice on the dev videos outside "
+            f"them (BENCHMARKS.md, \"How many dev videos it takes to choose\"); `rtdl tune` on "
+            f"a larger validation split redoes it"]
 
 
 def network_note(record: Mapping[str, Any]) -> list[str]:

@@ -68,6 +68,11 @@ def test_demo_metrics_are_those_rtdl_evaluate_prints(first_run):
     assert localized["videos"][0]["plot"].endswith(".png")
 
 
+def test_the_demo_says_its_localizer_was_chosen_on_a_small_dev_split(first_run):
+    # the tiny demo's dev split holds 4 videos: the choice among the candidates is noisy
+    assert "chosen on only 4 videos, a noisy choice" in first_run[2]
+
+
 def test_a_second_run_reuses_every_stage_and_prints_the_same_summary(first_run):
     workdir, first, first_text = first_run
     before = listing(workdir)
