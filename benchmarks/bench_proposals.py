@@ -15,7 +15,6 @@ candidate, and reports the largest difference of a proposal's score.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.util
 import itertools
 import subprocess
