@@ -28,6 +28,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from pipeline.machine import machine_info
+
 GOLDEN = Path(__file__).parent / "golden"
 FPS = 25.0
 VISUAL_DIM, AUDIO_DIM = 6, 4
@@ -43,23 +45,13 @@ VIDEOS = [("a/short.mp4", 5, 5), ("a/medium.mp4", 24, 24), ("b/long.mp4", 70, 70
           ("b/thirty.mp4", 30, 30), ("c/forged.mp4", 40, 40), ("c/edge.mp4", 32, 32)]
 
 
-# CPU features that select other float kernels in torch and numpy: one model name ("AMD
-# EPYC") covers machines with and without AVX-512, whose sums differ in the last bits
-KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
-
-
 def machine_fingerprint() -> dict:
-    cpu, flags = "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and cpu == "unknown":
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return {"cpu": cpu, "cpu_flags": [f for f in KERNEL_FLAGS if f in flags],
-            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    """What decides the last bits of the outputs: the CPU model and the vector flags that pick
+    other float kernels (one model name, "AMD EPYC", covers machines with and without
+    AVX-512, whose sums differ), torch's kernel level and the library versions."""
+    info = machine_info()
+    return {"cpu": info["cpu"], "cpu_flags": info["flags"],
+            "torch_cpu_capability": info["torch_cpu_capability"],
             "machine": platform.machine(), "torch": torch.__version__, "numpy": np.__version__}
 
 
