@@ -53,6 +53,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from model.config import DEVIATION_WINDOW_STATISTICS
+from model.layers import KeepsBuffersMissingFromOldCheckpoints
 from model.mil import topk_mil_pool
 from model.normalize import clip_contrast
 
@@ -99,8 +100,11 @@ def deviation_views(standardised: Tensor, mask: Tensor, statistic: str = WINDOW_
     return torch.stack(views, dim=2).abs()
 
 
-class DeviationScorer(nn.Module):
+class DeviationScorer(KeepsBuffersMissingFromOldCheckpoints):
     """Frame logits [B, T] = sum over views and dimensions of weight x |deviation| + bias."""
+
+    # a checkpoint written before `window_median` existed was trained on moving averages
+    OLD_CHECKPOINT_BUFFERS = {"window_median": False}
 
     def __init__(self, dim: int, statistic: str = WINDOW_STATISTIC):
         super().__init__()
@@ -112,13 +116,6 @@ class DeviationScorer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(()))
         # how the windows summarise (a buffer, so a checkpoint says what it was trained with)
         self.register_buffer("window_median", torch.tensor(statistic == "median"))
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
-        # a checkpoint written before `window_median` existed was trained on moving averages
-        state_dict.setdefault(prefix + "window_median", torch.zeros((), dtype=torch.bool))
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
 
     def forward(self, standardised: Tensor, mask: Tensor) -> Tensor:
         statistic = "median" if bool(self.window_median) else "mean"

@@ -63,13 +63,19 @@ class KeepsBuffersMissingFromOldCheckpoints(nn.Module):
 
     For buffers added after checkpoints were already written (input statistics, error
     calibration): an older checkpoint loads with the identity / "not set" state it was
-    trained with instead of failing on missing keys.
+    trained with instead of failing on missing keys. Where the module's own initial value is
+    not what older checkpoints were trained with (a new default), `OLD_CHECKPOINT_BUFFERS`
+    names the value they get instead.
     """
+
+    OLD_CHECKPOINT_BUFFERS: dict = {}  # buffer name -> value for checkpoints written before it
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
         for name, buffer in self._buffers.items():
             if buffer is not None:
-                state_dict.setdefault(prefix + name, buffer.detach().clone())
+                old = self.OLD_CHECKPOINT_BUFFERS.get(name)
+                state_dict.setdefault(prefix + name, buffer.detach().clone() if old is None
+                                      else torch.as_tensor(old, dtype=buffer.dtype))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
