@@ -49,10 +49,9 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from localization_bench import open_set, split_scores
+    from localization_bench import evaluate, open_set, split_scores
     from pipeline.checkpoint import load_checkpoint
     from pipeline.machine import describe_machine
-    from pipeline.metrics import PROTOCOLS, evaluate_predictions
     from pipeline.proposal_tuning import tune_on_scores
     from pipeline.proposals import all_proposals
     from pipeline.train import calibrate_frame_evidence
@@ -62,12 +61,9 @@ def main() -> None:
     bench = open_set(args.metadata, args.cache)
     dev = [r for r in bench.records if r.split == args.split]
     train = [r for r in bench.records if r.split == "train"]
-    protocol = PROTOCOLS["rtdeeploc"]
 
     def metrics(scores, cfg, records) -> list[float]:
-        found = evaluate_predictions(all_proposals({r.file: scores[r.file] for r in records}, cfg),
-                                     records, ap_iou=protocol.ap_iou, ar_n=protocol.ar_n,
-                                     ar_iou=protocol.ar_iou)
+        found = evaluate(all_proposals({r.file: scores[r.file] for r in records}, cfg), records)
         return [100 * found["ap_avg"], 100 * found["ar_avg"]]
 
     rows = []
