@@ -38,6 +38,14 @@ gradient, no label) give each frame a desynchrony, `Prediction.av_desync`, and i
 percentile among authentic training frames, `Prediction.sync_evidence`; zeros until fitted.
 It holds buffers only, so building it changes no parameter and no random draw.
 
+Spectral detail (`model/spectral_detail.py`, not in the paper, always built, used only for
+log-mel audio): a line from each frame's spectral envelope to its harmonic ripple, fitted on
+authentic training clips by `fit_spectral_detail` (the trainer calls it when the cache's
+audio is log-mel; no gradient, no label), gives each frame how far its ripple lies from
+what the envelope predicts, `Prediction.spectral_detail`, and its percentile among
+authentic training frames, `Prediction.spectral_detail_evidence`; zeros until fitted.
+Buffers only, like the desynchrony.
+
 Visual change (`model/boundaries.py`, not in the paper, untrained): how different the
 next few frames of the raw visual input are from the few before each frame,
 `Prediction.visual_change`; the localizer may move a proposal's ends onto it.
@@ -67,6 +75,7 @@ from model.fusion import FusionEncoder
 from model.layers import check_inputs
 from model.mil import authentic_frame_loss, topk_mil_pool
 from model.normalize import InputStandardizer, clip_contrast
+from model.spectral_detail import SpectralDetail
 from model.mtlr import (AUX_HEADS, AuxiliaryHeads, FrameClassifier, auxiliary_cls_losses,
                         kl_consistency, modality_targets)
 
@@ -91,7 +100,8 @@ FRAME_FIELDS = ("visual_scores", "audio_scores", "joint_scores", "visual_recon_e
                 "audio_recon_error", "visual_error_evidence", "audio_error_evidence",
                 "visual_deviation", "audio_deviation", "visual_deviation_evidence",
                 "audio_deviation_evidence", "visual_learned_deviation", "audio_learned_deviation",
-                "av_desync", "sync_evidence", "visual_change")
+                "av_desync", "sync_evidence", "spectral_detail", "spectral_detail_evidence",
+                "visual_change")
 
 
 @dataclass
@@ -121,6 +131,10 @@ class Prediction:
     # training frames; zeros until the trainer fitted it
     av_desync: Tensor | None = None
     sync_evidence: Tensor | None = None
+    # [B, T] the audio's spectral detail against its envelope (model/spectral_detail.py) and
+    # its percentile among authentic training frames; zeros until the trainer fitted it
+    spectral_detail: Tensor | None = None
+    spectral_detail_evidence: Tensor | None = None
     # [B, T] how much the picture changes at each frame (model/boundaries.py), untrained
     visual_change: Tensor | None = None
 
@@ -170,6 +184,9 @@ class RTDeepLoc(nn.Module):
         # audio-visual desynchrony (buffers only, fitted by the trainer) and its percentiles
         self.av_sync = AVSync(visual_dim, audio_dim)
         self.sync_calibration = ErrorCalibration()
+        # the audio's spectral detail (buffers only, fitted by the trainer for log-mel audio)
+        self.spectral_detail = SpectralDetail()
+        self.detail_calibration = ErrorCalibration()
         if cfg.deviation_scorer_weight > 0:  # last, and zero-initialised: nothing else changes
             statistic = cfg.deviation_window_statistic
             self.deviation_scorers = nn.ModuleDict({"visual": DeviationScorer(visual_dim, statistic),
@@ -194,6 +211,15 @@ class RTDeepLoc(nn.Module):
                             for v, a in read_clips()))
         for name, buffer in fitted.named_buffers():
             getattr(self.av_sync, name).copy_(buffer)
+
+    @torch.no_grad()
+    def fit_spectral_detail(self, read_audio, n_mels: int) -> None:
+        """Fit the spectral detail on authentic clips: `read_audio()` yields each clip's raw
+        log-mel audio features [T, Ca] whose first `n_mels` dims are the mel bands."""
+        fitted = SpectralDetail()
+        fitted.fit(read_audio, n_mels)
+        for name, buffer in fitted.named_buffers():
+            getattr(self.spectral_detail, name).copy_(buffer)
 
     def forward(self, visual: Tensor, audio: Tensor, mask: Tensor,
                 generator: torch.Generator | None = None, *,
@@ -338,6 +364,7 @@ class RTDeepLoc(nn.Module):
         visual_deviation = clip_deviation(visual_standardised, mask)  # [B, T]
         audio_deviation = clip_deviation(audio_standardised, mask)
         desync = self.av_sync(visual_standardised, audio_standardised, mask)  # [B, T]
+        detail = self.spectral_detail(audio, mask)  # [B, T], from the raw log-mel bands
         learned = {m: out.deviation_logits[m].float().sigmoid() if out.deviation_logits
                    else torch.zeros_like(valid) for m in ("visual", "audio")}
         return Prediction(
@@ -359,6 +386,9 @@ class RTDeepLoc(nn.Module):
             av_desync=desync * valid,
             sync_evidence=(self.sync_calibration(desync) if bool(self.av_sync.is_set)
                            else torch.zeros_like(valid)) * valid,
+            spectral_detail=detail * valid,
+            spectral_detail_evidence=(self.detail_calibration(detail) if bool(self.spectral_detail.is_set)
+                                      else torch.zeros_like(valid)) * valid,
             visual_change=feature_change(visual, mask) * valid,
         )
 

@@ -180,11 +180,12 @@ def model_signals(outputs: Mapping[str, dict], routed: Mapping[str, np.ndarray] 
              "visual recon error": "visual_recon_error", "audio recon error": "audio_recon_error"}
     learned = {"visual learned deviation": "visual_learned_deviation",
                "audio learned deviation": "audio_learned_deviation",
-               "av desynchrony": "av_desync"}
+               "av desynchrony": "av_desync", "spectral detail": "spectral_detail"}
     signals = {}
     for file, out in outputs.items():
         signals[file] = {name: np.asarray(out[key]) for name, key in names.items()}
-        # the learned deviation scorers and the fitted desynchrony, where the model has them
+        # the learned deviation scorers, the fitted desynchrony and spectral detail, where
+        # the model has them
         signals[file].update({name: np.asarray(out[key]) for name, key in learned.items()
                               if key in out and np.any(out[key])})
         if routed is not None and file in routed:

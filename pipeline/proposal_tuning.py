@@ -61,7 +61,8 @@ SIGNAL_TUNING_GRID = {
     "curve_normalization": ("none", "rank"),
     "evidence": ("reconstruction", "deviation", "learned_deviation", "sync",
                  "sync_and_learned_deviation",
-                 "sync_and_learned_deviation_or_reconstruction_outlier"),
+                 "sync_and_learned_deviation_or_reconstruction_outlier",
+                 "sync_or_spectral_detail", "sync_and_learned_deviation_or_spectral_detail"),
     "error_modalities": ("both", "audio", "visual"),
 }
 # then a small search space around the default proposal settings (defaults first)
@@ -153,6 +154,9 @@ def without_missing_evidence(signal_grid: dict, scores: Mapping[str, VideoScores
     for kind in ("sync_learned_deviation_and_reconstruction",
                  "sync_and_learned_deviation_or_reconstruction_outlier"):
         has[kind] = has["sync_and_learned_deviation"] and has["reconstruction"]
+    has["sync_or_spectral_detail"] = has["sync"] and present("spectral_detail_evidence")
+    has["sync_and_learned_deviation_or_spectral_detail"] = (has["sync_or_spectral_detail"]
+                                                            and has["learned_deviation"])
     # the paper's own reading stays in the grid even for a model without the FDN
     has["reconstruction"] = True
     kinds = tuple(k for k in signal_grid.get("evidence", ()) if has.get(k, True))

@@ -144,9 +144,10 @@ ROUTING_MODES = ("argmax", "soft", "joint")
 CURVE_NORMALIZATIONS = ("none", "rank")
 EVIDENCE_KINDS = ("reconstruction", "deviation", "learned_deviation", "sync",
                   "sync_and_learned_deviation", "sync_learned_deviation_and_reconstruction",
-                  "sync_and_learned_deviation_or_reconstruction_outlier")
+                  "sync_and_learned_deviation_or_reconstruction_outlier",
+                  "sync_or_spectral_detail", "sync_and_learned_deviation_or_spectral_detail")
 # the VideoScores field (after "<modality>_") each per-modality evidence kind reads; "sync"
-# reads the shared `sync_evidence`; the last three kinds combine two or three of them
+# reads the shared `sync_evidence`; the other kinds combine two or three of them
 # (`evidence_curve`)
 EVIDENCE_FIELDS = {"reconstruction": "evidence", "deviation": "deviation_evidence",
                    "learned_deviation": "learned_deviation"}
@@ -208,7 +209,11 @@ class ProposalConfig:
     # (the mean of the last two), "sync_learned_deviation_and_reconstruction" (the mean of
     # those two and the FDN's error) or "sync_and_learned_deviation_or_reconstruction_outlier"
     # (that mean of two, raised to the FDN's error where the error is an outlier among
-    # authentic training frames, `evidence_curve`)
+    # authentic training frames, `evidence_curve`); "sync_or_spectral_detail" (the audio
+    # curve takes the larger of the desynchrony and the spectral detail, model/spectral_detail.py,
+    # the visual curve the desynchrony) or "sync_and_learned_deviation_or_spectral_detail"
+    # (the same audio curve, the visual curve the mean of the desynchrony and its learned
+    # deviation)
     evidence: str = "reconstruction"
     # which modalities' curves the evidence is mixed into: "both", or only "audio" / "visual"
     # (the other branch keeps its head score; the joint branch takes the chosen modality's
@@ -283,6 +288,9 @@ class VideoScores:
     # [T] audio-visual desynchrony percentile among authentic training frames (one curve for
     # both modalities, model/av_sync.py); None: treated as zeros
     sync_evidence: np.ndarray | None = None
+    # [T] the audio's spectral-detail percentile among authentic training frames
+    # (model/spectral_detail.py, log-mel audio only); None: treated as zeros
+    spectral_detail_evidence: np.ndarray | None = None
     # [T] how much the picture changes at each frame (model/boundaries.py), what
     # `snap_frames` moves boundaries onto; None: no snapping
     visual_change: np.ndarray | None = None
@@ -572,7 +580,14 @@ def evidence_curve(scores: VideoScores, modality: str, kind: str, length: int) -
     other two miss: BENCHMARKS.md, "The FDN alone, trained to the end");
     "sync_and_learned_deviation_or_reconstruction_outlier" is the mean of two, raised to the
     FDN's error percentile on frames where that is at least RECONSTRUCTION_OUTLIER_LEVEL
-    (module docstring, "Evidence")."""
+    (module docstring, "Evidence"); "sync_or_spectral_detail" gives the audio curve the
+    larger of the desynchrony and the spectral detail (two untrained cues that mark
+    different audio forgeries: the detail marks a spectrum smoothed over frequency, which
+    leaves picture and sound in step) and the visual curve the desynchrony;
+    "sync_and_learned_deviation_or_spectral_detail" gives the visual curve the mean of the
+    desynchrony and the visual learned deviation instead (BENCHMARKS.md, "Spectral
+    detail": on dev the audio learned deviation added little to the desynchrony, the detail
+    much)."""
     def read(name: str) -> np.ndarray:
         values = getattr(scores, name)
         return np.zeros(length) if values is None else np.asarray(values, np.float64)[:length]
@@ -586,6 +601,12 @@ def evidence_curve(scores: VideoScores, modality: str, kind: str, length: int) -
         outlier = np.where(error >= RECONSTRUCTION_OUTLIER_LEVEL, error, 0.0)
         return np.maximum(0.5 * (read("sync_evidence") + read(f"{modality}_learned_deviation")),
                           outlier)
+    if kind in ("sync_or_spectral_detail", "sync_and_learned_deviation_or_spectral_detail"):
+        if modality == "audio":
+            return np.maximum(read("sync_evidence"), read("spectral_detail_evidence"))
+        if kind == "sync_or_spectral_detail":
+            return read("sync_evidence")
+        return 0.5 * (read("sync_evidence") + read(f"{modality}_learned_deviation"))
     if kind == "sync_learned_deviation_and_reconstruction":
         return (read("sync_evidence") + read(f"{modality}_learned_deviation")
                 + read(f"{modality}_evidence")) / 3.0

@@ -71,6 +71,7 @@ from data.atomic import write_atomic
 from data.config import to_dict
 from data.records import VideoRecord
 from data.feature_settings import FeatureSettings
+from model.spectral_detail import applies_to as spectral_detail_applies_to
 from pipeline.checkpoint import read_checkpoint_payload, remove_stale_temporaries, save_checkpoint, \
     unwrap_model
 from pipeline.dataset import Batch, FeatureDataset, cache_name, pad_collate
@@ -265,8 +266,9 @@ CALIBRATION_VIDEOS = 256
 def calibrate_frame_evidence(model, cache, train_records: Sequence[VideoRecord],
                              device: torch.device) -> None:
     """Set the model's evidence percentiles from real training videos (model/evidence.py):
-    reconstruction errors (with the FDN), clip deviations of the input and the audio-visual
-    desynchrony, which is first fitted on the same videos when it is not yet (model/av_sync.py).
+    reconstruction errors (with the FDN), clip deviations of the input, the audio-visual
+    desynchrony, which is first fitted on the same videos when it is not yet (model/av_sync.py),
+    and, for log-mel audio, the spectral detail, fitted likewise (model/spectral_detail.py).
 
     The first CALIBRATION_VIDEOS real videos in record order, so the reference does not
     depend on the epoch; nothing happens without a real video.
@@ -277,10 +279,17 @@ def calibrate_frame_evidence(model, cache, train_records: Sequence[VideoRecord],
         return
     if not bool(model.av_sync.is_set):  # deterministic and label-free: fitted once
         model.fit_av_sync(lambda: (cache.read(key) for key in reals))
+    audio_settings = cache.settings.get("audio", {})
+    # the spectral detail reads mel bands in frequency order: log-mel audio only
+    if spectral_detail_applies_to(audio_settings) and not bool(model.spectral_detail.is_set):
+        model.fit_spectral_detail(lambda: (cache.read(key)[1] for key in reals),
+                                  int(audio_settings["n_mels"]))
     outputs = predict_arrays(model, ((key, *cache.read(key)) for key in reals), device=device)
     references = {"visual_deviation_calibration": "visual_deviation",
                   "audio_deviation_calibration": "audio_deviation",
                   "sync_calibration": "av_desync"}
+    if bool(model.spectral_detail.is_set):
+        references["detail_calibration"] = "spectral_detail"
     if model.config.use_fdn:
         references.update(visual_error_calibration="visual_recon_error",
                           audio_error_calibration="audio_recon_error")
@@ -463,7 +472,8 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
                 # rank 0 calibrated the frame evidence during validation: share it
                 for name, buffer in model.named_buffers():
                     if (("_error_calibration." in name or "_deviation_calibration." in name
-                         or name.startswith(("av_sync.", "sync_calibration.")))):
+                         or name.startswith(("av_sync.", "sync_calibration.", "spectral_detail.",
+                                             "detail_calibration.")))):
                         dist.broadcast(buffer, src=0)
         if average is not None:  # what the run hands on is what it validated and saved
             average.copy_to(model)

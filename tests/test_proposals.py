@@ -30,6 +30,7 @@ FPS = 4.0
 PLAIN = ProposalConfig(thresholds=(0.5,), relative_thresholds=(), merge_gap_frames=2, min_frames=2,
                        outer_ratio=0.5, video_weight=0.0, nms="none")
 VISUAL_ONLY = [0.1, 0.7, 0.1, 0.1]
+AUDIO_ONLY = [0.1, 0.1, 0.7, 0.1]
 FLAT = np.zeros(12)
 
 
@@ -392,6 +393,31 @@ def test_reconstruction_outliers_raise_the_mean_of_desynchrony_and_learned_devia
     assert np.allclose(branch_curve(scores, "visual", cfg), expected)
     # the audio branch has neither a learned deviation nor an error here: half the desynchrony
     assert np.allclose(branch_curve(scores, "audio", cfg), 0.5 * sync)
+
+
+def test_spectral_detail_raises_the_audio_curve_to_the_larger_of_it_and_the_desynchrony():
+    from pipeline.proposals import branch_curve
+
+    heads, learned, sync, detail = np.zeros(12), np.zeros(12), np.zeros(12), np.zeros(12)
+    learned[3:5] = 0.8
+    sync[6:10] = 0.6
+    detail[0:3], detail[8] = 0.9, 0.3  # frame 8: below the desynchrony, which stays
+    scores = VideoScores(np.array(AUDIO_ONLY), heads, heads, heads, FPS, 3.0,
+                         visual_learned_deviation=learned, audio_learned_deviation=learned,
+                         sync_evidence=sync, spectral_detail_evidence=detail)
+    cfg = dataclasses.replace(PLAIN, error_weight=1.0, evidence="sync_or_spectral_detail")
+    assert branch_curve(scores, "audio", cfg).tolist() == np.maximum(sync, detail).tolist()
+    # the picture has no spectral detail: the visual curve is the desynchrony alone
+    assert branch_curve(scores, "visual", cfg).tolist() == sync.tolist()
+    # the joint curve takes the larger of the two modalities'
+    assert branch_curve(scores, "joint", cfg).tolist() == np.maximum(sync, detail).tolist()
+    with_learned = dataclasses.replace(cfg, evidence="sync_and_learned_deviation_or_spectral_detail")
+    # the audio curve leaves its learned deviation out; the visual one averages it in
+    assert branch_curve(scores, "audio", with_learned).tolist() == np.maximum(sync, detail).tolist()
+    assert branch_curve(scores, "visual", with_learned).tolist() == (0.5 * (sync + learned)).tolist()
+    # a model without it (wav2vec 2.0 audio, an older checkpoint) reads the desynchrony alone
+    without = dataclasses.replace(scores, spectral_detail_evidence=None)
+    assert branch_curve(without, "audio", cfg).tolist() == sync.tolist()
 
 
 def test_error_evidence_goes_only_into_the_chosen_modality():

@@ -179,9 +179,17 @@ def test_evidence_kinds_are_tried_only_where_a_video_has_them():
                          sync_evidence=np.linspace(0, 1, 5))
     errors = VideoScores(np.array([0.1, 0.9, 0, 0]), flat, flat, flat, 25.0, 0.2,
                          audio_evidence=np.linspace(0, 1, 5))
+    detailed = VideoScores(np.array([0.1, 0.9, 0, 0]), flat, flat, flat, 25.0, 0.2,
+                           spectral_detail_evidence=np.linspace(0, 1, 5))
     assert without_missing_evidence(SIGNAL_TUNING_GRID,
-                                    {"a": plain, "b": learned, "c": synced, "d": errors}) \
-        == SIGNAL_TUNING_GRID
+                                    {"a": plain, "b": learned, "c": synced, "d": errors,
+                                     "e": detailed}) == SIGNAL_TUNING_GRID
+    # the spectral detail (log-mel audio only) goes with the desynchrony, and with the learned
+    # deviation in the kind that reads it
+    assert without_missing_evidence(SIGNAL_TUNING_GRID, {"c": synced, "e": detailed})["evidence"] \
+        == ("reconstruction", "deviation", "sync", "sync_or_spectral_detail")
+    assert without_missing_evidence(SIGNAL_TUNING_GRID, {"a": plain, "e": detailed})["evidence"] \
+        == ("reconstruction", "deviation")
     # without any FDN error the kind that reads its outliers is dropped, the paper's reading kept
     assert without_missing_evidence(SIGNAL_TUNING_GRID, {"b": learned, "c": synced})["evidence"] \
         == ("reconstruction", "deviation", "learned_deviation", "sync", "sync_and_learned_deviation")
