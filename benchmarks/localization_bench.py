@@ -2,7 +2,7 @@
 
 For each trained run (a folder with best.pt) on one rtdl synth (or LAV-DF-style) set:
 1. per-frame ROC AUC of every signal (head scores, reconstruction errors, the routed curve,
-   untrained references), per modality and forgery type, on test and test_unseen
+   untrained references), per modality and forgery type, on dev, test and test_unseen
    (`pipeline/diagnostics.py`), plus routing accuracy;
 2. localizer variants, each tuned on dev only, evaluated once on test and test_unseen:
    - "heads (paper)": argmax routing over the heads' frame scores;
@@ -152,7 +152,7 @@ def run_report(run_dir: Path, cache, records_by_split, forgery_types, calibrate_
     from pipeline.proposals import ProposalConfig
 
     chosen = ProposalConfig(**report["localizers"]["heads + error"]["config"])
-    for split in ("test", "test_unseen"):
+    for split in SPLITS:  # dev too: what the choice saw, per frame
         routed = {f: routed_curve(s, chosen) for f, s in scores[split].items()}
         paper_routed = {f: routed_curve(s, ProposalConfig()) for f, s in scores[split].items()}
         signals = model_signals(outputs[split], routed)
@@ -230,7 +230,7 @@ def main() -> None:
             print(f"{run.name} {name}: test AP {100 * loc['test']['ap_avg']:.1f} AR "
                   f"{100 * loc['test']['ar_avg']:.1f} | unseen AP {100 * loc['test_unseen']['ap_avg']:.1f} "
                   f"AR {100 * loc['test_unseen']['ar_avg']:.1f}  {loc['config']}", flush=True)
-        for split in ("test", "test_unseen"):
+        for split in SPLITS:
             print(format_auc_table(report["frame_auc"][split], f"\n{run.name} frame AUC, {split} "
                                    f"(routing accuracy {report['routing'][split]['accuracy']:.2f})"))
     for split in ("test", "test_unseen"):
