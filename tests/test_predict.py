@@ -43,6 +43,8 @@ class StandInPrediction:
     audio_learned_deviation: torch.Tensor
     av_desync: torch.Tensor
     sync_evidence: torch.Tensor
+    spectral_detail: torch.Tensor
+    spectral_detail_evidence: torch.Tensor
     visual_change: torch.Tensor
 
 
@@ -58,7 +60,7 @@ class StandInModel(torch.nn.Module):
                                  2 * v, 3 * a, mask, (v > 0.5).float(), (a > 0.5).float(),
                                  4 * v, 5 * a, (v > 0.25).float(), (a > 0.25).float(),
                                  (v > 0.75).float(), (a > 0.75).float(), 6 * v, (v > 0.9).float(),
-                                 7 * a)
+                                 8 * a, (a > 0.6).float(), 7 * a)
 
 
 def make_video(label: int, visual_curve, audio_curve=None):
