@@ -61,9 +61,14 @@ def dct_matrix(bands: int, terms: int) -> Tensor:
     return basis
 
 
+def band_bounds(n_mels: int, bands: tuple[float, float] = BANDS) -> tuple[int, int]:
+    """The first and one past the last mel band whose ripple is measured."""
+    return round(n_mels * bands[0]), round(n_mels * bands[1])
+
+
 def band_range(n_mels: int, bands: tuple[float, float] = BANDS) -> tuple[int, int]:
-    """The first and one past the last band whose ripple is measured (at least 3 bands)."""
-    low, high = round(n_mels * bands[0]), round(n_mels * bands[1])
+    """`band_bounds`, checked: the second difference across bands needs at least 3."""
+    low, high = band_bounds(n_mels, bands)
     if high - low < 3:
         raise ValueError(f"SpectralDetail: {n_mels} mel bands leave {high - low} in "
                          f"{bands}; the second difference needs 3")
@@ -75,8 +80,7 @@ def applies_to(audio_settings: dict) -> bool:
     are log-mel bands with enough bands in `BANDS` for the spectral detail."""
     if audio_settings.get("kind") != "logmel":
         return False
-    low, high = round(int(audio_settings.get("n_mels", 0)) * BANDS[0]), \
-        round(int(audio_settings.get("n_mels", 0)) * BANDS[1])
+    low, high = band_bounds(int(audio_settings.get("n_mels", 0)))
     return high - low >= 3
 
 
