@@ -22,8 +22,9 @@ How it works, per frame of log-mel audio (`extractors/logmel.py`; raw, not stand
   resynthesis's artefacts) both count and nothing seen in training can set a direction;
   then a running median over `WINDOW` frames against single-frame noise.
 The model maps it to its percentile among authentic training frames (`model/evidence.py`)
-and the localizer may take, in the audio curve, the larger of it and the desynchrony
-(`evidence="sync_or_spectral_detail"` in `pipeline/proposals.py`), chosen on dev.
+and the localizer may take, in the audio curve, the larger of it and the desynchrony,
+squared so that it is a percentile again (`evidence="sync_or_spectral_detail"` in
+`pipeline/proposals.py`), chosen on dev.
 
 Only for log-mel audio: it reads the bands' order along frequency, which other features
 (wav2vec 2.0) have not. The trainer fits it when the cache's audio features are log-mel

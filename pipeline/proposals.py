@@ -211,7 +211,7 @@ class ProposalConfig:
     # (that mean of two, raised to the FDN's error where the error is an outlier among
     # authentic training frames, `evidence_curve`); "sync_or_spectral_detail" (the audio
     # curve takes the larger of the desynchrony and the spectral detail, model/spectral_detail.py,
-    # the visual curve the desynchrony) or "sync_and_learned_deviation_or_spectral_detail"
+    # squared, the visual curve the desynchrony) or "sync_and_learned_deviation_or_spectral_detail"
     # (the same audio curve, the visual curve the mean of the desynchrony and its learned
     # deviation)
     evidence: str = "reconstruction"
