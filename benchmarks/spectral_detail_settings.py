@@ -18,6 +18,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 BANDS = {"0-40": (0 / 64, 40 / 64), "10-40": (10 / 64, 40 / 64), "10-64": (10 / 64, 64 / 64),
          "0-64": (0 / 64, 64 / 64)}
@@ -33,35 +34,33 @@ def main() -> None:
     parser.add_argument("--only-default", action="store_true",
                         help="only the settings the model uses (model/spectral_detail.py's constants)")
     args = parser.parse_args()
+    unknown = sorted(set(args.splits.split(",")) - {"dev", "test", "test_unseen"})
+    if unknown:
+        parser.error(f"--splits: unknown {unknown}; choose from dev, test, test_unseen")
 
     import torch
 
-    from data.cache import FeatureCache
-    from data.metadata import load_metadata, records_for_split
+    from localization_bench import open_set
     from model import spectral_detail
-    from pipeline.diagnostics import frame_auc_table, load_forgery_types
+    from pipeline.diagnostics import frame_auc_table
     from pipeline.machine import describe_machine
     from pipeline.train import CALIBRATION_VIDEOS
 
     torch.set_num_threads(1)
     print(describe_machine(), flush=True)
-    cache = FeatureCache(args.cache)
+    cache, records, by_split, types = open_set(args.metadata, args.cache)
     audio_settings = cache.settings["audio"]
     if audio_settings.get("kind") != "logmel":
         raise SystemExit(f"{args.cache}: audio features are {audio_settings.get('kind')!r}; "
                          "the spectral detail reads log-mel bands")
     n_mels = int(audio_settings["n_mels"])
-    records = load_metadata(args.metadata)
-    types = load_forgery_types(args.metadata)
-    train = [r for r in records_for_split(records, "train") if r.file in cache]
-    reals = [r.file for r in train if not r.is_fake][:CALIBRATION_VIDEOS]
-    audio = {f: torch.as_tensor(cache.read(f)[1]) for f in reals}
-    splits = {s: [r for r in records_for_split(records, s) if r.file in cache]
-              for s in args.splits.split(",")}
+    reals = [r.file for r in records if r.split == "train" and not r.is_fake and r.file in cache]
+    audio = {f: torch.as_tensor(cache.read(f)[1]) for f in reals[:CALIBRATION_VIDEOS]}
+    splits = {s: [r for r in by_split[s] if r.file in cache] for s in args.splits.split(",")}
     default = next(name for name, share in BANDS.items() if share == spectral_detail.BANDS)
     default = (default, spectral_detail.ENVELOPE_TERMS, spectral_detail.WINDOW)
     grid = [default] if args.only_default else list(itertools.product(BANDS, ENVELOPE_TERMS, WINDOWS))
-    print(f"fitted on {len(reals)} authentic training clips; frame AUC of forged audio")
+    print(f"fitted on {len(audio)} authentic training clips; frame AUC of forged audio")
     print("| bands (of 64) | envelope terms | window | split | audio | per type |")
     print("| --- | --- | --- | --- | --- | --- |")
     fitted = {}

@@ -215,11 +215,9 @@ class RTDeepLoc(nn.Module):
     @torch.no_grad()
     def fit_spectral_detail(self, read_audio, n_mels: int) -> None:
         """Fit the spectral detail on authentic clips: `read_audio()` yields each clip's raw
-        log-mel audio features [T, Ca] whose first `n_mels` dims are the mel bands."""
-        fitted = SpectralDetail()
-        fitted.fit(read_audio, n_mels)
-        for name, buffer in fitted.named_buffers():
-            getattr(self.spectral_detail, name).copy_(buffer)
+        log-mel audio features [T, Ca] whose first `n_mels` dims are the mel bands (fitted on
+        the CPU; the buffers are written only once the fit has succeeded)."""
+        self.spectral_detail.fit(read_audio, n_mels)
 
     def forward(self, visual: Tensor, audio: Tensor, mask: Tensor,
                 generator: torch.Generator | None = None, *,

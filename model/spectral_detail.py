@@ -107,22 +107,28 @@ class SpectralDetail(KeepsBuffersMissingFromOldCheckpoints):
         self.register_buffer("n_mels", torch.zeros((), dtype=torch.long))  # bands the fit saw
         self.register_buffer("is_set", torch.zeros((), dtype=torch.bool))
 
-    def _detail_and_design(self, audio: Tensor, n_mels: int) -> tuple[Tensor, Tensor]:
-        """One clip's log-mel [T, >= n_mels] -> (detail [T], design [T, terms + 1]) float64."""
-        bands = audio[:, :n_mels].double()
+    def _measure(self, n_mels: int) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+        """For `n_mels` bands: one clip's log-mel [T, >= n_mels] (on the CPU) -> (detail [T],
+        design [T, terms + 1]) float64; the band range and the DCT basis are made once."""
         low, high = band_range(n_mels, self.bands)
-        ripple = bands[:, low + 2:high] - 2 * bands[:, low + 1:high - 1] + bands[:, low:high - 2]
-        detail = torch.log(ripple.square().mean(dim=1) + FLOOR)
-        envelope = bands @ dct_matrix(n_mels, self.coefficients.numel() - 1).to(bands.device)
-        return detail, torch.cat([envelope, torch.ones_like(detail)[:, None]], dim=1)
+        basis = dct_matrix(n_mels, self.coefficients.numel() - 1)
+
+        def measure(audio: Tensor) -> tuple[Tensor, Tensor]:
+            bands = audio[:, :n_mels].double()
+            ripple = bands[:, low + 2:high] - 2 * bands[:, low + 1:high - 1] + bands[:, low:high - 2]
+            detail = torch.log(ripple.square().mean(dim=1) + FLOOR)
+            return detail, torch.cat([bands @ basis, torch.ones_like(detail)[:, None]], dim=1)
+
+        return measure
 
     @torch.no_grad()
     def fit(self, read_audio: Callable[[], Iterable[Tensor]], n_mels: int) -> None:
         """Fit the envelope -> detail line on authentic clips: `read_audio()` yields each
         clip's raw log-mel frames [T, >= n_mels] (called once)."""
+        measure = self._measure(n_mels)
         designs, details = [], []
         for audio in read_audio():
-            detail, design = self._detail_and_design(torch.as_tensor(np.asarray(audio)), n_mels)
+            detail, design = measure(torch.as_tensor(np.asarray(audio)))
             details.append(detail)
             designs.append(design)
         if not details or sum(len(d) for d in details) <= self.coefficients.numel():
@@ -143,12 +149,12 @@ class SpectralDetail(KeepsBuffersMissingFromOldCheckpoints):
         out = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
         if not bool(self.is_set):
             return out
-        n_mels = int(self.n_mels)
+        measure = self._measure(int(self.n_mels))
         coefficients, scale = self.coefficients.cpu(), self.scale.cpu()
         for b, n in enumerate(mask.sum(dim=1).tolist()):  # valid frames are a prefix
             if n == 0:
                 continue
-            detail, design = self._detail_and_design(audio[b, :n].cpu(), n_mels)
+            detail, design = measure(audio[b, :n].cpu())
             atypical = ((detail - design @ coefficients) / scale).abs()
             valid = torch.ones(1, n, dtype=torch.bool)
             smoothed = masked_moving_median(atypical[None, :, None], valid, self.window)[0, :, 0]

@@ -611,9 +611,9 @@ def evidence_curve(scores: VideoScores, modality: str, kind: str, length: int) -
     if kind in ("sync_or_spectral_detail", "sync_and_learned_deviation_or_spectral_detail"):
         if modality == "audio":  # the larger of two percentiles, as a percentile again
             return np.maximum(read("sync_evidence"), read("spectral_detail_evidence")) ** 2
-        if kind == "sync_or_spectral_detail":
-            return read("sync_evidence")
-        return 0.5 * (read("sync_evidence") + read(f"{modality}_learned_deviation"))
+        # the picture has no spectral detail: its curve is the kind without it
+        without = "sync" if kind == "sync_or_spectral_detail" else "sync_and_learned_deviation"
+        return evidence_curve(scores, modality, without, length)
     if kind == "sync_learned_deviation_and_reconstruction":
         return (read("sync_evidence") + read(f"{modality}_learned_deviation")
                 + read(f"{modality}_evidence")) / 3.0
