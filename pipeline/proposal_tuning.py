@@ -62,7 +62,8 @@ SIGNAL_TUNING_GRID = {
     "evidence": ("reconstruction", "deviation", "learned_deviation", "sync",
                  "sync_and_learned_deviation",
                  "sync_and_learned_deviation_or_reconstruction_outlier",
-                 "sync_or_spectral_detail", "sync_and_learned_deviation_or_spectral_detail"),
+                 "sync_or_spectral_detail", "sync_and_learned_deviation_or_spectral_detail",
+                 "largest_cue"),
     "error_modalities": ("both", "audio", "visual"),
 }
 # then a small search space around the default proposal settings (defaults first)
@@ -71,6 +72,8 @@ DEFAULT_TUNING_GRID = {
     "min_frames": (2, 4),
     "video_weight": (0.5, 0.0, 1.0),
     "level_weight": (0.0, 0.5, 1.0),
+    # a run's deepest dip subtracted from its score (pipeline/proposals.py, "Score")
+    "valley_weight": (0.0, 1.0),
     "down_weight_real": (True, False),
     "nms": ("soft", "hard"),
     # ends moved onto where the picture changes (pipeline/proposals.py, "Boundaries"): on the
@@ -157,6 +160,10 @@ def without_missing_evidence(signal_grid: dict, scores: Mapping[str, VideoScores
     has["sync_or_spectral_detail"] = has["sync"] and present("spectral_detail_evidence")
     has["sync_and_learned_deviation_or_spectral_detail"] = (has["sync_or_spectral_detail"]
                                                             and has["learned_deviation"])
+    # the largest of one cue is that cue: the kind needs the desynchrony and the calibrated
+    # learned deviation (checkpoints from before its calibration have the probabilities only)
+    has["largest_cue"] = has["sync"] and present("visual_learned_deviation_evidence",
+                                                 "audio_learned_deviation_evidence")
     # the paper's own reading stays in the grid even for a model without the FDN
     has["reconstruction"] = True
     kinds = tuple(k for k in signal_grid.get("evidence", ()) if has.get(k, True))

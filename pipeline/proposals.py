@@ -89,6 +89,15 @@ benchmark's dev split, with each seed's dev-chosen settings, the 10th percentile
 AP by +0.8 / +1.1 / +2.1 and avg AR by +1.0 / +0.5 / +2.4 over the mean (the minimum and
 the 5th or 20th percentile were within 0.4 avg AP and 1.0 avg AR of it; BENCHMARKS.md,
 "The level of a run").
+The valley (`valley_weight`, `run_valley`): a low quantile still misses a short dip in a
+long run (a 5-frame gap is 5 % of a 100-frame run), and on the 2,100-clip benchmark's dev
+split the top proposal that cost recall at 2 proposals was most often twice as long as the
+forged span it overlapped, a run over two spans and the gap between them (seed 0: 62 of 85
+spans missed at IoU 0.7 that a candidate held). So the run's deepest dip, how far its curve
+falls below the lower of the peaks on either side, is subtracted from the score: one hump
+costs nothing, two humps cost their gap's depth. Held fixed on each seed's dev-chosen
+settings, a weight of 1 raised dev's objective by +1.1 / +0.7 / +1.2 (seeds 0-2), mostly in
+avg AP; it is in the dev grid (BENCHMARKS.md, "The valley of a run").
 For a video predicted real: score = p_fake * max(contrast + level_weight * level +
 video_weight * p_fake, 0), which keeps the order of its own proposals. `down_weight_real=False`
 drops that factor (argmax and joint routing; soft routing always weighs each modality's
@@ -145,7 +154,13 @@ CURVE_NORMALIZATIONS = ("none", "rank")
 EVIDENCE_KINDS = ("reconstruction", "deviation", "learned_deviation", "sync",
                   "sync_and_learned_deviation", "sync_learned_deviation_and_reconstruction",
                   "sync_and_learned_deviation_or_reconstruction_outlier",
-                  "sync_or_spectral_detail", "sync_and_learned_deviation_or_spectral_detail")
+                  "sync_or_spectral_detail", "sync_and_learned_deviation_or_spectral_detail",
+                  "largest_cue")
+# the calibrated cues (VideoScores fields) whose largest, as a percentile, is each modality's
+# curve under evidence="largest_cue" (`evidence_curve`)
+LARGEST_CUE_FIELDS = {"visual": ("sync_evidence", "visual_learned_deviation_evidence"),
+                      "audio": ("sync_evidence", "spectral_detail_evidence",
+                                "audio_learned_deviation_evidence")}
 # the VideoScores field (after "<modality>_") each per-modality evidence kind reads; "sync"
 # reads the shared `sync_evidence`; the other kinds combine two or three of them
 # (`evidence_curve`)
@@ -177,6 +192,9 @@ class ProposalConfig:
     # used before); a low quantile keeps a run that swallowed a dip between two forged spans
     # below the spans themselves (module docstring, "Score")
     level_quantile: float | None = 0.1
+    # weight of the run's deepest dip (`run_valley`), subtracted from its score: a run that
+    # swallowed the gap between two forged spans ranks below the spans (module docstring, "Score")
+    valley_weight: float = 0.0
     # argmax / joint routing: multiply the proposal scores of a video predicted real by its
     # fake probability (True, the module docstring's reading); False scores them like any
     # other video's, for when the curves are more reliable than the class prediction
@@ -213,7 +231,9 @@ class ProposalConfig:
     # curve takes the larger of the desynchrony and the spectral detail, model/spectral_detail.py,
     # squared, the visual curve the desynchrony) or "sync_and_learned_deviation_or_spectral_detail"
     # (the same audio curve, the visual curve the mean of the desynchrony and its learned
-    # deviation)
+    # deviation); "largest_cue" (each modality's curve the largest of its calibrated cues,
+    # raised to their number so it is a percentile again: the desynchrony and the learned
+    # deviation for the picture, those and the spectral detail for the sound)
     evidence: str = "reconstruction"
     # which modalities' curves the evidence is mixed into: "both", or only "audio" / "visual"
     # (the other branch keeps its head score; the joint branch takes the chosen modality's
@@ -237,6 +257,8 @@ class ProposalConfig:
             raise ValueError(f"ProposalConfig.max_proposals: must be >= 1, got {self.max_proposals}")
         if self.level_weight < 0:
             raise ValueError(f"ProposalConfig.level_weight: must be >= 0, got {self.level_weight}")
+        if self.valley_weight < 0:
+            raise ValueError(f"ProposalConfig.valley_weight: must be >= 0, got {self.valley_weight}")
         if self.level_quantile is not None and not 0.0 <= self.level_quantile <= 1.0:
             raise ValueError(f"ProposalConfig.level_quantile: must be in [0, 1] or None, "
                              f"got {self.level_quantile}")
@@ -285,6 +307,9 @@ class VideoScores:
     # [T] the learned deviation scorer's frame probabilities; None: treated as zeros
     visual_learned_deviation: np.ndarray | None = None
     audio_learned_deviation: np.ndarray | None = None
+    # [T] those probabilities as percentiles among authentic training frames; None: zeros
+    visual_learned_deviation_evidence: np.ndarray | None = None
+    audio_learned_deviation_evidence: np.ndarray | None = None
     # [T] audio-visual desynchrony percentile among authentic training frames (one curve for
     # both modalities, model/av_sync.py); None: treated as zeros
     sync_evidence: np.ndarray | None = None
@@ -463,6 +488,19 @@ def run_level(inner: np.ndarray, quantile: float | None) -> float:
     return float(ordered[below] + (position - below) * (ordered[above] - ordered[below]))
 
 
+def run_valley(inner: np.ndarray) -> float:
+    """How deep the deepest dip inside a run is: over its frames, the largest drop below the
+    lower of the highest value before it and the highest value after it (within the run).
+    0 for a run with one hump (rising, then falling); a run over two forged spans and the
+    authentic gap between them scores the gap's depth."""
+    inner = np.asarray(inner, dtype=np.float64).reshape(-1)
+    if inner.size < 3:
+        return 0.0
+    highest_before = np.maximum.accumulate(inner)
+    highest_after = np.maximum.accumulate(inner[::-1])[::-1]
+    return float(np.max(np.minimum(highest_before, highest_after) - inner))
+
+
 def _final_score(contrast: float, p_fake: float, is_real: bool, cfg: ProposalConfig) -> float:
     score = contrast + cfg.video_weight * p_fake
     if is_real:
@@ -528,6 +566,8 @@ def score_curve_proposals(scores: np.ndarray, fps: float, duration: float, p_fak
         local = float(contrast)
         if cfg.level_weight:
             local += cfg.level_weight * run_level(scores[start:end], cfg.level_quantile)
+        if cfg.valley_weight:
+            local -= cfg.valley_weight * run_valley(scores[start:end])
         score = _final_score(local, p_fake, is_real, cfg)
         t0 = min(start / fps, duration)
         t1 = min(end / fps, duration)
@@ -594,7 +634,14 @@ def evidence_curve(scores: VideoScores, modality: str, kind: str, length: int) -
     "sync_and_learned_deviation_or_spectral_detail" gives the visual curve the mean of the
     desynchrony and the visual learned deviation instead (BENCHMARKS.md, "Spectral
     detail": on dev the audio learned deviation added little to the desynchrony, the detail
-    much)."""
+    much); "largest_cue" generalises the squared larger of two: each modality's curve is
+    the largest of its calibrated cues (`LARGEST_CUE_FIELDS`: the desynchrony and the learned
+    deviation's percentile for the picture, and the spectral detail too for the sound)
+    raised to the number of cues the video has (a cue the model lacks reads 0 everywhere and
+    does not count), again a percentile on authentic frames where the cues are about
+    independent. A mean lets a cue that says nothing about a forgery halve the one that
+    marks it (on dev the desynchrony reads a face swap at 0.57, the learned deviation at
+    0.82); the largest keeps what any cue marks (BENCHMARKS.md, "The largest cue")."""
     def read(name: str) -> np.ndarray:
         values = getattr(scores, name)
         return np.zeros(length) if values is None else np.asarray(values, np.float64)[:length]
@@ -614,6 +661,10 @@ def evidence_curve(scores: VideoScores, modality: str, kind: str, length: int) -
         # the picture has no spectral detail: its curve is the kind without it
         without = "sync" if kind == "sync_or_spectral_detail" else "sync_and_learned_deviation"
         return evidence_curve(scores, modality, without, length)
+    if kind == "largest_cue":
+        cues = [read(name) for name in LARGEST_CUE_FIELDS[modality]]
+        cues = [cue for cue in cues if np.any(cue > 0)]  # a cue the model lacks reads all 0
+        return np.max(cues, axis=0) ** len(cues) if cues else np.zeros(length)
     if kind == "sync_learned_deviation_and_reconstruction":
         return (read("sync_evidence") + read(f"{modality}_learned_deviation")
                 + read(f"{modality}_evidence")) / 3.0

@@ -140,3 +140,51 @@ def test_the_model_config_chooses_the_scorers_window_statistic():
     assert not any(bool(s.window_median) for s in mean.deviation_scorers.values())
     with pytest.raises(ValueError, match="deviation_window_statistic"):
         tiny_config(deviation_window_statistic="mode")
+
+
+class _Cache:
+    """What calibrate_frame_evidence reads of a feature cache: settings and read()."""
+
+    def __init__(self, clips: dict):
+        self.clips, self.settings = clips, {"visual": {"kind": "lowlevel"}, "audio": {"kind": "wav2vec2"}}
+
+    def read(self, key):
+        return self.clips[key]
+
+
+@pytest.mark.parametrize("weight", [1.0, 0.0])
+def test_the_trainer_calibrates_the_scorers_probabilities_as_percentiles(weight):
+    """With the scorers, their frame probabilities get percentiles among the authentic
+    training frames (what evidence="largest_cue" compares); without them, zeros."""
+    from data.records import VideoRecord
+    from pipeline.train import calibrate_frame_evidence
+
+    rng = np.random.default_rng(3)
+    clips = {f"{i}.mp4": (rng.normal(size=(30, CV)).astype(np.float32),
+                          rng.normal(size=(30, CA)).astype(np.float32)) for i in range(5)}
+    records = [VideoRecord(file=key, split="train", duration=1.2, fps=25.0, n_frames=30, label=0,
+                           fake_segments=()) for key in clips]
+    torch.manual_seed(0)
+    model = build_model(tiny_config(deviation_scorer_weight=weight), CV, CA)
+    if weight:  # zero-initialised scorers say 0.5 everywhere: give them a direction
+        with torch.no_grad():
+            for p in model.deviation_scorers.parameters():
+                p.normal_()
+    model.eval()
+    calibrate_frame_evidence(model, _Cache(clips), records, torch.device("cpu"))
+    assert bool(model.visual_learned_calibration.is_set) is bool(weight)
+    assert bool(model.audio_learned_calibration.is_set) is bool(weight)
+    visual, audio, mask, _ = make_batch(LENGTHS, LABELS_)
+    prediction = model.predict(visual, audio, mask)
+    for modality in ("visual", "audio"):
+        evidence = getattr(prediction, f"{modality}_learned_deviation_evidence")
+        if not weight:
+            assert torch.equal(evidence, torch.zeros(mask.shape))
+            continue
+        probability = getattr(prediction, f"{modality}_learned_deviation")
+        assert torch.equal(evidence * ~mask, torch.zeros(mask.shape))
+        assert float(evidence.min()) >= 0 and float(evidence.max()) <= 1
+        # a percentile keeps the probabilities' order within every video
+        for b, n in enumerate(mask.sum(1).tolist()):
+            order = torch.argsort(probability[b, :n])
+            assert bool((evidence[b, :n][order].diff() >= 0).all())

@@ -16,6 +16,7 @@ from pipeline.proposals import (
     route,
     run_contrasts,
     run_level,
+    run_valley,
     runs_per_level,
     scores_to_proposals,
     snap_targets,
@@ -130,6 +131,29 @@ def test_low_level_quantile_ranks_two_spans_above_the_run_that_merges_them():
     # 10th percentile 0.6 -> 1.44 ranks last
     assert ranked(None) == [(2, 12, 1.68), (2, 6, 1.5), (8, 12, 1.5)]
     assert ranked(0.1) == [(2, 6, 1.5), (8, 12, 1.5), (2, 12, 1.44)]
+
+
+def test_valley_weight_ranks_two_spans_above_the_run_that_merges_them():
+    # the curve of the test above: with the runs' means as their levels the merged run ranks
+    # first (1.68); its dip, 0.9 - 0.6 = 0.3 below the lower of its two peaks, takes it to
+    # 1.38, below the spans (1.5, no dip: one hump each)
+    curve = np.array([0, 0, .9, .9, .9, .9, .6, .6, .9, .9, .9, .9, 0, 0, 0, 0])
+    cfg = ProposalConfig(**{**PLAIN.__dict__, "thresholds": (0.5, 0.7), "level_weight": 1.0,
+                            "level_quantile": None, "valley_weight": 1.0})
+    found = proposals(curve=curve, cfg=cfg, duration=4.0)
+    assert [(round(p[1] * FPS), round(p[2] * FPS), round(p[0], 6)) for p in found] == [
+        (2, 6, 1.5), (8, 12, 1.5), (2, 12, 1.38)]
+    with pytest.raises(ValueError, match="valley_weight"):
+        ProposalConfig(valley_weight=-0.5)
+
+
+def test_run_valley_is_the_deepest_drop_below_the_lower_peak_on_either_side():
+    assert run_valley(np.array([0.2, 0.9, 0.5, 0.8, 0.1])) == pytest.approx(0.3)  # min(0.9, 0.8) - 0.5
+    # two dips: the deeper counts, measured against the lower of its two peaks
+    assert run_valley(np.array([0.7, 0.6, 0.7, 0.1, 0.5, 0.9])) == pytest.approx(0.6)
+    # one hump, rising or falling only, or too short to dip: nothing
+    for hump in ([0.1, 0.5, 0.9, 0.4, 0.2], [0.1, 0.2, 0.3], [0.9, 0.5, 0.1], [0.4, 0.1]):
+        assert run_valley(np.array(hump)) == 0.0
 
 
 def test_run_level_matches_numpy_quantile_and_mean():
@@ -419,6 +443,32 @@ def test_spectral_detail_raises_the_audio_curve_to_the_larger_of_it_and_the_desy
     # a model without it (wav2vec 2.0 audio, an older checkpoint) reads the desynchrony alone
     without = dataclasses.replace(scores, spectral_detail_evidence=None)
     assert np.allclose(branch_curve(without, "audio", cfg), sync ** 2)
+
+
+def test_largest_cue_is_the_largest_calibrated_cue_raised_to_their_number():
+    from pipeline.proposals import branch_curve
+
+    heads = np.zeros(12)
+    sync, detail, visual_learned, audio_learned = (np.zeros(12) for _ in range(4))
+    sync[6:10] = 0.6
+    detail[0:3] = 0.9
+    visual_learned[2:8] = 0.8
+    audio_learned[9:12] = 0.7
+    scores = VideoScores(np.array(AUDIO_ONLY), heads, heads, heads, FPS, 3.0, sync_evidence=sync,
+                         spectral_detail_evidence=detail,
+                         visual_learned_deviation_evidence=visual_learned,
+                         audio_learned_deviation_evidence=audio_learned)
+    cfg = dataclasses.replace(PLAIN, error_weight=1.0, evidence="largest_cue")
+    # the picture: two cues, so the larger squared; the sound: three, the largest cubed
+    assert np.allclose(branch_curve(scores, "visual", cfg), np.maximum(sync, visual_learned) ** 2)
+    assert np.allclose(branch_curve(scores, "audio", cfg),
+                       np.maximum.reduce([sync, detail, audio_learned]) ** 3)
+    # a cue the model lacks (wav2vec 2.0 audio has no spectral detail) does not count
+    without_detail = dataclasses.replace(scores, spectral_detail_evidence=None)
+    assert np.allclose(branch_curve(without_detail, "audio", cfg), np.maximum(sync, audio_learned) ** 2)
+    # nothing at all: zeros
+    bare = VideoScores(np.array(AUDIO_ONLY), heads, heads, heads, FPS, 3.0)
+    assert branch_curve(bare, "audio", cfg).tolist() == [0.0] * 12
 
 
 def test_error_evidence_goes_only_into_the_chosen_modality():
