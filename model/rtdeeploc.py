@@ -30,10 +30,7 @@ All frame outputs are zero on padding.
 Learned deviation scorers (`deviation_scorer_weight` > 0, not in the paper): one linear
 frame scorer per modality on the standardised inputs' clip deviations, with its own Top-K
 MIL loss term "deviation" (model/deviation_scorer.py); their frame probabilities are in
-`Prediction.visual_learned_deviation` / `audio_learned_deviation` (zeros without them), and
-their percentiles among authentic training frames in `visual_learned_deviation_evidence` /
-`audio_learned_deviation_evidence` (set by the trainer like the other evidence; zeros until
-then), so the localizer can take the largest of several cues as one percentile.
+`Prediction.visual_learned_deviation` / `audio_learned_deviation` (zeros without them).
 
 Audio-visual desynchrony (`model/av_sync.py`, not in the paper, always built): canonical
 directions fitted on authentic training clips by `fit_av_sync` (the trainer calls it; no
@@ -103,7 +100,7 @@ FRAME_FIELDS = ("visual_scores", "audio_scores", "joint_scores", "visual_recon_e
                 "audio_recon_error", "visual_error_evidence", "audio_error_evidence",
                 "visual_deviation", "audio_deviation", "visual_deviation_evidence",
                 "audio_deviation_evidence", "visual_learned_deviation", "audio_learned_deviation",
-                "visual_learned_deviation_evidence", "audio_learned_deviation_evidence", "av_desync", "sync_evidence", "spectral_detail", "spectral_detail_evidence",
+                "av_desync", "sync_evidence", "spectral_detail", "spectral_detail_evidence",
                 "visual_change")
 
 
@@ -130,10 +127,6 @@ class Prediction:
     # zeros when the model has none
     visual_learned_deviation: Tensor | None = None
     audio_learned_deviation: Tensor | None = None
-    # [B, T] their percentiles among authentic training frames; zeros until the trainer set
-    # the reference (and without the scorers)
-    visual_learned_deviation_evidence: Tensor | None = None
-    audio_learned_deviation_evidence: Tensor | None = None
     # [B, T] audio-visual desynchrony (model/av_sync.py) and its percentile among authentic
     # training frames; zeros until the trainer fitted it
     av_desync: Tensor | None = None
@@ -188,9 +181,6 @@ class RTDeepLoc(nn.Module):
         # clip deviation of the input -> percentile among authentic training frames (same)
         self.visual_deviation_calibration = ErrorCalibration()
         self.audio_deviation_calibration = ErrorCalibration()
-        # the learned deviation scorers' probabilities -> percentiles (same; unset without them)
-        self.visual_learned_calibration = ErrorCalibration()
-        self.audio_learned_calibration = ErrorCalibration()
         # audio-visual desynchrony (buffers only, fitted by the trainer) and its percentiles
         self.av_sync = AVSync(visual_dim, audio_dim)
         self.sync_calibration = ErrorCalibration()
@@ -391,8 +381,6 @@ class RTDeepLoc(nn.Module):
             audio_deviation_evidence=self.audio_deviation_calibration(audio_deviation) * valid,
             visual_learned_deviation=learned["visual"] * valid,
             audio_learned_deviation=learned["audio"] * valid,
-            visual_learned_deviation_evidence=self.visual_learned_calibration(learned["visual"]) * valid,
-            audio_learned_deviation_evidence=self.audio_learned_calibration(learned["audio"]) * valid,
             av_desync=desync * valid,
             sync_evidence=(self.sync_calibration(desync) if bool(self.av_sync.is_set)
                            else torch.zeros_like(valid)) * valid,

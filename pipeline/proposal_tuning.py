@@ -18,9 +18,9 @@ were chosen; `rtdl train` calls `tune_run_checkpoints` after its last epoch and 
 (pipeline/tune.py) redoes it.
 Never tune on a test split: its metrics would be optimistic.
 
-Large validation splits are sampled (`tuning_sample`): the grids hold 1,092 distinct
-candidates (a second pass scores up to 1,092 more) and each one re-proposes and
-re-evaluates every video, a cost linear in the split. LAV-DF's dev split has 31,501
+Large validation splits are sampled (`tuning_sample`): the grids hold 1,740 distinct
+candidates (876 for the evidence, 864 for the proposal settings; a second pass scores up to
+1,740 more) and each one re-proposes and re-evaluates every video, a cost linear in the split. LAV-DF's dev split has 31,501
 videos, which at a few ms per video and candidate would keep `rtdl train` tuning for most
 of a day; `max_videos` (default 1,000) caps it with a fixed sample,
 stratified by label, that every run and rerun draws alike (a hash of each file name, not a
@@ -62,8 +62,7 @@ SIGNAL_TUNING_GRID = {
     "evidence": ("reconstruction", "deviation", "learned_deviation", "sync",
                  "sync_and_learned_deviation",
                  "sync_and_learned_deviation_or_reconstruction_outlier",
-                 "sync_or_spectral_detail", "sync_and_learned_deviation_or_spectral_detail",
-                 "largest_cue"),
+                 "sync_or_spectral_detail", "sync_and_learned_deviation_or_spectral_detail"),
     "error_modalities": ("both", "audio", "visual"),
 }
 # then a small search space around the default proposal settings (defaults first)
@@ -160,10 +159,6 @@ def without_missing_evidence(signal_grid: dict, scores: Mapping[str, VideoScores
     has["sync_or_spectral_detail"] = has["sync"] and present("spectral_detail_evidence")
     has["sync_and_learned_deviation_or_spectral_detail"] = (has["sync_or_spectral_detail"]
                                                             and has["learned_deviation"])
-    # the largest of one cue is that cue: the kind needs the desynchrony and the calibrated
-    # learned deviation (checkpoints from before its calibration have the probabilities only)
-    has["largest_cue"] = has["sync"] and present("visual_learned_deviation_evidence",
-                                                 "audio_learned_deviation_evidence")
     # the paper's own reading stays in the grid even for a model without the FDN
     has["reconstruction"] = True
     kinds = tuple(k for k in signal_grid.get("evidence", ()) if has.get(k, True))

@@ -154,13 +154,7 @@ CURVE_NORMALIZATIONS = ("none", "rank")
 EVIDENCE_KINDS = ("reconstruction", "deviation", "learned_deviation", "sync",
                   "sync_and_learned_deviation", "sync_learned_deviation_and_reconstruction",
                   "sync_and_learned_deviation_or_reconstruction_outlier",
-                  "sync_or_spectral_detail", "sync_and_learned_deviation_or_spectral_detail",
-                  "largest_cue")
-# the calibrated cues (VideoScores fields) whose largest, as a percentile, is each modality's
-# curve under evidence="largest_cue" (`evidence_curve`)
-LARGEST_CUE_FIELDS = {"visual": ("sync_evidence", "visual_learned_deviation_evidence"),
-                      "audio": ("sync_evidence", "spectral_detail_evidence",
-                                "audio_learned_deviation_evidence")}
+                  "sync_or_spectral_detail", "sync_and_learned_deviation_or_spectral_detail")
 # the VideoScores field (after "<modality>_") each per-modality evidence kind reads; "sync"
 # reads the shared `sync_evidence`; the other kinds combine two or three of them
 # (`evidence_curve`)
@@ -231,9 +225,7 @@ class ProposalConfig:
     # curve takes the larger of the desynchrony and the spectral detail, model/spectral_detail.py,
     # squared, the visual curve the desynchrony) or "sync_and_learned_deviation_or_spectral_detail"
     # (the same audio curve, the visual curve the mean of the desynchrony and its learned
-    # deviation); "largest_cue" (each modality's curve the largest of its calibrated cues,
-    # raised to their number so it is a percentile again: the desynchrony and the learned
-    # deviation for the picture, those and the spectral detail for the sound)
+    # deviation)
     evidence: str = "reconstruction"
     # which modalities' curves the evidence is mixed into: "both", or only "audio" / "visual"
     # (the other branch keeps its head score; the joint branch takes the chosen modality's
@@ -307,9 +299,6 @@ class VideoScores:
     # [T] the learned deviation scorer's frame probabilities; None: treated as zeros
     visual_learned_deviation: np.ndarray | None = None
     audio_learned_deviation: np.ndarray | None = None
-    # [T] those probabilities as percentiles among authentic training frames; None: zeros
-    visual_learned_deviation_evidence: np.ndarray | None = None
-    audio_learned_deviation_evidence: np.ndarray | None = None
     # [T] audio-visual desynchrony percentile among authentic training frames (one curve for
     # both modalities, model/av_sync.py); None: treated as zeros
     sync_evidence: np.ndarray | None = None
@@ -634,14 +623,7 @@ def evidence_curve(scores: VideoScores, modality: str, kind: str, length: int) -
     "sync_and_learned_deviation_or_spectral_detail" gives the visual curve the mean of the
     desynchrony and the visual learned deviation instead (BENCHMARKS.md, "Spectral
     detail": on dev the audio learned deviation added little to the desynchrony, the detail
-    much); "largest_cue" generalises the squared larger of two: each modality's curve is
-    the largest of its calibrated cues (`LARGEST_CUE_FIELDS`: the desynchrony and the learned
-    deviation's percentile for the picture, and the spectral detail too for the sound)
-    raised to the number of cues the video has (a cue the model lacks reads 0 everywhere and
-    does not count), again a percentile on authentic frames where the cues are about
-    independent. A mean lets a cue that says nothing about a forgery halve the one that
-    marks it (on dev the desynchrony reads a face swap at 0.57, the learned deviation at
-    0.82); the largest keeps what any cue marks (BENCHMARKS.md, "The largest cue")."""
+    much)."""
     def read(name: str) -> np.ndarray:
         values = getattr(scores, name)
         return np.zeros(length) if values is None else np.asarray(values, np.float64)[:length]
@@ -661,10 +643,6 @@ def evidence_curve(scores: VideoScores, modality: str, kind: str, length: int) -
         # the picture has no spectral detail: its curve is the kind without it
         without = "sync" if kind == "sync_or_spectral_detail" else "sync_and_learned_deviation"
         return evidence_curve(scores, modality, without, length)
-    if kind == "largest_cue":
-        cues = [read(name) for name in LARGEST_CUE_FIELDS[modality]]
-        cues = [cue for cue in cues if np.any(cue > 0)]  # a cue the model lacks reads all 0
-        return np.max(cues, axis=0) ** len(cues) if cues else np.zeros(length)
     if kind == "sync_learned_deviation_and_reconstruction":
         return (read("sync_evidence") + read(f"{modality}_learned_deviation")
                 + read(f"{modality}_evidence")) / 3.0

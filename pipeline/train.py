@@ -268,8 +268,7 @@ def calibrate_frame_evidence(model, cache, train_records: Sequence[VideoRecord],
     """Set the model's evidence percentiles from real training videos (model/evidence.py):
     reconstruction errors (with the FDN), clip deviations of the input, the audio-visual
     desynchrony, which is first fitted on the same videos when it is not yet (model/av_sync.py),
-    for log-mel audio the spectral detail, fitted likewise (model/spectral_detail.py), and
-    the learned deviation scorers' probabilities, when the model has the scorers.
+    and, for log-mel audio, the spectral detail, fitted likewise (model/spectral_detail.py).
 
     The first CALIBRATION_VIDEOS real videos in record order, so the reference does not
     depend on the epoch; nothing happens without a real video.
@@ -291,9 +290,6 @@ def calibrate_frame_evidence(model, cache, train_records: Sequence[VideoRecord],
                   "sync_calibration": "av_desync"}
     if bool(model.spectral_detail.is_set):
         references["detail_calibration"] = "spectral_detail"
-    if getattr(model, "deviation_scorers", None) is not None:
-        references.update(visual_learned_calibration="visual_learned_deviation",
-                          audio_learned_calibration="audio_learned_deviation")
     if model.config.use_fdn:
         references.update(visual_error_calibration="visual_recon_error",
                           audio_error_calibration="audio_recon_error")
@@ -476,7 +472,6 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
                 # rank 0 calibrated the frame evidence during validation: share it
                 for name, buffer in model.named_buffers():
                     if (("_error_calibration." in name or "_deviation_calibration." in name
-                         or "_learned_calibration." in name
                          or name.startswith(("av_sync.", "sync_calibration.", "spectral_detail.",
                                              "detail_calibration.")))):
                         dist.broadcast(buffer, src=0)

@@ -445,32 +445,6 @@ def test_spectral_detail_raises_the_audio_curve_to_the_larger_of_it_and_the_desy
     assert np.allclose(branch_curve(without, "audio", cfg), sync ** 2)
 
 
-def test_largest_cue_is_the_largest_calibrated_cue_raised_to_their_number():
-    from pipeline.proposals import branch_curve
-
-    heads = np.zeros(12)
-    sync, detail, visual_learned, audio_learned = (np.zeros(12) for _ in range(4))
-    sync[6:10] = 0.6
-    detail[0:3] = 0.9
-    visual_learned[2:8] = 0.8
-    audio_learned[9:12] = 0.7
-    scores = VideoScores(np.array(AUDIO_ONLY), heads, heads, heads, FPS, 3.0, sync_evidence=sync,
-                         spectral_detail_evidence=detail,
-                         visual_learned_deviation_evidence=visual_learned,
-                         audio_learned_deviation_evidence=audio_learned)
-    cfg = dataclasses.replace(PLAIN, error_weight=1.0, evidence="largest_cue")
-    # the picture: two cues, so the larger squared; the sound: three, the largest cubed
-    assert np.allclose(branch_curve(scores, "visual", cfg), np.maximum(sync, visual_learned) ** 2)
-    assert np.allclose(branch_curve(scores, "audio", cfg),
-                       np.maximum.reduce([sync, detail, audio_learned]) ** 3)
-    # a cue the model lacks (wav2vec 2.0 audio has no spectral detail) does not count
-    without_detail = dataclasses.replace(scores, spectral_detail_evidence=None)
-    assert np.allclose(branch_curve(without_detail, "audio", cfg), np.maximum(sync, audio_learned) ** 2)
-    # nothing at all: zeros
-    bare = VideoScores(np.array(AUDIO_ONLY), heads, heads, heads, FPS, 3.0)
-    assert branch_curve(bare, "audio", cfg).tolist() == [0.0] * 12
-
-
 def test_error_evidence_goes_only_into_the_chosen_modality():
     from pipeline.proposals import branch_curve
 
