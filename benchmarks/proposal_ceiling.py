@@ -100,8 +100,9 @@ def chosen_config(paths: list[Path], run: Path):
     raise SystemExit(f"no run named {run.name!r} in {[str(p) for p in paths]}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def chosen_runs_parser(description: str) -> argparse.ArgumentParser:
+    """The options of a script that reads trained runs and their dev-chosen localizers."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--metadata", type=Path, required=True)
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--runs", type=Path, nargs="+", required=True)
@@ -110,6 +111,11 @@ def main() -> None:
     parser.add_argument("--calibrate-evidence", action="store_true",
                         help="refit the checkpoints' frame evidence on the training split, as "
                              "localization_bench.py --calibrate-evidence does")
+    return parser
+
+
+def main() -> None:
+    parser = chosen_runs_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 

@@ -20,7 +20,6 @@ sees each curve and its runs), and were not adopted.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from pathlib import Path
@@ -103,16 +102,9 @@ def merged_tops(predictions: dict, records) -> tuple[int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--metadata", type=Path, required=True)
-    parser.add_argument("--cache", type=Path, required=True)
-    parser.add_argument("--runs", type=Path, nargs="+", required=True)
-    parser.add_argument("--chosen", type=Path, nargs="+", required=True,
-                        help="localization_bench.py outputs holding each run's dev-chosen localizer")
-    parser.add_argument("--calibrate-evidence", action="store_true",
-                        help="refit the checkpoints' frame evidence on the training split, as "
-                             "localization_bench.py --calibrate-evidence does")
-    args = parser.parse_args()
+    from proposal_ceiling import chosen_config, chosen_runs_parser
+
+    args = chosen_runs_parser(__doc__.split("\n\n")[0]).parse_args()
 
     import torch
 
@@ -121,7 +113,6 @@ def main() -> None:
     from pipeline.checkpoint import load_checkpoint
     from pipeline.machine import describe_machine
     from pipeline.train import calibrate_frame_evidence
-    from proposal_ceiling import chosen_config
 
     torch.set_num_threads(2)
     print(describe_machine(), flush=True)
