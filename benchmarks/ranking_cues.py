@@ -58,17 +58,14 @@ def cue_values(cue: str, scores: np.ndarray, runs, cfg) -> np.ndarray:
                 ends.append(scores[max(start, end - 2):end].mean() - scores[end:end + 2].mean())
             steps.append(min(ends) if ends else 0.0)
         return np.asarray(steps)
+    from pipeline.proposals import interval_iou
+
     levels = level_runs(scores, cfg)
     if cue == "split":
         return -np.asarray([float(any(sum(a >= s and b <= e for a, b in level) >= 2 for level in levels))
                             for s, e in runs])
-
-    def iou(a, b):
-        inter = max(0, min(a[1], b[1]) - max(a[0], b[0]))
-        return inter / ((a[1] - a[0]) + (b[1] - b[0]) - inter)
-
-    return np.asarray([np.mean([any(iou(run, other) >= 0.8 for other in level) for level in levels])
-                       if levels else 0.0 for run in runs])
+    return np.asarray([np.mean([any(interval_iou(run, other) >= 0.8 for other in level)
+                                for level in levels]) if levels else 0.0 for run in runs])
 
 
 def with_cue(cue: str | None, weight: float, cfg):

@@ -23,8 +23,8 @@ candidates (876 for the evidence, 864 for the proposal settings; a second pass s
 1,740 more) and each one re-proposes and re-evaluates every video, a cost linear in the
 split. LAV-DF's dev split has 31,501 videos, which at a few ms per video and candidate
 would keep `rtdl train` tuning for most of a day; `max_videos` (default 1,000) caps it with
-a fixed sample, stratified by label, that every run and rerun draws alike (a hash of each file name, not a
-random draw). 1,000 because on the 2,100-clip benchmark a dev split of 200 videos already
+a fixed sample, stratified by label, that every run and rerun draws alike (a hash of each
+file name, not a random draw). 1,000 because on the 2,100-clip benchmark a dev split of 200 videos already
 chose settings whose test scores matched their dev scores within one avg-AP point
 (BENCHMARKS.md, "Audio-visual desynchrony"); 0 tunes on the whole split. The candidates of a
 large search are scored on one process per core (pipeline/grid_workers.py, `workers`).
