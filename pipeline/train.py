@@ -688,7 +688,7 @@ def describe_outcome(outcome: TrainOutcome) -> list[str]:
     tuning = outcome.proposal_tuning
     if tuning:
         lines.append(f"proposal settings: tuned on split {tuning.get('split')!r} "
-                     f"(objective {tuning.get('best_objective', float('nan')):.4f}, defaults "
+                     f"(objective {tuning.get('best_objective', float('nan')):.4f}, start "
                      f"{tuning.get('default_objective', float('nan')):.4f}), stored in best.pt / "
                      f"last.pt and {outcome.best_checkpoint.with_name('proposals.yaml')}")
         lines += network_note(tuning)

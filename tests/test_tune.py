@@ -390,3 +390,42 @@ def test_a_second_pass_finds_what_the_two_stages_miss(monkeypatch):
     assert three == two and searched == [*stages, *stages, stages[0]]
     with pytest.raises(ValueError, match="passes"):
         tuning.coordinate_search({}, None, stages, passes=0)
+
+
+def test_the_search_starts_where_dev_chose_most_often_when_the_grid_holds_it(monkeypatch):
+    import dataclasses
+    import itertools
+
+    import pipeline.proposal_tuning as tuning
+    from pipeline.proposals import ProposalConfig
+
+    # the objective of each (routing, min_frames): under the default runs of 2 frames argmax
+    # routing wins the evidence stage, under runs of 4 (TUNING_START's) soft routing does,
+    # and (soft, 4) is the best pair
+    table = {("argmax", 2): 1.0, ("soft", 2): 0.0, ("argmax", 4): 2.0, ("soft", 4): 3.0}
+
+    def table_search(scores, objective, grid, base, workers=None):
+        results, best, best_value = [], base, -1.0
+        for values in itertools.product(*grid.values()):
+            overrides = dict(zip(grid, values))
+            config = dataclasses.replace(base, **overrides)
+            value = table[(config.routing, config.min_frames)]
+            results.append((overrides, value))
+            if value > best_value:
+                best, best_value = config, value
+        return best, results
+
+    monkeypatch.setattr(tuning, "grid_search", table_search)
+    stages = dict(signal_grid={"routing": ("argmax", "soft")}, grid={"min_frames": (2, 4)}, passes=1)
+    assert tuning.TUNING_START["min_frames"] == 4
+    best, _ = tuning.tune_on_scores({}, [], **stages)
+    assert (best.routing, best.min_frames) == ("soft", 4)
+    stuck, _ = tuning.tune_on_scores({}, [], base=ProposalConfig(), **stages)
+    assert (stuck.routing, stuck.min_frames) == ("argmax", 4)
+
+    # a start value outside the grid is not used: it could survive into the choice
+    assert tuning.tuning_start({"min_frames": (2, 3)}) == ProposalConfig()
+    start = tuning.tuning_start(tuning.DEFAULT_TUNING_GRID)
+    assert start == dataclasses.replace(ProposalConfig(), **tuning.TUNING_START)
+    # and each start value comes first in the default grid, so ties keep it
+    assert all(tuning.DEFAULT_TUNING_GRID[name][0] == value for name, value in tuning.TUNING_START.items())
