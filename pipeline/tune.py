@@ -3,8 +3,8 @@
 with another grid, split or protocol; write them as YAML and, if asked, into the checkpoint.
 
 A grid file (`rtdl tune --grid FILE`) is YAML with up to two sections, each a mapping of
-ProposalConfig field -> list of candidate values (list the current default first: ties
-keep the first):
+ProposalConfig field -> list of candidate values (ties keep the first listed; the search
+starts from `proposal_tuning.TUNING_START`'s value of a field where the list holds it):
 
     signal:      # stage 1, the evidence; omitted: SIGNAL_TUNING_GRID, {}: skipped
       error_weight: [0.0, 1.0]
