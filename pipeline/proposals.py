@@ -100,9 +100,18 @@ settings, a weight of 1 raised dev's objective by +1.1 / +0.7 / +2.8 (seeds 0-2)
 avg AP, and halved the top proposals over two spans; in the dev grid, dev chose 1 in all
 three seeds, and test avg AP rose in every seed (+1.2 seen, +2.5 held-out on the mean, within
 the spread over seeds; BENCHMARKS.md, "The valley of a run").
+The length (`length_weight`): contrast and level are means, so a 10-frame blip of noise
+that happens to rise as high as a forged span scores as high as a 40-frame one. Adding
+length_weight x ln(the run's seconds) gives a longer run of the same contrast the edge
+(a 0.4 s run loses 0.09 at weight 0.1, a 2 s one gains 0.07). Held fixed on each seed's
+dev-chosen settings on the 2,100-clip benchmark, 0.1 raised the dev objective by +0.9 / +0.9
+/ +0.7 (avg AP +1.4 / +0.7 / +0.8, avg AR +0.3 / +1.2 / +0.7), 0.05 by less and 0.2 lowered
+it in two seeds (BENCHMARKS.md, "Where the search starts, and the length of a run"). A prior
+on length is a property of the data (LAV-DF's forged words are short), so it is chosen on dev
+(0 or 0.1) like the rest; a negative weight prefers short runs.
 For a video predicted real: score = p_fake * max(contrast + level_weight * level -
-valley_weight * valley + video_weight * p_fake, 0), which keeps the order of its own
-proposals. `down_weight_real=False` drops that factor (argmax and joint routing; soft
+valley_weight * valley + length_weight * ln(seconds) + video_weight * p_fake, 0), which
+keeps the order of its own proposals. `down_weight_real=False` drops that factor (argmax and joint routing; soft
 routing always weighs each modality's proposals by its probability): on the 2,100-clip
 benchmark, whose classifier routes 40 % of videos right, the factor cost 4 dev avg AP with
 each seed's dev-chosen settings held fixed (49.2 -> 53.3 without it), so it is in the dev
@@ -191,6 +200,10 @@ class ProposalConfig:
     # weight of the run's deepest dip (`run_valley`), subtracted from its score: a run that
     # swallowed the gap between two forged spans ranks below the spans (module docstring, "Score")
     valley_weight: float = 0.0
+    # weight of the natural log of the run's length in seconds, added to its score: at an equal
+    # contrast, a longer run is less likely a blip of noise (module docstring, "Score"); a
+    # negative weight prefers short runs
+    length_weight: float = 0.0
     # argmax / joint routing: multiply the proposal scores of a video predicted real by its
     # fake probability (True, the module docstring's reading); False scores them like any
     # other video's, for when the curves are more reliable than the class prediction
@@ -253,6 +266,8 @@ class ProposalConfig:
             raise ValueError(f"ProposalConfig.level_weight: must be >= 0, got {self.level_weight}")
         if self.valley_weight < 0:
             raise ValueError(f"ProposalConfig.valley_weight: must be >= 0, got {self.valley_weight}")
+        if not math.isfinite(self.length_weight):
+            raise ValueError(f"ProposalConfig.length_weight: must be finite, got {self.length_weight}")
         if self.level_quantile is not None and not 0.0 <= self.level_quantile <= 1.0:
             raise ValueError(f"ProposalConfig.level_quantile: must be in [0, 1] or None, "
                              f"got {self.level_quantile}")
@@ -559,6 +574,8 @@ def score_curve_proposals(scores: np.ndarray, fps: float, duration: float, p_fak
             local += cfg.level_weight * run_level(scores[start:end], cfg.level_quantile)
         if cfg.valley_weight:
             local -= cfg.valley_weight * run_valley(scores[start:end])
+        if cfg.length_weight:
+            local += cfg.length_weight * math.log((end - start) / fps)
         score = _final_score(local, p_fake, is_real, cfg)
         t0 = min(start / fps, duration)
         t1 = min(end / fps, duration)

@@ -147,6 +147,20 @@ def test_valley_weight_ranks_two_spans_above_the_run_that_merges_them():
         ProposalConfig(valley_weight=-0.5)
 
 
+def test_length_weight_adds_the_log_of_the_runs_seconds():
+    # frame:           0  1   2   3  4  5   6   7   8   9   10  11   (4 fps)
+    curve = np.array([0, .9, .9, 0, 0, .7, .7, .7, .7, .7, .7, 0])
+    # contrasts by hand: [1, 3) 0.9 - mean(frames 0, 3) = 0.9; [5, 11), 3 context frames a
+    # side clipped to the clip, 0.7 - mean(frames 2, 3, 4, 11) = 0.7 - 0.225 = 0.475
+    assert_proposals(proposals(curve), [[0.9, 0.25, 0.75], [0.475, 1.25, 2.75]])
+    # + 0.5 x ln(seconds): the 1.5 s run gains 0.5 ln 1.5, the 0.5 s one loses 0.5 ln 2
+    longer = dataclasses.replace(PLAIN, length_weight=0.5)
+    assert_proposals(proposals(curve, longer), [[0.475 + 0.5 * math.log(1.5), 1.25, 2.75],
+                                                [0.9 + 0.5 * math.log(0.5), 0.25, 0.75]])
+    with pytest.raises(ValueError, match="length_weight"):
+        ProposalConfig(length_weight=float("nan"))
+
+
 def test_run_valley_is_the_deepest_drop_below_the_lower_peak_on_either_side():
     assert run_valley(np.array([0.2, 0.9, 0.5, 0.8, 0.1])) == pytest.approx(0.3)  # min(0.9, 0.8) - 0.5
     # two dips: the deeper counts, measured against the lower of its two peaks
