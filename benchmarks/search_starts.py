@@ -6,8 +6,11 @@ candidate. A kind of evidence that wins the first stage can so hold the whole se
 corner (BENCHMARKS.md, "The valley of a run, and the largest cue"). For each trained run this
 compares, on its dev split, the plain search (two passes, as `rtdl train` runs it) with a
 multi-start one: the `--starts` best distinct evidence settings of the first stage each start
-the proposal stage and then both stages again, and the best end point is kept. Prints each
-end point's objective (0.5 x avg AP + 0.5 x avg AR) and how long each search took.
+the proposal stage and then both stages again, and the best end point is kept (`--starts 0`
+skips it). The plain search runs twice: from ProposalConfig's defaults (how `rtdl train`
+searched before `proposal_tuning.TUNING_START`) and from `tuning_start` (how it searches
+now). Prints each end point's objective (0.5 x avg AP + 0.5 x avg AR) and how long each
+search took.
 
     python benchmarks/search_starts.py --metadata W/media/metadata.json --cache W/features.h5 \
         --runs W/runs/med-s0 W/runs/med-s1 --calibrate-evidence --starts 3
@@ -24,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-SHOWN = ("evidence", "routing", "error_weight", "valley_weight")
+SHOWN = ("evidence", "routing", "error_weight", "valley_weight", "length_weight")
 
 
 def best_distinct(results: list, count: int) -> list:
@@ -48,7 +51,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, nargs="+", required=True)
     parser.add_argument("--calibrate-evidence", action="store_true",
                         help="refit the checkpoints' frame evidence on the training split first")
-    parser.add_argument("--starts", type=int, default=3)
+    parser.add_argument("--starts", type=int, default=3, help="0: the plain searches only")
     args = parser.parse_args()
 
     import torch
@@ -58,7 +61,7 @@ def main() -> None:
     from pipeline.machine import describe_machine
     from pipeline.metrics import ChallengeScore
     from pipeline.proposal_tuning import (DEFAULT_TUNING_GRID, SIGNAL_TUNING_GRID,
-                                          coordinate_search, without_missing_evidence)
+                                          coordinate_search, tuning_start, without_missing_evidence)
     from pipeline.proposals import ProposalConfig, grid_search
     from pipeline.train import calibrate_frame_evidence
 
@@ -74,10 +77,16 @@ def main() -> None:
         objective = ChallengeScore(tuple(by_split["dev"]), "rtdeeploc")
         signal_grid = without_missing_evidence(SIGNAL_TUNING_GRID, dev)
 
-        began = time.perf_counter()
-        best, tried = coordinate_search(dev, objective, [signal_grid, DEFAULT_TUNING_GRID], passes=2)
-        print(f"{run.name} plain search: {100 * max(v for _, v in tried):.2f} "
-              f"({time.perf_counter() - began:.0f} s) {({k: getattr(best, k) for k in SHOWN})}", flush=True)
+        for name, base in (("from the defaults", ProposalConfig()),
+                           ("from TUNING_START", tuning_start(DEFAULT_TUNING_GRID))):
+            began = time.perf_counter()
+            best, tried = coordinate_search(dev, objective, [signal_grid, DEFAULT_TUNING_GRID], base,
+                                            passes=2)
+            print(f"{run.name} plain search {name}: {100 * max(v for _, v in tried):.2f} "
+                  f"({time.perf_counter() - began:.0f} s) {({k: getattr(best, k) for k in SHOWN})}",
+                  flush=True)
+        if args.starts < 1:
+            continue
 
         began = time.perf_counter()
         _, first = grid_search(dev, objective, signal_grid, ProposalConfig(), workers=None)
