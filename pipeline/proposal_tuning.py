@@ -22,11 +22,12 @@ Where the search starts (`tuning_start`): the evidence stage judges each kind of
 under fixed proposal settings, and the search can stay in the corner its first stage picks.
 Under ProposalConfig's defaults (set by reasoning: no valley, no level, no snapping, runs of
 2 frames) one seed of the 2,100-clip benchmark took argmax routing there and never left it,
-2.9 points of dev objective below what a search from three starts reached (BENCHMARKS.md,
-"Where the search starts"). So the search starts from TUNING_START, the proposal settings
-dev chose in most runs there (merge gaps of 6 frames, runs of 4, no video term, level 0.5,
-valley 1, snapping 3 frames). From it the plain two-pass search reached the three-start
-optimum in all three seeds for 1.3x the plain search's time, not 3.7x.
+2.9 points of dev objective below what a search from three starts reached. So the search
+starts from TUNING_START, the proposal settings dev chose in most runs there (merge gaps of
+6 frames, runs of 4, no video term, level 0.5, valley 1, snapping 3 frames). From it the
+plain two-pass search reached the three-start optimum in all three seeds for 1.3x the plain
+search's time, not 3.7x; the seed it moved gained 3.6 test avg AP (BENCHMARKS.md, "Where
+the search starts, and the length of a run").
 
 Large validation splits are sampled (`tuning_sample`): the grids hold 1,740 distinct
 candidates (876 for the evidence, 864 for the proposal settings; a second pass scores up to
