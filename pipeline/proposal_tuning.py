@@ -120,8 +120,8 @@ def tune_on_scores(scores: dict, records: Sequence[VideoRecord], *, protocol: st
     again (`coordinate_search`, at most `passes` passes).
 
     Stage 1 picks the evidence (`signal_grid`, default SIGNAL_TUNING_GRID; {} skips it) with
-    the other settings at `base` (None: `tuning_start(grid)`); stage 2 the proposal settings (`grid`, default
-    DEFAULT_TUNING_GRID) for that evidence. Each candidate is judged by 0.5 * mean AP +
+    the other settings at `base` (None: `tuning_start(grid)`); stage 2 the proposal settings
+    (`grid`, default DEFAULT_TUNING_GRID) for that evidence. Each candidate is judged by 0.5 * mean AP +
     0.5 * mean AR under `protocol` (the AV-Deepfake1M challenge score, which weighs ranking
     and recall alike), on `workers` processes (None: one per core for large searches; the
     choice is the same). Returns (best config, [(overrides, objective), ...] over every

@@ -113,11 +113,12 @@ property of the data (LAV-DF's forged words are short), so it is chosen on dev (
 like the rest; a negative weight prefers short runs.
 For a video predicted real: score = p_fake * max(contrast + level_weight * level -
 valley_weight * valley + length_weight * ln(seconds) + video_weight * p_fake, 0), which
-keeps the order of its own proposals. `down_weight_real=False` drops that factor (argmax and joint routing; soft
-routing always weighs each modality's proposals by its probability): on the 2,100-clip
-benchmark, whose classifier routes 40 % of videos right, the factor cost 4 dev avg AP with
-each seed's dev-chosen settings held fixed (49.2 -> 53.3 without it), so it is in the dev
-grid (BENCHMARKS.md, "Trusting the class prediction less").
+keeps the order of its own proposals. `down_weight_real=False` drops that factor (argmax
+and joint routing; soft routing always weighs each modality's proposals by its
+probability): on the 2,100-clip benchmark, whose classifier routes 40 % of videos right,
+the factor cost 4 dev avg AP with each seed's dev-chosen settings held fixed (49.2 -> 53.3
+without it), so it is in the dev grid (BENCHMARKS.md, "Trusting the class prediction
+less").
 
 Boundaries (`snap_frames`): the curves are windowed (the desynchrony over 9 frames, the
 learned deviation over 5 and 15), so a threshold crossing lands a few frames from where a

@@ -352,30 +352,37 @@ def test_tuning_scores_in_this_process_when_workers_cannot_start(monkeypatch, ca
     assert "process creation is not allowed here" in caplog.text
 
 
-def test_a_second_pass_finds_what_the_two_stages_miss(monkeypatch):
+def _table_search(table: dict, fields: tuple, searched: list | None = None):
+    """A stand-in for `grid_search` whose objective is `table[(config.<field>, ...)]`,
+    noting each grid it searches in `searched`."""
     import dataclasses
     import itertools
 
+    def table_search(scores, objective, grid, base, workers=None):
+        if searched is not None:
+            searched.append(dict(grid))
+        results, best, best_value = [], base, -1.0
+        for values in itertools.product(*grid.values()):
+            overrides = dict(zip(grid, values))
+            config = dataclasses.replace(base, **overrides)
+            value = table[tuple(getattr(config, field) for field in fields)]
+            results.append((overrides, value))
+            if value > best_value:
+                best, best_value = config, value
+        return best, results
+
+    return table_search
+
+
+def test_a_second_pass_finds_what_the_two_stages_miss(monkeypatch):
     import pipeline.proposal_tuning as tuning
 
     # the objective of each (smooth_frames, min_frames): the evidence stage (smooth_frames)
     # chosen under the default min_frames 2 leads away from the best pair, (1, 4)
     table = {(1, 2): 0.0, (5, 2): 1.0, (5, 4): 2.0, (1, 4): 3.0}
     searched = []
-
-    def table_search(scores, objective, grid, base, workers=None):
-        searched.append(dict(grid))
-        results, best, best_value = [], base, -1.0
-        for values in itertools.product(*grid.values()):
-            overrides = dict(zip(grid, values))
-            config = dataclasses.replace(base, **overrides)
-            value = table[(config.smooth_frames, config.min_frames)]
-            results.append((overrides, value))
-            if value > best_value:
-                best, best_value = config, value
-        return best, results
-
-    monkeypatch.setattr(tuning, "grid_search", table_search)
+    monkeypatch.setattr(tuning, "grid_search",
+                        _table_search(table, ("smooth_frames", "min_frames"), searched))
     stages = [{"smooth_frames": (1, 5)}, {"min_frames": (2, 4)}]
     one, tried_one = tuning.coordinate_search({}, None, stages, passes=1)
     assert (one.smooth_frames, one.min_frames) == (5, 4) and len(tried_one) == 4
@@ -394,7 +401,6 @@ def test_a_second_pass_finds_what_the_two_stages_miss(monkeypatch):
 
 def test_the_search_starts_where_dev_chose_most_often_when_the_grid_holds_it(monkeypatch):
     import dataclasses
-    import itertools
 
     import pipeline.proposal_tuning as tuning
     from pipeline.proposals import ProposalConfig
@@ -403,19 +409,7 @@ def test_the_search_starts_where_dev_chose_most_often_when_the_grid_holds_it(mon
     # routing wins the evidence stage, under runs of 4 (TUNING_START's) soft routing does,
     # and (soft, 4) is the best pair
     table = {("argmax", 2): 1.0, ("soft", 2): 0.0, ("argmax", 4): 2.0, ("soft", 4): 3.0}
-
-    def table_search(scores, objective, grid, base, workers=None):
-        results, best, best_value = [], base, -1.0
-        for values in itertools.product(*grid.values()):
-            overrides = dict(zip(grid, values))
-            config = dataclasses.replace(base, **overrides)
-            value = table[(config.routing, config.min_frames)]
-            results.append((overrides, value))
-            if value > best_value:
-                best, best_value = config, value
-        return best, results
-
-    monkeypatch.setattr(tuning, "grid_search", table_search)
+    monkeypatch.setattr(tuning, "grid_search", _table_search(table, ("routing", "min_frames")))
     stages = dict(signal_grid={"routing": ("argmax", "soft")}, grid={"min_frames": (2, 4)}, passes=1)
     assert tuning.TUNING_START["min_frames"] == 4
     best, _ = tuning.tune_on_scores({}, [], **stages)
@@ -428,4 +422,5 @@ def test_the_search_starts_where_dev_chose_most_often_when_the_grid_holds_it(mon
     start = tuning.tuning_start(tuning.DEFAULT_TUNING_GRID)
     assert start == dataclasses.replace(ProposalConfig(), **tuning.TUNING_START)
     # and each start value comes first in the default grid, so ties keep it
-    assert all(tuning.DEFAULT_TUNING_GRID[name][0] == value for name, value in tuning.TUNING_START.items())
+    assert all(tuning.DEFAULT_TUNING_GRID[name][0] == value
+               for name, value in tuning.TUNING_START.items())
