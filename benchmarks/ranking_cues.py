@@ -38,14 +38,6 @@ VARIANTS = [("chosen, no valley", None, 0.0, {"valley_weight": 0.0}),
             *[(f"split {w:g}", "split", w, {"valley_weight": 0.0}) for w in (0.25, 0.5)]]
 
 
-def level_runs(scores: np.ndarray, cfg) -> list[list[tuple[int, int]]]:
-    """The merged, long-enough runs of each threshold level, as `candidate_runs` forms them."""
-    from pipeline.proposals import merge_runs, runs_per_level, threshold_levels
-
-    return [[r for r in merge_runs(runs, cfg.merge_gap_frames) if r[1] - r[0] >= cfg.min_frames]
-            for runs in runs_per_level(scores, threshold_levels(scores, cfg))]
-
-
 def cue_values(cue: str, scores: np.ndarray, runs, cfg) -> np.ndarray:
     """[N] the cue of each run (start, end exclusive) of one curve."""
     if cue == "edge":
@@ -58,7 +50,7 @@ def cue_values(cue: str, scores: np.ndarray, runs, cfg) -> np.ndarray:
                 ends.append(scores[max(start, end - 2):end].mean() - scores[end:end + 2].mean())
             steps.append(min(ends) if ends else 0.0)
         return np.asarray(steps)
-    from pipeline.proposals import interval_iou
+    from pipeline.proposals import interval_iou, level_runs
 
     levels = level_runs(scores, cfg)
     if cue == "split":

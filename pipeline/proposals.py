@@ -398,14 +398,18 @@ def threshold_levels(scores: np.ndarray, cfg: ProposalConfig) -> list[float]:
     return levels
 
 
+def level_runs(scores: np.ndarray, cfg: ProposalConfig) -> list[list[tuple[int, int]]]:
+    """Each threshold level's runs (`threshold_levels`), merged over gaps shorter than
+    `cfg.merge_gap_frames` and without those shorter than `cfg.min_frames`."""
+    return [[run for run in merge_runs(runs, cfg.merge_gap_frames) if run[1] - run[0] >= cfg.min_frames]
+            for runs in runs_per_level(scores, threshold_levels(scores, cfg))]
+
+
 def candidate_runs(scores: np.ndarray, cfg: ProposalConfig,
                    change: np.ndarray | None = None) -> list[tuple[int, int]]:
     """Distinct frame runs (start, end exclusive) over all threshold levels, their ends
     moved onto `change` (`snap_runs`) when `cfg.snap_frames` > 0 and the video has it."""
-    found: set[tuple[int, int]] = set()
-    for runs in runs_per_level(scores, threshold_levels(scores, cfg)):
-        runs = merge_runs(runs, cfg.merge_gap_frames)
-        found.update(run for run in runs if run[1] - run[0] >= cfg.min_frames)
+    found = {run for runs in level_runs(scores, cfg) for run in runs}
     if cfg.snap_frames and change is not None:
         found = set(snap_runs(sorted(found), change, cfg))
     return sorted(found)
