@@ -310,7 +310,34 @@ def test_soft_routing_keeps_the_modality_the_class_prediction_missed():
     assert labelled_proposals(scores, soft)[0][3] == "audio"
 
 
+def test_soft_routing_weighs_in_the_peak_of_each_modality_curve():
+    from pipeline.proposals import effective_config, routed_curve, soft_routing_probabilities
+
+    visual, audio = np.zeros(12), np.zeros(12)
+    visual[8:10] = 0.7  # a weak visual blip: run [8, 10), outer frames 7 and 10 -> contrast 0.7
+    audio[2:6] = 0.9  # the forged audio span: run [2, 6), outer frames 0, 1, 6, 7 -> contrast 0.9
+    scores = VideoScores(np.array([0.0, 0.6, 0.4, 0.0]), visual, audio, FLAT, FPS, 3.0)
+    soft = dataclasses.replace(PLAIN, routing="soft")
+    # the class alone: visual 0.6 * 0.7 = 0.42 above audio 0.4 * 0.9 = 0.36
+    assert_proposals(scores_to_proposals(scores, soft), [[0.42, 2.0, 2.5], [0.36, 0.5, 1.5]])
+    assert routed_curve(scores, soft).max() == pytest.approx(0.7)  # the visual curve
+    # w = 0.75: P(visual) = 0.25 * 0.6 + 0.75 * 0.7 = 0.675, P(audio) = 0.25 * 0.4 + 0.75 * 0.9 = 0.775
+    mixed = dataclasses.replace(soft, routing_evidence_weight=0.75)
+    curves = {"visual": visual, "audio": audio}
+    assert soft_routing_probabilities(scores, mixed, curves) == pytest.approx({"visual": 0.675, "audio": 0.775})
+    assert_proposals(scores_to_proposals(scores, mixed),
+                     [[0.775 * 0.9, 0.5, 1.5], [0.675 * 0.7, 2.0, 2.5]])
+    assert routed_curve(scores, mixed).max() == pytest.approx(0.9)  # the diagnostics follow
+    # outside soft routing the weight changes nothing, so tuning scores such candidates once
+    argmax = dataclasses.replace(PLAIN, routing_evidence_weight=0.75)
+    assert scores_to_proposals(scores, argmax) == scores_to_proposals(scores, PLAIN)
+    assert effective_config(argmax) == effective_config(PLAIN)
+    assert effective_config(mixed) != effective_config(soft)
+
+
 def test_new_settings_are_validated():
+    with pytest.raises(ValueError, match="routing_evidence_weight"):
+        ProposalConfig(routing_evidence_weight=1.5)
     with pytest.raises(ValueError, match="error_weight"):
         ProposalConfig(error_weight=1.5)
     with pytest.raises(ValueError, match="routing"):
