@@ -34,7 +34,7 @@ from pipeline.dataset import check_finite_features, iter_windows, missing_keys_e
 from pipeline.devices import resolve_device
 from pipeline.options import InferenceOptions
 from pipeline.proposals import ProposalConfig, VideoScores, all_proposals, labelled_proposals, \
-    localizer_curves, predicted_label, route
+    localizer_curves, predicted_label, route, soft_routing_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -134,13 +134,16 @@ def localize_features(model, visual: np.ndarray, audio: np.ndarray, fps: float, 
                       proposal_config: ProposalConfig | None = None, device="cpu",
                       max_frames: int = DEFAULT_MAX_FRAMES) -> tuple[dict, dict]:
     """(result fields, frame outputs) for one video's features visual [T,Dv], audio [T,Da]:
-    the predicted label, class probabilities, routed branch and labelled segments. The frame
-    outputs are the model's (FRAME_FIELDS) plus "localizer_curve_<branch>", each curve the
-    segments were cut from (`proposals.localizer_curves`), for plots and reports."""
+    the predicted label, class probabilities, routed branch and labelled segments, and with
+    soft routing "modality_probs", the P(modality modified) each modality's segments were
+    weighed by (`proposals.soft_routing_probabilities`). The frame outputs are the model's
+    (FRAME_FIELDS) plus "localizer_curve_<branch>", each curve the segments were cut from
+    (`proposals.localizer_curves`), for plots and reports."""
     outputs = predict_arrays(model, [("video", visual, audio)], device=device, batch_size=1,
                              max_frames=max_frames)["video"]
     scores = to_video_scores(outputs, fps, duration)
-    for branch, curve in localizer_curves(scores, proposal_config).items():
+    curves = localizer_curves(scores, proposal_config)
+    for branch, curve in curves.items():
         outputs[f"localizer_curve_{branch}"] = curve
     segments = [{"start": start, "end": end, "score": score, "modality": modality}
                 for score, start, end, modality in labelled_proposals(scores, proposal_config)]
@@ -150,6 +153,8 @@ def localize_features(model, visual: np.ndarray, audio: np.ndarray, fps: float, 
         "routed_branch": route(scores.class_probs),
         "segments": segments,
     }
+    if (proposal_config or ProposalConfig()).routing == "soft":
+        result["modality_probs"] = soft_routing_probabilities(scores, proposal_config, curves)
     return result, outputs
 
 

@@ -7,6 +7,9 @@ Output JSON (one object):
      "proposal_config": {settings used}, "proposal_source": where they came from, "videos": [
       {"file", "duration", "fps", "n_frames", "has_audio",
        "label", "class_probs": {name: p}, "routed_branch": "visual" | "audio" | "joint",
+       "modality_probs": {"visual": p, "audio": p},   # soft routing only: what each
+                     # modality's segments were weighed by (the class head's P(modality
+                     # modified), mixed with the curve's peak by routing_evidence_weight)
        "segments": [{"start", "end", "score", "modality"}, ...],   # best first
        "extractors": {"visual": {"name", "pretrained", "id"}, "audio": {...}, "summary": text},
        "note": present when a backbone is random-initialised or weight-free,

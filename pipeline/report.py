@@ -192,6 +192,9 @@ def _clip_html(record: Mapping, outputs: Mapping[str, np.ndarray], page_dir: Pat
     # soft routing takes segments from several branches; say which ones the table holds
     branches = ", ".join(sorted({str(seg.get("modality")) for seg in record["segments"]})) \
         or str(record["routed_branch"])
+    weights = record.get("modality_probs")  # soft routing: what weighed each branch's segments
+    if weights:
+        branches += " (weighed by P(modified) " + ", ".join(f"{m} {p:.2f}" for m, p in weights.items()) + ")"
     return (f'<section class="clip" id="clip-{index}"><h2>{_esc(path.name)}</h2>'
             f'<div class="top"><video controls preload="auto" src="{src}"></video><div>'
             f'<div class="label {verdict}">{_esc(label)}</div>'

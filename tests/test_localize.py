@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from data.labels import LABELS
+from data.labels import LABELS, modality_probabilities
 from pipeline import checkpoint as checkpoint_module
 from pipeline.localize import localize_to_file, localize_videos
 from pipeline.plots import plot_evidence
@@ -110,6 +110,18 @@ def test_the_frame_outputs_hold_the_curves_the_segments_were_cut_from(tmp_path, 
         expected = 0.5 * outputs[f"{branch}_scores"] + 0.5 * outputs["sync_evidence"]
         assert outputs[f"localizer_curve_{branch}"] == pytest.approx(expected)
     assert routing in segment_source(record, cfg)
+    if routing != "soft":
+        assert "modality_probs" not in record
+        return
+    # soft routing says what weighed each modality's segments: the class head's P(modified),
+    # here mixed half and half with the peak of the modality's curve
+    mixed = dataclasses.replace(cfg, routing_evidence_weight=0.5)
+    [record] = localize_videos([video], stand_in_checkpoint(settings=settings_of(extractors)),
+                               proposal_config=mixed, device="cpu", extractors=extractors)["videos"]
+    by_class = modality_probabilities([record["class_probs"][name] for name in LABELS])
+    for modality in ("visual", "audio"):
+        peak = outputs[f"localizer_curve_{modality}"].max()
+        assert record["modality_probs"][modality] == pytest.approx(0.5 * by_class[modality] + 0.5 * peak)
 
 
 def test_a_clip_without_audio_gets_no_audio_segments_and_says_why(tmp_path, monkeypatch):

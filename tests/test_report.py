@@ -64,6 +64,11 @@ def test_page_embeds_the_video_and_needs_no_network(tmp_path):
     # the segments table: one seeking row per segment, best first
     assert re.findall(r'<tr class="seek" data-start="([0-9.]+)"', text) == ["1.0000", "0.2500"]
     assert "audio_only" in text and "0.700" in text and "checkpoint best.pt" in text
+    assert "segments from the audio branch;" in text and "weighed by" not in text
+    # soft routing: the page says what weighed each modality's segments
+    soft = write_report({**output, "videos": [_record(clip, modality_probs={"visual": 0.25, "audio": 0.8})]},
+                        {str(clip): _outputs()}, tmp_path / "soft").read_text()
+    assert "weighed by P(modified) visual 0.25, audio 0.80" in soft
 
 
 def test_a_large_video_is_linked_relative_to_the_page(tmp_path):
