@@ -4,16 +4,18 @@ Scores one run's validation split once, then times `tune_on_scores` with the def
 grids on samples of growing size (`tuning_sample`, as `rtdl train` draws them), and
 reports seconds per candidate and video, so the cost on a large split can be read off.
 With `--workers 1,2` each sample is tuned once per worker count (pipeline/grid_workers.py),
-in the same run, and the choices are checked to be the same.
+in the same run, and the choices are checked to be the same; with `--run-cache on,off` once
+with and once without `proposals.run_features` remembering what it measured (one worker:
+spawned workers would import the module's default).
 
     python benchmarks/bench_tuning.py --metadata W/media/metadata.json --cache W/features.h5 \
-        --run W/runs/full-s0 [--calibrate-evidence] [--sizes 50,100,200] [--workers 1,2]
+        --run W/runs/full-s0 [--calibrate-evidence] [--sizes 50,100,200] [--workers 1,2] \
+        [--run-cache on,off]
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import sys
 import time
 from pathlib import Path
@@ -35,7 +37,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workers", default="1",
                         help="processes scoring the candidates, comma-separated: each is timed")
+    parser.add_argument("--run-cache", default="on",
+                        help="on / off, comma-separated: with and without proposals.run_features' "
+                             "memory, each timed (off needs --workers 1)")
     args = parser.parse_args()
+    cache_modes = args.run_cache.split(",")
+    if set(cache_modes) - {"on", "off"}:
+        parser.error(f"--run-cache: expected on and/or off, got {args.run_cache!r}")
+    if "off" in cache_modes and args.workers != "1":
+        parser.error("--run-cache off needs --workers 1 (spawned workers use the module's default)")
 
     import torch
 
@@ -44,7 +54,8 @@ def main() -> None:
     from localization_bench import split_scores
     from pipeline.checkpoint import load_checkpoint
     from pipeline.machine import describe_machine
-    from pipeline.proposal_tuning import DEFAULT_TUNING_GRID, tune_on_scores, tuning_sample
+    from pipeline import proposals
+    from pipeline.proposal_tuning import tune_on_scores, tuning_sample
     from pipeline.proposals import ProposalConfig, effective_config
     from pipeline.train import calibrate_frame_evidence
 
@@ -58,26 +69,40 @@ def main() -> None:
         calibrate_frame_evidence(model, cache, [r for r in records if r.split == "train"], "cpu")
     _, scores = split_scores(model, cache, {args.split: split})
     scores = scores[args.split]
-    print("| videos | workers | candidates scored | seconds | ms per candidate and video | "
-          "same choice as the first row |\n| --- | --- | --- | --- | --- | --- |")
+    print("| videos | workers | run memory | stages | candidates scored | seconds | "
+          "ms per candidate and video | same choice as the first row |\n"
+          "| --- | --- | --- | --- | --- | --- | --- | --- |")
+    default_bytes = proposals.RUN_FEATURE_CACHE_BYTES
     for size in map(int, args.sizes.split(",")):
         sample = tuning_sample(split, size)
         first_result = None
         for workers in map(int, args.workers.split(",")):
-            started = time.perf_counter()
-            result = tune_on_scores({r.file: scores[r.file] for r in sample}, sample,
-                                    workers=workers)
-            seconds = time.perf_counter() - started
-            first_result = first_result or result
-            tried = result[1]
-            # candidates that give the same proposals are scored once (grid_search)
-            second = math.prod(len(v) for v in DEFAULT_TUNING_GRID.values())
-            first = {effective_config(dataclasses.replace(ProposalConfig(), **overrides))
-                     for overrides, _ in tried[:-second]}
-            scored = len(first) + second
-            print(f"| {len(sample)} | {workers} | {scored} | {seconds:.1f} | "
-                  f"{1000 * seconds / scored / len(sample):.2f} | {result == first_result} |",
-                  flush=True)
+            for mode in cache_modes:
+                proposals.RUN_FEATURE_CACHE_BYTES = default_bytes if mode == "on" else 0
+                proposals._run_feature_cache.clear()  # every row starts with nothing remembered
+                proposals._run_feature_cache_bytes = 0
+                started = time.perf_counter()
+                result = tune_on_scores({r.file: scores[r.file] for r in sample}, sample,
+                                        workers=workers)
+                seconds = time.perf_counter() - started
+                first_result = first_result or result
+                stages, scored = scored_per_stage(result[1], effective_config, ProposalConfig)
+                print(f"| {len(sample)} | {workers} | {mode} | {stages} | {scored} | {seconds:.1f} | "
+                      f"{1000 * seconds / scored / len(sample):.2f} | {result == first_result} |",
+                      flush=True)
+    proposals.RUN_FEATURE_CACHE_BYTES = default_bytes
+
+
+def scored_per_stage(tried, effective_config, config_type) -> tuple[int, int]:
+    """(stages run, candidates scored) of a search's `tried` rows: a stage is a block of rows
+    that set the same fields, and within one, settings that give the same proposals are
+    scored once (grid_search)."""
+    stages, scored, block, fields = 0, 0, set(), None
+    for overrides, _ in tried:
+        if tuple(overrides) != fields:
+            stages, scored, block, fields = stages + 1, scored + len(block), set(), tuple(overrides)
+        block.add(effective_config(dataclasses.replace(config_type(), **overrides)))
+    return stages, scored + len(block)
 
 
 if __name__ == "__main__":

@@ -69,13 +69,14 @@ untouched one poorly (dev video-level ROC AUC 0.74-0.81 visual, 0.61-0.69 audio,
 0-2), while the highest value of the modality's own curve tells it better (0.88-0.91
 visual, 0.73-0.81 audio; a forgery leaves a peak, an untouched stream rarely does). With
 weight w the probability soft routing weighs a modality's proposals by is (1 - w) * the
-class head's + w * the curve's maximum (both in [0, 1]; with rank-normalized curves the
-maximum is always 1 and only flattens the class term). It moves proposals of videos whose
+class head's + w * the curve's maximum (both in [0, 1]; not with rank-normalized curves,
+whose maximum is 1 in every video and says nothing). It moves proposals of videos whose
 curve has no peak below those of videos whose curve has one, which the pooled AP ranks
 across videos; within one video the order hardly changes (the run's own level is already
 in its score). Held fixed on each seed's dev-chosen settings, w = 0.25 raised dev avg AP
 by +1.5 / +2.1 / +1.3 (avg AR -0.5 to +0.2); 0.5 and 0.75 did better in one seed and worse
-in the others. It is in the dev grid (0 or 0.25) and counts only with soft routing. On the
+in the others. It is in the dev grid (0 or 0.25) and counts only with soft routing on curves
+kept as they are (`curve_normalization` "none"). On the
 benchmark dev chose 0.25 in every seed, and test avg AP moved by +0.4, avg AR by -0.4, both
 inside the spread over seeds (BENCHMARKS.md, "Evidence in the routing").
 
@@ -168,6 +169,7 @@ import dataclasses
 import itertools
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -245,7 +247,8 @@ class ProposalConfig:
     # the joint curve for every video (no routing decision to get wrong)
     routing: str = "argmax"
     # soft routing: P(modality modified) = (1 - w) * the class head's + w * the maximum of
-    # the modality's curve (module docstring, "Evidence in soft routing"); 0: the class only
+    # the modality's curve (module docstring, "Evidence in soft routing"); 0: the class only;
+    # ignored with curve_normalization "rank"
     routing_evidence_weight: float = 0.0
     # "none": the curve's values as they are (the paper); "rank": each frame's rank within
     # its video's curve, scaled to [0, 1], so proposal scores are comparable across videos
@@ -447,7 +450,7 @@ def snap_runs(runs: list[tuple[int, int]], change: np.ndarray,
     change = np.asarray(change, dtype=np.float64).reshape(-1)  # [T]
     if change.size == 0:
         return runs
-    floor = float(np.quantile(change, cfg.snap_quantile))
+    floor = linear_quantile(change, cfg.snap_quantile)
     target = snap_targets(change, cfg.snap_frames, floor, max((end for _, end in runs), default=0))
     snapped = []
     for start, end in runs:
@@ -514,9 +517,14 @@ def run_level(inner: np.ndarray, quantile: float | None) -> float:
     """How high a run's curve sits: the `quantile` of its values (None: their mean)."""
     if quantile is None:
         return float(inner.mean())
-    # np.quantile's default (linear interpolation), without its per-call overhead: this
-    # runs for every candidate run of every video of every tuning candidate
-    ordered = np.sort(inner)
+    return linear_quantile(inner, quantile)
+
+
+def linear_quantile(values: np.ndarray, quantile: float) -> float:
+    """np.quantile's default (linear interpolation) of non-empty `values`, without its
+    per-call overhead (about 30 us against 2 for 150 values): tuning asks for it for every
+    candidate run and curve of every video under every setting."""
+    ordered = np.sort(values)
     position = quantile * (len(ordered) - 1)
     below = int(position)
     above = min(below + 1, len(ordered) - 1)
@@ -596,13 +604,13 @@ def score_curve_proposals(scores: np.ndarray, fps: float, duration: float, p_fak
     if fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
     best: dict[tuple[float, float], float] = {}
-    runs = candidate_runs(scores, cfg, change)
-    for (start, end), contrast in zip(runs, run_contrasts(scores, runs, cfg.outer_ratio)):
+    runs, contrasts, levels, valleys = run_features(scores, cfg, change)
+    for (start, end), contrast, level, valley in zip(runs, contrasts, levels, valleys):
         local = float(contrast)
         if cfg.level_weight:
-            local += cfg.level_weight * run_level(scores[start:end], cfg.level_quantile)
+            local += cfg.level_weight * float(level)
         if cfg.valley_weight:
-            local -= cfg.valley_weight * run_valley(scores[start:end])
+            local -= cfg.valley_weight * float(valley)
         if cfg.length_weight:
             local += cfg.length_weight * math.log((end - start) / fps)
         score = _final_score(local, p_fake, is_real, cfg)
@@ -613,6 +621,56 @@ def score_curve_proposals(scores: np.ndarray, fps: float, duration: float, p_fak
         key = (t0, t1)
         best[key] = max(score, best.get(key, -math.inf))
     return suppress_and_rank([[score, t0, t1] for (t0, t1), score in best.items()], cfg)
+
+
+# `run_features` remembers its last results up to this many bytes of keys and values (0: it
+# remembers nothing); a tuning stage re-scores the same curves under hundreds of settings
+RUN_FEATURE_CACHE_BYTES = 64 * 2 ** 20
+_run_feature_cache: dict[tuple, tuple] = {}
+_run_feature_cache_bytes = 0
+_run_feature_lock = threading.Lock()  # a localizer may run in threads
+
+
+def run_features(scores: np.ndarray, cfg: ProposalConfig, change: np.ndarray | None = None
+                 ) -> tuple[tuple[tuple[int, int], ...], np.ndarray, np.ndarray, np.ndarray]:
+    """(candidate runs, their contrasts, levels and valleys [N] each) of one curve `scores`
+    [T] float64: what `score_curve_proposals` weighs, none of it depending on the weights.
+
+    Remembered (first in, first out, `RUN_FEATURE_CACHE_BYTES`) by the curve's and the
+    change's bytes and the settings they depend on: of the 864 proposal settings of the
+    default tuning grid only 12 differ in the runs they cut (merge gap, minimum length,
+    snapping), so a tuning stage would otherwise find the same runs and measure the same
+    levels and valleys again for every weight. The values are returned as stored: read
+    them, do not change them."""
+    global _run_feature_cache_bytes
+    snapping = cfg.snap_frames and change is not None
+    change_bytes = np.asarray(change, dtype=np.float64).tobytes() if snapping else b""
+    key = (scores.tobytes(), change_bytes, cfg.thresholds, cfg.relative_thresholds,
+           cfg.merge_gap_frames, cfg.min_frames, cfg.snap_frames if snapping else 0,
+           cfg.snap_quantile if snapping else None, cfg.outer_ratio, cfg.level_quantile)
+    with _run_feature_lock:
+        found = _run_feature_cache.get(key)
+    if found is not None:
+        return found
+    runs = candidate_runs(scores, cfg, change)
+    found = (tuple(runs), run_contrasts(scores, runs, cfg.outer_ratio),
+             np.array([run_level(scores[start:end], cfg.level_quantile) for start, end in runs]),
+             np.array([run_valley(scores[start:end]) for start, end in runs]))
+    size = _entry_bytes(key, found)
+    with _run_feature_lock:
+        if size <= RUN_FEATURE_CACHE_BYTES and key not in _run_feature_cache:
+            while _run_feature_cache and _run_feature_cache_bytes + size > RUN_FEATURE_CACHE_BYTES:
+                oldest = next(iter(_run_feature_cache))
+                _run_feature_cache_bytes -= _entry_bytes(oldest, _run_feature_cache.pop(oldest))
+            _run_feature_cache[key] = found
+            _run_feature_cache_bytes += size
+    return found
+
+
+def _entry_bytes(key: tuple, value: tuple) -> int:
+    """The bytes `run_features` counts for one remembered entry: the curve's and the change's,
+    and about 40 per run (its ends and three float64 values), plus a fixed overhead."""
+    return len(key[0]) + len(key[1]) + 40 * len(value[0]) + 200
 
 
 def suppress_and_rank(proposals: list[list[float]], cfg: ProposalConfig) -> list[list[float]]:
@@ -731,7 +789,8 @@ def soft_routing_probabilities(scores: VideoScores, cfg: ProposalConfig,
     class head's (`modality_probabilities`), mixed with the maximum of the modality's curve
     by `cfg.routing_evidence_weight` (module docstring, "Evidence in soft routing").
     curves: {modality: its `branch_curve`}."""
-    w = cfg.routing_evidence_weight
+    # a rank-normalized curve peaks at 1 in every video: its peak says nothing
+    w = cfg.routing_evidence_weight if cfg.curve_normalization == "none" else 0.0
     return {modality: (1 - w) * p + w * float(np.max(curves[modality], initial=0.0))
             for modality, p in modality_probabilities(scores.class_probs).items()}
 
@@ -831,8 +890,10 @@ def all_proposals(videos: Mapping[str, VideoScores],
 def effective_config(cfg: ProposalConfig) -> ProposalConfig:
     """`cfg` with the settings that cannot change its proposals reset to their defaults
     (the kind of evidence and where it goes when its weight is 0, the routing evidence
-    outside soft routing), so equivalent candidates compare equal."""
-    if cfg.routing != "soft" and cfg.routing_evidence_weight != ProposalConfig.routing_evidence_weight:
+    outside soft routing and on rank-normalized curves), so equivalent candidates compare
+    equal."""
+    if ((cfg.routing != "soft" or cfg.curve_normalization != "none")
+            and cfg.routing_evidence_weight != ProposalConfig.routing_evidence_weight):
         cfg = dataclasses.replace(cfg, routing_evidence_weight=ProposalConfig.routing_evidence_weight)
     if cfg.error_weight == 0:
         return dataclasses.replace(cfg, evidence=ProposalConfig.evidence,

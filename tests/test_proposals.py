@@ -333,6 +333,11 @@ def test_soft_routing_weighs_in_the_peak_of_each_modality_curve():
     assert scores_to_proposals(scores, argmax) == scores_to_proposals(scores, PLAIN)
     assert effective_config(argmax) == effective_config(PLAIN)
     assert effective_config(mixed) != effective_config(soft)
+    # nor on rank-normalized curves, whose peak is 1 in every video
+    ranked = dataclasses.replace(soft, curve_normalization="rank")
+    assert scores_to_proposals(scores, dataclasses.replace(ranked, routing_evidence_weight=0.75)) == \
+        scores_to_proposals(scores, ranked)
+    assert effective_config(dataclasses.replace(ranked, routing_evidence_weight=0.75)) == effective_config(ranked)
 
 
 def test_new_settings_are_validated():
@@ -656,3 +661,41 @@ def test_a_choice_made_on_a_small_split_is_said_to_be_noisy():
     assert said(50) and "chosen on only 50 videos" in said(50)[0]
     assert said(SMALL_TUNING_SPLIT - 1) and not said(SMALL_TUNING_SPLIT) and not said(1000)
     assert not [line for line in describe_tuning({"split": "dev"}) if "noisy" in line]
+
+
+def test_run_features_are_remembered_per_curve_and_run_settings_within_a_byte_budget(monkeypatch):
+    from pipeline import proposals
+
+    monkeypatch.setattr(proposals, "_run_feature_cache", {})
+    monkeypatch.setattr(proposals, "_run_feature_cache_bytes", 0)
+    curve = CURVE.astype(np.float64)
+    first = proposals.run_features(curve, PLAIN)
+    # the runs of PLAIN (test_short_gap_merged_and_short_run_dropped): [2, 7) only
+    assert first[0] == ((2, 7),) and first[1] == pytest.approx([0.6])
+    assert first[2] == pytest.approx([run_level(curve[2:7], PLAIN.level_quantile)])
+    assert first[3] == pytest.approx([run_valley(curve[2:7])])
+    # weights do not change the runs: the same entry; a merge gap or another curve does
+    weighted = dataclasses.replace(PLAIN, level_weight=1.0, valley_weight=1.0, length_weight=0.1)
+    assert proposals.run_features(curve, weighted) is first
+    assert proposals.run_features(curve, dataclasses.replace(PLAIN, merge_gap_frames=1))[0] == ((2, 4), (5, 7))
+    assert proposals.run_features(curve * 0.5, PLAIN)[0] == ()
+    assert len(proposals._run_feature_cache) == 3
+    # what is remembered changes no proposal
+    remembered = scores_to_proposals(VideoScores(np.array(VISUAL_ONLY), curve, FLAT, FLAT, FPS, 3.0), weighted)
+    monkeypatch.setattr(proposals, "_run_feature_cache", {})
+    monkeypatch.setattr(proposals, "_run_feature_cache_bytes", 0)
+    monkeypatch.setattr(proposals, "RUN_FEATURE_CACHE_BYTES", 0)  # remember nothing
+    assert scores_to_proposals(VideoScores(np.array(VISUAL_ONLY), curve, FLAT, FLAT, FPS, 3.0), weighted) \
+        == remembered
+    assert proposals._run_feature_cache == {}
+    # a budget for about two entries keeps the newest two
+    monkeypatch.setattr(proposals, "_run_feature_cache", {})
+    monkeypatch.setattr(proposals, "_run_feature_cache_bytes", 0)
+    one = proposals._entry_bytes((curve.tobytes(), b""), first)
+    monkeypatch.setattr(proposals, "RUN_FEATURE_CACHE_BYTES", 2 * one + 10)
+    for shift in range(4):
+        proposals.run_features(np.roll(curve, shift), PLAIN)
+    assert len(proposals._run_feature_cache) == 2
+    assert proposals._run_feature_cache_bytes <= proposals.RUN_FEATURE_CACHE_BYTES
+    assert [np.frombuffer(key[0]).tolist() for key in proposals._run_feature_cache] == \
+        [np.roll(curve, 2).tolist(), np.roll(curve, 3).tolist()]
