@@ -323,7 +323,7 @@ def small_split_note(record: Mapping[str, Any]) -> list[str]:
     videos = record.get("videos")
     if not isinstance(videos, int) or videos >= SMALL_TUNING_SPLIT:
         return []
-    return [f"chosen on only {videos} videos, a noisy choice among about a thousand candidates: "
+    return [f"chosen on only {videos} videos, a noisy choice among about two thousand candidates: "
             f"on rtdl's 2,100-clip benchmark, settings chosen on 50 (100) of its 200 dev videos "
             f"scored 4.9 (3.1) avg AP below the whole split's choice on the dev videos outside "
             f"them (BENCHMARKS.md, \"How many dev videos it takes to choose\"); `rtdl tune` on "
