@@ -153,8 +153,9 @@ def localize_features(model, visual: np.ndarray, audio: np.ndarray, fps: float, 
         "routed_branch": route(scores.class_probs),
         "segments": segments,
     }
-    if (proposal_config or ProposalConfig()).routing == "soft":
-        result["modality_probs"] = soft_routing_probabilities(scores, proposal_config, curves)
+    cfg = proposal_config or ProposalConfig()
+    if cfg.routing == "soft":
+        result["modality_probs"] = soft_routing_probabilities(scores, cfg, curves)
     return result, outputs
 
 

@@ -643,6 +643,7 @@ def run_features(scores: np.ndarray, cfg: ProposalConfig, change: np.ndarray | N
     levels and valleys again for every weight. The values are returned as stored: read
     them, do not change them."""
     global _run_feature_cache_bytes
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)  # [T]: the key's bytes are float64
     snapping = cfg.snap_frames and change is not None
     change_bytes = np.asarray(change, dtype=np.float64).tobytes() if snapping else b""
     key = (scores.tobytes(), change_bytes, cfg.thresholds, cfg.relative_thresholds,
