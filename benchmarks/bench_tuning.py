@@ -79,8 +79,7 @@ def main() -> None:
         for workers in map(int, args.workers.split(",")):
             for mode in cache_modes:
                 proposals.RUN_FEATURE_CACHE_BYTES = default_bytes if mode == "on" else 0
-                proposals._run_feature_cache.clear()  # every row starts with nothing remembered
-                proposals._run_feature_cache_bytes = 0
+                proposals.forget_run_features()  # every row starts with nothing remembered
                 started = time.perf_counter()
                 result = tune_on_scores({r.file: scores[r.file] for r in sample}, sample,
                                         workers=workers)

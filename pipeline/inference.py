@@ -142,18 +142,18 @@ def localize_features(model, visual: np.ndarray, audio: np.ndarray, fps: float, 
     outputs = predict_arrays(model, [("video", visual, audio)], device=device, batch_size=1,
                              max_frames=max_frames)["video"]
     scores = to_video_scores(outputs, fps, duration)
-    curves = localizer_curves(scores, proposal_config)
+    cfg = proposal_config or ProposalConfig()
+    curves = localizer_curves(scores, cfg)
     for branch, curve in curves.items():
         outputs[f"localizer_curve_{branch}"] = curve
     segments = [{"start": start, "end": end, "score": score, "modality": modality}
-                for score, start, end, modality in labelled_proposals(scores, proposal_config)]
+                for score, start, end, modality in labelled_proposals(scores, cfg)]
     result = {
         "label": predicted_label(scores.class_probs),
         "class_probs": {name: float(p) for name, p in zip(LABELS, scores.class_probs)},
         "routed_branch": route(scores.class_probs),
         "segments": segments,
     }
-    cfg = proposal_config or ProposalConfig()
     if cfg.routing == "soft":
         result["modality_probs"] = soft_routing_probabilities(scores, cfg, curves)
     return result, outputs

@@ -668,6 +668,14 @@ def run_features(scores: np.ndarray, cfg: ProposalConfig, change: np.ndarray | N
     return found
 
 
+def forget_run_features() -> None:
+    """Empty what `run_features` remembers (a benchmark timing it from nothing)."""
+    global _run_feature_cache_bytes
+    with _run_feature_lock:
+        _run_feature_cache.clear()
+        _run_feature_cache_bytes = 0
+
+
 def _entry_bytes(key: tuple, value: tuple) -> int:
     """The bytes `run_features` counts for one remembered entry: the curve's and the change's,
     and about 40 per run (its ends and three float64 values), plus a fixed overhead."""

@@ -699,3 +699,5 @@ def test_run_features_are_remembered_per_curve_and_run_settings_within_a_byte_bu
     assert proposals._run_feature_cache_bytes <= proposals.RUN_FEATURE_CACHE_BYTES
     assert [np.frombuffer(key[0]).tolist() for key in proposals._run_feature_cache] == \
         [np.roll(curve, 2).tolist(), np.roll(curve, 3).tolist()]
+    proposals.forget_run_features()
+    assert proposals._run_feature_cache == {} and proposals._run_feature_cache_bytes == 0
