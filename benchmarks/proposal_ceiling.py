@@ -8,7 +8,11 @@ before scoring and suppression, and reports per split:
   threshold, min(N, number of ground-truth segments that some candidate overlaps by more
   than the threshold). An upper bound: no ranking of these candidates does better;
 - the candidates per video, and how far the best candidate's start and end lie from the
-  ground truth (frames, median of absolute errors), per forged modality.
+  ground truth (frames, median of absolute errors), per forged modality;
+- with soft routing, avg AP and AR if the localizer were told (from the labels) which
+  modalities of a fake video were forged (an untouched one's P(modified) divided by 100),
+  or which videos are fake (every P of a real video divided by 100): how much better
+  routing, or a better video-level decision, could give with the same curves.
 
     python benchmarks/proposal_ceiling.py --metadata W/media/metadata.json \
         --cache W/features.h5 --runs W/runs/full-s0 --chosen W/lb_full_s0.json [--calibrate-evidence]
@@ -87,6 +91,44 @@ def ceiling_report(scores: dict, records, cfg) -> dict:
                                           "segments": len(v)} for m, v in errors.items()}}
 
 
+# an untouched modality's (or a real video's) P(modified) is divided by this in the oracles:
+# its proposals fall below every other's, but keep their order among themselves
+ORACLE_DEMOTION = 100.0
+
+
+def routing_oracles(scores: dict, records, cfg) -> dict:
+    """{oracle: {"ap_avg", "ar_avg"}} of soft routing told the truth (module docstring);
+    {} for other routings."""
+    from data.labels import is_modified
+    from pipeline.metrics import PROTOCOLS, evaluate_predictions
+    from pipeline.proposals import labelled_proposals, localizer_curves, soft_routing_probabilities
+
+    if cfg.routing != "soft":
+        return {}
+    protocol = PROTOCOLS["rtdeeploc"]
+
+    def told(record, probs):
+        if not record.fake_segments:
+            return probs
+        return {m: p if is_modified(record.label, m) else p / ORACLE_DEMOTION for m, p in probs.items()}
+
+    def fakes(record, probs):
+        return probs if record.fake_segments else {m: p / ORACLE_DEMOTION for m, p in probs.items()}
+
+    out = {}
+    for name, rule in (("forged modality known", told), ("fake videos known", fakes)):
+        predictions = {}
+        for record in records:
+            video = scores[record.file]
+            probs = soft_routing_probabilities(video, cfg, localizer_curves(video, cfg))
+            predictions[record.file] = [p[:3] for p in labelled_proposals(
+                video, cfg, modality_probs=rule(record, probs))]
+        result = evaluate_predictions(predictions, records, ap_iou=protocol.ap_iou,
+                                      ar_n=protocol.ar_n, ar_iou=protocol.ar_iou)
+        out[name] = {"ap_avg": float(result["ap_avg"]), "ar_avg": float(result["ar_avg"])}
+    return out
+
+
 def chosen_config(paths: list[Path], run: Path):
     """The dev-chosen "heads + error" localizer of `run` in localization_bench outputs."""
     from pipeline.proposals import ProposalConfig
@@ -137,6 +179,8 @@ def main() -> None:
             calibrate_frame_evidence(model, cache, [r for r in records if r.split == "train"], "cpu")
         _, scores = split_scores(model, cache, by_split)
         row = {"run": str(run), "splits": {s: ceiling_report(scores[s], by_split[s], cfg) for s in SPLITS}}
+        for split in SPLITS:
+            row["splits"][split]["oracles"] = routing_oracles(scores[split], by_split[split], cfg)
         results.append(row)
         for split, r in row["splits"].items():
             errors = r["boundary_error_frames"]
@@ -147,6 +191,9 @@ def main() -> None:
                   f"|start| / |end| error, median frames: visual {errors['visual']['start']} / "
                   f"{errors['visual']['end']}, audio {errors['audio']['start']} / {errors['audio']['end']}",
                   flush=True)
+            for name, o in r["oracles"].items():
+                print(f"{run.name} {split}: {name}: AP {100 * o['ap_avg']:.1f}, AR {100 * o['ar_avg']:.1f} "
+                      f"(as chosen: AP {100 * r['ap_avg']:.1f}, AR {100 * r['ar_avg']:.1f})", flush=True)
     if args.out:
         args.out.write_text(json.dumps({"machine": describe_machine(), "runs": results}, indent=1))
 

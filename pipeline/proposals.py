@@ -822,7 +822,8 @@ def localizer_curves(scores: VideoScores, cfg: ProposalConfig | None = None) -> 
     return {branch: branch_curve(scores, branch, cfg) for branch in routed_branches(scores, cfg)}
 
 
-def labelled_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -> list[list]:
+def labelled_proposals(scores: VideoScores, cfg: ProposalConfig | None = None, *,
+                       modality_probs: Mapping[str, float] | None = None) -> list[list]:
     """Proposals [[score, start, end, branch], ...] of one video, highest score first.
 
     argmax routing: the branch of the predicted class (Sec. 3.1); joint routing: the joint
@@ -831,8 +832,14 @@ def labelled_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -
     probability P(modality modified), so a modality the model thinks untouched ranks low
     instead of being dropped; the two lists are then suppressed together. `branch` names
     the curve a proposal came from ("visual", "audio" or "joint").
+
+    modality_probs: soft routing only, {modality: P(modified)} to weigh by instead of
+    `soft_routing_probabilities` (benchmarks/proposal_ceiling.py asks what knowing which
+    modality was forged would give).
     """
     cfg = cfg or ProposalConfig()
+    if modality_probs is not None and cfg.routing != "soft":
+        raise ValueError(f"modality_probs: only soft routing weighs by them, not {cfg.routing!r}")
     label = predicted_label(scores.class_probs)
     if cfg.routing in ("argmax", "joint"):
         branch, = routed_branches(scores, cfg)
@@ -846,7 +853,9 @@ def labelled_proposals(scores: VideoScores, cfg: ProposalConfig | None = None) -
     # suppression keeps spans and changes scores: a span's branch is that of its best entry
     span_branch: dict[tuple[float, float], tuple[float, str]] = {}
     curves = localizer_curves(scores, cfg)
-    for modality, p_modified in soft_routing_probabilities(scores, cfg, curves).items():
+    if modality_probs is None:
+        modality_probs = soft_routing_probabilities(scores, cfg, curves)
+    for modality, p_modified in modality_probs.items():
         for p in score_curve_proposals(curves[modality], scores.fps, scores.duration,
                                        p_modified, True, unsuppressed, scores.visual_change):
             pooled.append(p)

@@ -308,6 +308,11 @@ def test_soft_routing_keeps_the_modality_the_class_prediction_missed():
     from pipeline.proposals import labelled_proposals
 
     assert labelled_proposals(scores, soft)[0][3] == "audio"
+    # told which modality was forged, soft routing weighs by that instead: 1.0 * 0.9
+    told = labelled_proposals(scores, soft, modality_probs={"visual": 0.0, "audio": 1.0})
+    assert [p[3] for p in told] == ["audio"] and told[0][0] == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="soft routing"):
+        labelled_proposals(scores, PLAIN, modality_probs={"visual": 0.0, "audio": 1.0})
 
 
 def test_soft_routing_weighs_in_the_peak_of_each_modality_curve():
