@@ -54,6 +54,10 @@ from dataclasses import dataclass
 
 # what the learned deviation scorers' windows may take (`deviation_window_statistic`)
 DEVIATION_WINDOW_STATISTICS = ("mean", "median")
+# what the learned deviation scorers read (`visual_deviation_view`, `audio_deviation_view`;
+# model/deviation_scorer.py, "Views"): each frame's deviation summarised over windows, or
+# the windows' mean frames' deviations
+DEVIATION_VIEWS = ("deviation_windows", "window_deviations")
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,12 @@ class ModelConfig:
     # forged span's edges) or "mean" (before 2026-11-30; model/deviation_scorer.py, "What a
     # window takes")
     deviation_window_statistic: str = "median"
+    # what each modality's scorer reads (model/deviation_scorer.py, "Views"): the deviation of
+    # each frame summarised over windows ("deviation_windows"), or the deviation of each
+    # window's mean frame ("window_deviations", which lets the natural variation of speech
+    # cancel before the absolute value; checkpoints from before it read "deviation_windows")
+    visual_deviation_view: str = "deviation_windows"
+    audio_deviation_view: str = "window_deviations"
     dropout: float = 0.1  # dropout in attention, Transformer layers and heads
     # --- loss weights (Eq. 4) ---
     cls_main_weight: float = 0.8  # fused main 4-class head
@@ -138,6 +148,9 @@ class ModelConfig:
             raise bad("dropout", "must be in [0, 1)")
         if self.deviation_window_statistic not in DEVIATION_WINDOW_STATISTICS:
             raise bad("deviation_window_statistic", "must be 'mean' or 'median'")
+        for name in ("visual_deviation_view", "audio_deviation_view"):
+            if getattr(self, name) not in DEVIATION_VIEWS:
+                raise bad(name, f"must be one of {DEVIATION_VIEWS}")
         for name in ("aicl_margin", "frame_negative_weight", "deviation_scorer_weight", "cls_main_weight", "cls_aux_weight", "recon_weight",
                      "kl_weight", "aicl_weight"):
             if getattr(self, name) < 0:

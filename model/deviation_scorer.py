@@ -52,12 +52,15 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from model.config import DEVIATION_WINDOW_STATISTICS
+from model.config import DEVIATION_VIEWS, DEVIATION_WINDOW_STATISTICS
 from model.layers import KeepsBuffersMissingFromOldCheckpoints
 from model.mil import topk_mil_pool
 from model.normalize import clip_contrast
 
 WINDOWS = (5, 15)  # frames of the centred windows next to the single-frame view
+# frames of the centred windows whose mean frame the "window_deviations" view compares with
+# its clip median (1: the frame itself)
+MEAN_FRAME_WINDOWS = (1, 5, 15, 25)
 # what each window summarises the deviation with unless told (module docstring, "What a
 # window takes"; `ModelConfig.deviation_window_statistic`); checkpoints from before the
 # median load with the mean they were trained with (`DeviationScorer`)
@@ -100,26 +103,43 @@ def deviation_views(standardised: Tensor, mask: Tensor, statistic: str = WINDOW_
     return torch.stack(views, dim=2).abs()
 
 
+def window_deviation_views(standardised: Tensor, mask: Tensor) -> Tensor:
+    """[B, T, C] -> [B, T, V, C]: for each window of MEAN_FRAME_WINDOWS, |the window's mean
+    frame - the clip median of those means| (module docstring, "Views")."""
+    x = standardised.float()
+    means = [x if frames == 1 else masked_moving_average(x, mask, frames) for frames in MEAN_FRAME_WINDOWS]
+    return torch.stack([clip_contrast(m, mask) for m in means], dim=2).abs()
+
+
 class DeviationScorer(KeepsBuffersMissingFromOldCheckpoints):
     """Frame logits [B, T] = sum over views and dimensions of weight x |deviation| + bias."""
 
-    # a checkpoint written before `window_median` existed was trained on moving averages
-    OLD_CHECKPOINT_BUFFERS = {"window_median": False}
+    # a checkpoint written before `window_median` existed was trained on moving averages,
+    # one written before `window_means` on the deviation windows
+    OLD_CHECKPOINT_BUFFERS = {"window_median": False, "window_means": False}
 
-    def __init__(self, dim: int, statistic: str = WINDOW_STATISTIC):
+    def __init__(self, dim: int, statistic: str = WINDOW_STATISTIC, view: str = "deviation_windows"):
         super().__init__()
         if statistic not in DEVIATION_WINDOW_STATISTICS:
             raise ValueError(f"DeviationScorer statistic: expected one of "
                              f"{DEVIATION_WINDOW_STATISTICS}, got {statistic!r}")
+        if view not in DEVIATION_VIEWS:
+            raise ValueError(f"DeviationScorer view: expected one of {DEVIATION_VIEWS}, got {view!r}")
+        views = len(MEAN_FRAME_WINDOWS) if view == "window_deviations" else len(WINDOWS) + 1
         # zeros: no random draw, so the rest of the model initialises as without this module
-        self.weight = nn.Parameter(torch.zeros(len(WINDOWS) + 1, dim))
+        self.weight = nn.Parameter(torch.zeros(views, dim))
         self.bias = nn.Parameter(torch.zeros(()))
-        # how the windows summarise (a buffer, so a checkpoint says what it was trained with)
+        # how the windows summarise and what they read (buffers, so a checkpoint says what
+        # it was trained with)
         self.register_buffer("window_median", torch.tensor(statistic == "median"))
+        self.register_buffer("window_means", torch.tensor(view == "window_deviations"))
 
     def forward(self, standardised: Tensor, mask: Tensor) -> Tensor:
-        statistic = "median" if bool(self.window_median) else "mean"
-        views = deviation_views(standardised.float(), mask, statistic)  # [B, T, V, C]
+        if bool(self.window_means):
+            views = window_deviation_views(standardised, mask)  # [B, T, V, C]
+        else:
+            statistic = "median" if bool(self.window_median) else "mean"
+            views = deviation_views(standardised.float(), mask, statistic)  # [B, T, V, C]
         logits = (views * self.weight).sum(dim=(2, 3)) + self.bias  # [B, T]
         return logits * mask.to(logits.dtype)
 

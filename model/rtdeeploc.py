@@ -100,7 +100,7 @@ FRAME_FIELDS = ("visual_scores", "audio_scores", "joint_scores", "visual_recon_e
                 "audio_recon_error", "visual_error_evidence", "audio_error_evidence",
                 "visual_deviation", "audio_deviation", "visual_deviation_evidence",
                 "audio_deviation_evidence", "visual_learned_deviation", "audio_learned_deviation",
-                "av_desync", "sync_evidence", "spectral_detail", "spectral_detail_evidence",
+                "audio_learned_deviation_evidence", "av_desync", "sync_evidence", "spectral_detail", "spectral_detail_evidence",
                 "visual_change")
 
 
@@ -127,6 +127,9 @@ class Prediction:
     # zeros when the model has none
     visual_learned_deviation: Tensor | None = None
     audio_learned_deviation: Tensor | None = None
+    # [B, T] the audio one's percentile among authentic training frames (zeros until the
+    # trainer set the reference, and without the scorers)
+    audio_learned_deviation_evidence: Tensor | None = None
     # [B, T] audio-visual desynchrony (model/av_sync.py) and its percentile among authentic
     # training frames; zeros until the trainer fitted it
     av_desync: Tensor | None = None
@@ -189,8 +192,12 @@ class RTDeepLoc(nn.Module):
         self.detail_calibration = ErrorCalibration()
         if cfg.deviation_scorer_weight > 0:  # last, and zero-initialised: nothing else changes
             statistic = cfg.deviation_window_statistic
-            self.deviation_scorers = nn.ModuleDict({"visual": DeviationScorer(visual_dim, statistic),
-                                                    "audio": DeviationScorer(audio_dim, statistic)})
+            self.deviation_scorers = nn.ModuleDict({
+                "visual": DeviationScorer(visual_dim, statistic, cfg.visual_deviation_view),
+                "audio": DeviationScorer(audio_dim, statistic, cfg.audio_deviation_view)})
+            # the audio scorer's probability -> percentile among authentic training frames
+            # (set by the trainer), for the evidence that takes the largest of three audio cues
+            self.audio_learned_calibration = ErrorCalibration()
 
     def set_input_statistics(self, visual_mean, visual_std, audio_mean, audio_std) -> None:
         """Standardise inputs with these per-dimension statistics ([Cv], [Cv], [Ca], [Ca])."""
@@ -381,6 +388,8 @@ class RTDeepLoc(nn.Module):
             audio_deviation_evidence=self.audio_deviation_calibration(audio_deviation) * valid,
             visual_learned_deviation=learned["visual"] * valid,
             audio_learned_deviation=learned["audio"] * valid,
+            audio_learned_deviation_evidence=(self.audio_learned_calibration(learned["audio"])
+                                              if out.deviation_logits else torch.zeros_like(valid)) * valid,
             av_desync=desync * valid,
             sync_evidence=(self.sync_calibration(desync) if bool(self.av_sync.is_set)
                            else torch.zeros_like(valid)) * valid,

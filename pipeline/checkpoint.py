@@ -41,6 +41,10 @@ FORMAT = "rtdl-checkpoint-v1"
 # TrainConfig fields that no longer exist (the validation accuracy pass); checkpoints that
 # still record them load, the values are unused
 RETIRED_TRAIN_FIELDS = ("eval_window", "eval_batch_size")
+# model settings added later whose new default builds different weights: what a checkpoint
+# written before each field existed was trained with
+MODEL_FIELDS_BEFORE_THEY_EXISTED = {"visual_deviation_view": "deviation_windows",
+                                    "audio_deviation_view": "deviation_windows"}
 
 
 @dataclass
@@ -221,6 +225,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     payload = read_checkpoint_payload(path, map_location)
     stored = dict(payload["run_config"])
     stored["train"] = {k: v for k, v in stored.get("train", {}).items() if k not in RETIRED_TRAIN_FIELDS}
+    stored["model"] = {**MODEL_FIELDS_BEFORE_THEY_EXISTED, **stored.get("model", {})}
     run_config = from_dict(RunConfig, stored, f"{path}: run_config")
     model = build_model(run_config.model, payload["visual_dim"], payload["audio_dim"])
     try:

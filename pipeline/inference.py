@@ -125,6 +125,7 @@ def to_video_scores(outputs: dict, fps: float, duration: float) -> VideoScores:
                        audio_deviation_evidence=outputs.get("audio_deviation_evidence"),
                        visual_learned_deviation=outputs.get("visual_learned_deviation"),
                        audio_learned_deviation=outputs.get("audio_learned_deviation"),
+                       audio_learned_deviation_evidence=outputs.get("audio_learned_deviation_evidence"),
                        sync_evidence=outputs.get("sync_evidence"),
                        spectral_detail_evidence=outputs.get("spectral_detail_evidence"),
                        visual_change=outputs.get("visual_change"))

@@ -77,7 +77,8 @@ SIGNAL_TUNING_GRID = {
     "evidence": ("reconstruction", "deviation", "learned_deviation", "sync",
                  "sync_and_learned_deviation",
                  "sync_and_learned_deviation_or_reconstruction_outlier",
-                 "sync_or_spectral_detail", "sync_and_learned_deviation_or_spectral_detail"),
+                 "sync_or_spectral_detail", "sync_and_learned_deviation_or_spectral_detail",
+                 "sync_and_learned_deviation_or_audio_cues"),
     "error_modalities": ("both", "audio", "visual"),
 }
 # then a small search space of proposal settings, each field's TUNING_START value first
@@ -194,6 +195,9 @@ def without_missing_evidence(signal_grid: dict, scores: Mapping[str, VideoScores
     has["sync_or_spectral_detail"] = has["sync"] and present("spectral_detail_evidence")
     has["sync_and_learned_deviation_or_spectral_detail"] = (has["sync_or_spectral_detail"]
                                                             and has["learned_deviation"])
+    has["sync_and_learned_deviation_or_audio_cues"] = (
+        has["sync_and_learned_deviation_or_spectral_detail"]
+        and present("audio_learned_deviation_evidence"))
     # the paper's own reading stays in the grid even for a model without the FDN
     has["reconstruction"] = True
     kinds = tuple(k for k in signal_grid.get("evidence", ()) if has.get(k, True))

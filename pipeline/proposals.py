@@ -186,7 +186,8 @@ CURVE_NORMALIZATIONS = ("none", "rank")
 EVIDENCE_KINDS = ("reconstruction", "deviation", "learned_deviation", "sync",
                   "sync_and_learned_deviation", "sync_learned_deviation_and_reconstruction",
                   "sync_and_learned_deviation_or_reconstruction_outlier",
-                  "sync_or_spectral_detail", "sync_and_learned_deviation_or_spectral_detail")
+                  "sync_or_spectral_detail", "sync_and_learned_deviation_or_spectral_detail",
+                  "sync_and_learned_deviation_or_audio_cues")
 # the VideoScores field (after "<modality>_") each per-modality evidence kind reads; "sync"
 # reads the shared `sync_evidence`; the other kinds combine two or three of them
 # (`evidence_curve`)
@@ -344,6 +345,8 @@ class VideoScores:
     # [T] the learned deviation scorer's frame probabilities; None: treated as zeros
     visual_learned_deviation: np.ndarray | None = None
     audio_learned_deviation: np.ndarray | None = None
+    # [T] the audio one's percentile among authentic training frames; None: treated as zeros
+    audio_learned_deviation_evidence: np.ndarray | None = None
     # [T] audio-visual desynchrony percentile among authentic training frames (one curve for
     # both modalities, model/av_sync.py); None: treated as zeros
     sync_evidence: np.ndarray | None = None
@@ -738,7 +741,11 @@ def evidence_curve(scores: VideoScores, modality: str, kind: str, length: int) -
     "sync_and_learned_deviation_or_spectral_detail" gives the visual curve the mean of the
     desynchrony and the visual learned deviation instead (BENCHMARKS.md, "Spectral
     detail": on dev the audio learned deviation added little to the desynchrony, the detail
-    much)."""
+    much); "sync_and_learned_deviation_or_audio_cues" gives the visual curve the same and
+    the audio curve the largest of three percentiles, the desynchrony, the spectral detail
+    and the audio learned deviation's, cubed (uniform again for the same reason as the
+    square): the learned deviation of windows' mean frames marks re-voiced and spliced
+    speech that the other two partly miss (BENCHMARKS.md, "The largest of three audio cues")."""
     def read(name: str) -> np.ndarray:
         values = getattr(scores, name)
         return np.zeros(length) if values is None else np.asarray(values, np.float64)[:length]
@@ -752,6 +759,11 @@ def evidence_curve(scores: VideoScores, modality: str, kind: str, length: int) -
         outlier = np.where(error >= RECONSTRUCTION_OUTLIER_LEVEL, error, 0.0)
         return np.maximum(0.5 * (read("sync_evidence") + read(f"{modality}_learned_deviation")),
                           outlier)
+    if kind == "sync_and_learned_deviation_or_audio_cues":
+        if modality == "audio":  # the largest of three percentiles, as a percentile again
+            return np.maximum.reduce([read("sync_evidence"), read("spectral_detail_evidence"),
+                                      read("audio_learned_deviation_evidence")]) ** 3
+        return evidence_curve(scores, modality, "sync_and_learned_deviation", length)
     if kind in ("sync_or_spectral_detail", "sync_and_learned_deviation_or_spectral_detail"):
         if modality == "audio":  # the larger of two percentiles, as a percentile again
             return np.maximum(read("sync_evidence"), read("spectral_detail_evidence")) ** 2

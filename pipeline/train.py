@@ -268,7 +268,8 @@ def calibrate_frame_evidence(model, cache, train_records: Sequence[VideoRecord],
     """Set the model's evidence percentiles from real training videos (model/evidence.py):
     reconstruction errors (with the FDN), clip deviations of the input, the audio-visual
     desynchrony, which is first fitted on the same videos when it is not yet (model/av_sync.py),
-    and, for log-mel audio, the spectral detail, fitted likewise (model/spectral_detail.py).
+    for log-mel audio the spectral detail, fitted likewise (model/spectral_detail.py), and
+    the audio learned deviation (with the scorers; model/deviation_scorer.py).
 
     The first CALIBRATION_VIDEOS real videos in record order, so the reference does not
     depend on the epoch; nothing happens without a real video.
@@ -290,6 +291,8 @@ def calibrate_frame_evidence(model, cache, train_records: Sequence[VideoRecord],
                   "sync_calibration": "av_desync"}
     if bool(model.spectral_detail.is_set):
         references["detail_calibration"] = "spectral_detail"
+    if hasattr(model, "deviation_scorers"):
+        references["audio_learned_calibration"] = "audio_learned_deviation"
     if model.config.use_fdn:
         references.update(visual_error_calibration="visual_recon_error",
                           audio_error_calibration="audio_recon_error")

@@ -53,6 +53,34 @@ def test_round_trip_predicts_identically_and_describes_itself(tmp_path):
         assert torch.equal(getattr(got, name), getattr(expected, name)), name
 
 
+def test_a_checkpoint_from_before_the_scorer_views_loads_with_the_view_it_was_trained_on(tmp_path):
+    import dataclasses
+
+    from pipeline.checkpoint import save_payload
+
+    run_config, _, inputs = _model_and_inputs()
+    # what rtdl wrote before the views existed: scorers on the deviation windows, no field
+    old_model_config = dataclasses.replace(run_config.model, deviation_scorer_weight=1.0,
+                                           audio_deviation_view="deviation_windows")
+    run_config = dataclasses.replace(run_config, model=old_model_config)
+    torch.manual_seed(0)
+    model = build_model(old_model_config, VISUAL_DIM, AUDIO_DIM).eval()
+    with torch.no_grad():
+        model.deviation_scorers["audio"].weight.normal_()
+    expected = model.predict(*inputs).audio_learned_deviation
+    path = _save(tmp_path / "best.pt", model, run_config)
+    payload = torch.load(path, weights_only=True)
+    for field in ("visual_deviation_view", "audio_deviation_view"):
+        del payload["run_config"]["model"][field]
+    payload["model_state"] = {k: v for k, v in payload["model_state"].items()
+                              if not k.endswith("window_means")}
+    save_payload(path, payload)
+
+    loaded = load_checkpoint(path)
+    assert loaded.model_config.audio_deviation_view == "deviation_windows"
+    assert torch.equal(loaded.model.predict(*inputs).audio_learned_deviation, expected)
+
+
 def test_wrapped_model_is_saved_unwrapped(tmp_path):
     run_config, model, _ = _model_and_inputs()
     wrapped = torch.nn.DataParallel(model)  # same "module." prefix as DDP, no process group

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from model.deviation_scorer import (DeviationScorer, deviation_mil_loss, deviation_views,
-                                    masked_moving_average, masked_moving_median)
+                                    masked_moving_average, masked_moving_median,
+                                    window_deviation_views)
 from model.rtdeeploc import build_model
 from model_fixtures import one_thread, tiny_config  # noqa: F401 (one_thread: fixture)
 from pipeline.metrics import rank_auc
@@ -140,3 +141,86 @@ def test_the_model_config_chooses_the_scorers_window_statistic():
     assert not any(bool(s.window_median) for s in mean.deviation_scorers.values())
     with pytest.raises(ValueError, match="deviation_window_statistic"):
         tiny_config(deviation_window_statistic="mode")
+
+
+def test_window_deviations_let_natural_variation_cancel_and_keep_a_shifted_span():
+    """Speech-like: a dimension that varies from frame to frame around its level (a pattern
+    of 5 frames summing to 0: the natural variation) with a span whose level shifts by 0.5
+    (another voice). The deviation of each frame sees the variation everywhere; the
+    deviation of 5-frame mean frames sees the shift."""
+    t = 40
+    x = torch.tensor([2.0, -1.0, -1.0, 1.0, -1.0] * (t // 5)).reshape(1, t, 1)
+    x[0, 15:25] += 0.5
+    full = torch.ones(1, t, dtype=torch.bool)
+    views = window_deviation_views(x, full)  # [1, T, 4, 1]: windows 1, 5, 15, 25
+    assert views.shape == (1, t, 4, 1)
+    # window 1 is |frame - clip median|, the first view of the deviation windows too
+    torch.testing.assert_close(views[:, :, 0], deviation_views(x, full)[:, :, 0])
+    labels = np.zeros(t, bool)
+    labels[15:25] = True
+    assert rank_auc(labels, views[0, :, 0, 0].numpy()) < 0.7  # the alternation hides it
+    assert rank_auc(labels, views[0, :, 1, 0].numpy()) > 0.9  # the 5-frame means show it
+    # padding changes nothing on valid frames, and stays 0
+    padded = window_deviation_views(torch.cat([x, 50 * torch.ones(1, 6, 1)], dim=1),
+                                     torch.arange(t + 6)[None] < t)
+    torch.testing.assert_close(padded[:, :t], views)
+    assert torch.equal(padded[:, t:], torch.zeros_like(padded[:, t:]))
+
+
+def test_the_model_config_chooses_each_scorers_view_and_old_scorers_keep_theirs():
+    model = build_model(tiny_config(deviation_scorer_weight=1.0), CV, CA)  # the defaults
+    assert not bool(model.deviation_scorers["visual"].window_means)
+    assert bool(model.deviation_scorers["audio"].window_means)
+    assert model.deviation_scorers["audio"].weight.shape == (4, CA)
+    assert model.deviation_scorers["visual"].weight.shape == (3, CV)
+    swapped = build_model(tiny_config(deviation_scorer_weight=1.0, visual_deviation_view="window_deviations",
+                                      audio_deviation_view="deviation_windows"), CV, CA)
+    assert bool(swapped.deviation_scorers["visual"].window_means)
+    assert not bool(swapped.deviation_scorers["audio"].window_means)
+    with pytest.raises(ValueError, match="audio_deviation_view"):
+        tiny_config(audio_deviation_view="spectrum")
+    # a scorer saved before the view existed read the deviation windows
+    old = DeviationScorer(4, view="window_deviations")
+    state = {k: v for k, v in DeviationScorer(4).state_dict().items() if k != "window_means"}
+    old_shape = DeviationScorer(4)
+    old_shape.load_state_dict(state)
+    assert not bool(old_shape.window_means)
+    with pytest.raises(RuntimeError):  # the weights of the other view do not fit
+        old.load_state_dict(state)
+
+
+class _Cache:
+    """What calibrate_frame_evidence reads of a feature cache: settings and read()."""
+
+    def __init__(self, clips: dict):
+        self.clips, self.settings = clips, {"visual": {"kind": "test"}, "audio": {"kind": "test"}}
+
+    def read(self, key):
+        return self.clips[key]
+
+
+def test_the_trainer_calibrates_the_audio_learned_deviation_on_authentic_training_clips():
+    from data.records import VideoRecord
+    from pipeline.train import calibrate_frame_evidence
+
+    rng = np.random.default_rng(3)
+    clips = {f"{i}.mp4": (rng.normal(size=(30, CV)).astype(np.float32),
+                          rng.normal(size=(30, CA)).astype(np.float32)) for i in range(4)}
+    records = [VideoRecord(file=key, split="train", duration=1.2, fps=25.0, n_frames=30, label=0,
+                           fake_segments=()) for key in clips]
+    model = build_model(tiny_config(deviation_scorer_weight=1.0), CV, CA)
+    with torch.no_grad():
+        model.deviation_scorers["audio"].weight.normal_(generator=torch.Generator().manual_seed(0))
+    visual, audio = (torch.as_tensor(a)[None] for a in clips["0.mp4"])
+    mask = torch.ones(1, 30, dtype=torch.bool)
+    # until the trainer sets the reference the percentile is 0 everywhere
+    assert torch.equal(model.predict(visual, audio, mask).audio_learned_deviation_evidence,
+                       torch.zeros(1, 30))
+    calibrate_frame_evidence(model, _Cache(clips), records, torch.device("cpu"))
+    assert bool(model.audio_learned_calibration.is_set)
+    prediction = model.predict(visual, audio, mask)
+    evidence = prediction.audio_learned_deviation_evidence[0].numpy()
+    # a percentile among the same clips' frames: in [0, 1], in the probability's order
+    assert evidence.min() >= 0.0 and evidence.max() <= 1.0 and evidence.max() > 0.5
+    order = np.argsort(prediction.audio_learned_deviation[0].numpy(), kind="stable")
+    assert np.all(np.diff(evidence[order]) >= -1e-6)

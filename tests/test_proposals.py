@@ -496,6 +496,30 @@ def test_spectral_detail_raises_the_audio_curve_to_the_larger_of_it_and_the_desy
     assert np.allclose(branch_curve(without, "audio", cfg), sync ** 2)
 
 
+def test_the_audio_cues_kind_takes_the_largest_of_three_audio_percentiles_cubed():
+    from pipeline.proposals import branch_curve
+
+    heads, learned, sync, detail, audio_pct = (np.zeros(12) for _ in range(5))
+    learned[3:5] = 0.8  # the scorers' probabilities: the visual curve averages its own in
+    sync[6:10] = 0.6
+    detail[0:3] = 0.9
+    audio_pct[8:12] = 0.7  # frame 8: above the desynchrony's 0.6, so it counts there
+    scores = VideoScores(np.array(AUDIO_ONLY), heads, heads, heads, FPS, 3.0,
+                         visual_learned_deviation=learned, audio_learned_deviation=learned,
+                         audio_learned_deviation_evidence=audio_pct,
+                         sync_evidence=sync, spectral_detail_evidence=detail)
+    cfg = dataclasses.replace(PLAIN, error_weight=1.0, evidence="sync_and_learned_deviation_or_audio_cues")
+    expected = np.zeros(12)
+    expected[0:3], expected[6:8], expected[8:12] = 0.9 ** 3, 0.6 ** 3, 0.7 ** 3
+    assert np.allclose(branch_curve(scores, "audio", cfg), expected)
+    # (the audio probability itself, 0.8 on frames 3-4, is not a percentile: not read here)
+    assert branch_curve(scores, "visual", cfg).tolist() == (0.5 * (sync + learned)).tolist()
+    # on three independent uniform percentiles P(max <= u) = u^3: the cube is uniform again
+    rng = np.random.default_rng(0)
+    cube = np.max(rng.uniform(size=(3, 200_000)), axis=0) ** 3
+    assert abs(np.mean(cube <= 0.25) - 0.25) < 0.01 and abs(np.mean(cube <= 0.75) - 0.75) < 0.01
+
+
 def test_error_evidence_goes_only_into_the_chosen_modality():
     from pipeline.proposals import branch_curve
 

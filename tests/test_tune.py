@@ -181,9 +181,15 @@ def test_evidence_kinds_are_tried_only_where_a_video_has_them():
                          audio_evidence=np.linspace(0, 1, 5))
     detailed = VideoScores(np.array([0.1, 0.9, 0, 0]), flat, flat, flat, 25.0, 0.2,
                            spectral_detail_evidence=np.linspace(0, 1, 5))
+    calibrated = VideoScores(np.array([0.1, 0.9, 0, 0]), flat, flat, flat, 25.0, 0.2,
+                             audio_learned_deviation_evidence=np.linspace(0, 1, 5))
     assert without_missing_evidence(SIGNAL_TUNING_GRID,
                                     {"a": plain, "b": learned, "c": synced, "d": errors,
-                                     "e": detailed}) == SIGNAL_TUNING_GRID
+                                     "e": detailed, "f": calibrated}) == SIGNAL_TUNING_GRID
+    # the largest of three audio cues needs the learned deviation's percentile (a checkpoint
+    # from before it has none)
+    assert "sync_and_learned_deviation_or_audio_cues" not in without_missing_evidence(
+        SIGNAL_TUNING_GRID, {"a": plain, "b": learned, "c": synced, "d": errors, "e": detailed})["evidence"]
     # the spectral detail (log-mel audio only) goes with the desynchrony, and with the learned
     # deviation in the kind that reads it
     assert without_missing_evidence(SIGNAL_TUNING_GRID, {"c": synced, "e": detailed})["evidence"] \
