@@ -40,6 +40,20 @@ Choices:
   learned deviation's windows" and "How many dev videos it takes to choose"). Checkpoints
   carry a `window_median` buffer; those written before it load with the means they were
   trained with.
+- Views (`visual_deviation_view`, `audio_deviation_view`): "deviation_windows" is the
+  above, the absolute deviation of each frame and its window statistics; "window_deviations"
+  averages the frames over 1, 5, 15 and 25 frames first and takes each window-mean frame's
+  absolute deviation from the clip median of such frames. Speech moves every log-mel band
+  from frame to frame; an absolute value taken before the window adds that movement up,
+  a mean taken before it lets it cancel and keeps what stays shifted for the whole window:
+  another voice, a spliced recording. On the 2,100-clip benchmark (standalone linear
+  scorers, the same Top-K MIL, 4 epochs, dev frame AUC) the audio scorer read 0.668 with
+  the deviation windows and 0.735 with the window means (revoice 0.611 -> 0.665, splice
+  0.663 -> 0.726, spectral smoothing 0.673 -> 0.720); the visual one lost with them (0.785
+  -> 0.749: a swapped face or a frozen picture is a step in every frame, which the
+  per-frame view keeps sharp). So the audio scorer reads the window means, the visual one
+  the deviation windows; checkpoints from before the views read the deviation windows in
+  both (the trained runs: BENCHMARKS.md, "The largest of three audio cues").
 - Loss: binary cross-entropy of the Top-K MIL pooled logit against "this modality is
   modified" (data/labels.py), the same K as the heads, weighted by
   `deviation_scorer_weight` (0 = not built, the paper).

@@ -29,9 +29,9 @@ plain two-pass search reached the three-start optimum in all three seeds for 1.3
 search's time, not 3.7x; the seed it moved gained 3.6 test avg AP (BENCHMARKS.md, "Where
 the search starts, and the length of a run").
 
-Large validation splits are sampled (`tuning_sample`): the grids hold 1,886 distinct
-candidates (1,022 for the evidence, 864 for the proposal settings; a second pass scores up to
-1,886 more) and each one re-proposes and re-evaluates every video, a cost linear in the
+Large validation splits are sampled (`tuning_sample`): the grids hold 2,012 distinct
+candidates (1,148 for the evidence, 864 for the proposal settings; a second pass scores up to
+2,012 more) and each one re-proposes and re-evaluates every video, a cost linear in the
 split. LAV-DF's dev split has 31,501 videos, which at a few ms per video and candidate
 would keep `rtdl train` tuning for most of a day; `max_videos` (default 1,000) caps it with
 a fixed sample, stratified by label, that every run and rerun draws alike (a hash of each

@@ -1,0 +1,90 @@
+"""What should the learned deviation scorer read? Its two views, trained alone, per frame.
+
+For each modality, rtdl's learned deviation scorer (`model/deviation_scorer.py`, the module
+itself) is trained twice on the train split's cached features, by the same Top-K MIL on
+the video labels (K = L / 8, Adam, `--lr`, `--epochs`, batches of 16), once per view:
+- "deviation_windows": |frame - clip median| and its 5- and 15-frame running medians;
+- "window_deviations": |w-frame mean frame - its clip median| for w = 1, 5, 15, 25.
+Each is scored by the mean per-video frame AUC of the forged modality
+(`pipeline/diagnostics.py`) on the splits asked for (dev by default: the views are chosen
+there). No model of rtdl is trained here; the scorer inside `rtdl train` trains beside the
+network at 10x the network's learning rate (3e-3 in `--config demo`) and keeps the best
+epoch, so its numbers differ from these.
+
+    python benchmarks/deviation_views.py --metadata W/media/metadata.json --cache W/features.h5
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--metadata", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--splits", default="dev")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--modalities", default="visual,audio")
+    args = parser.parse_args()
+
+    import numpy as np
+    import torch
+
+    from data.cache import FeatureCache
+    from data.metadata import load_metadata, records_for_split
+    from model.config import DEVIATION_VIEWS
+    from model.deviation_scorer import DeviationScorer
+    from pipeline.diagnostics import format_auc_table, frame_auc_table, load_forgery_types, modality_segments
+    from pipeline.machine import describe_machine
+    from weak_probe import train_mil
+
+    torch.set_num_threads(1)
+    print(describe_machine(), flush=True)
+    cache = FeatureCache(args.cache)
+    records = load_metadata(args.metadata)
+    types = load_forgery_types(args.metadata)
+    train = [r for r in records_for_split(records, "train") if r.file in cache]
+    for index, modality in enumerate(("visual", "audio")):
+        if modality not in args.modalities.split(","):
+            continue
+        every_frame = np.concatenate([cache.read(r.file)[index] for r in train])
+        mean, std = every_frame.mean(0), every_frame.std(0) + 1e-6
+        del every_frame
+
+        def standardised(file: str) -> torch.Tensor:  # [T, D], what the model's scorer reads
+            return torch.tensor((cache.read(file)[index] - mean) / std, dtype=torch.float32)
+
+        class OneClip(torch.nn.Module):  # the shipped module on one clip [T, D]
+            def __init__(self, view: str):
+                super().__init__()
+                self.scorer = DeviationScorer(len(mean), view=view)
+
+            def forward(self, x):
+                return self.scorer(x[None], torch.ones(1, len(x), dtype=torch.bool))[0]
+
+        inputs = [standardised(r.file) for r in train]
+        labels = [float(bool(modality_segments(r, modality))) for r in train]
+        scorers = {view: train_mil(inputs, labels, lambda v=view: OneClip(v), args.epochs, args.lr, args.seed)
+                   for view in DEVIATION_VIEWS}
+        for split in args.splits.split(","):
+            fakes = [r for r in records_for_split(records, split)
+                     if r.file in cache and modality_segments(r, modality)]
+            with torch.no_grad():
+                signals = {r.file: {view: scorer(standardised(r.file)).numpy()
+                                    for view, scorer in scorers.items()} for r in fakes}
+            table = frame_auc_table(signals, fakes, types)
+            only = {name: {modality: t[modality]} for name, t in table.items() if modality in t}
+            print(format_auc_table(only, f"\n{split}, {modality} (mean per-video frame AUC, videos):"),
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
