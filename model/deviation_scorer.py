@@ -46,14 +46,16 @@ Choices:
   absolute deviation from the clip median of such frames. Speech moves every log-mel band
   from frame to frame; an absolute value taken before the window adds that movement up,
   a mean taken before it lets it cancel and keeps what stays shifted for the whole window:
-  another voice, a spliced recording. On the 2,100-clip benchmark (standalone linear
-  scorers, the same Top-K MIL, 4 epochs, dev frame AUC) the audio scorer read 0.668 with
-  the deviation windows and 0.735 with the window means (revoice 0.611 -> 0.665, splice
-  0.663 -> 0.726, spectral smoothing 0.673 -> 0.720); the visual one lost with them (0.785
-  -> 0.749: a swapped face or a frozen picture is a step in every frame, which the
-  per-frame view keeps sharp). So the audio scorer reads the window means, the visual one
-  the deviation windows; checkpoints from before the views read the deviation windows in
-  both (the trained runs: BENCHMARKS.md, "The largest of three audio cues").
+  another voice, a spliced recording. On the 2,100-clip benchmark (this module trained
+  alone, the same Top-K MIL, 4 epochs; `benchmarks/deviation_views.py`) the audio scorer's
+  dev frame AUC rose from 0.668 to 0.721 with the window means (revoice 0.585 -> 0.615,
+  spectral smoothing 0.680 -> 0.723, splice 0.677 -> 0.723), the visual one's fell from
+  0.785 to 0.771 (face swap 0.792 -> 0.754: a swapped face is a step in every frame, which
+  the per-frame view keeps sharp). So the audio scorer reads the window means, the visual
+  one the deviation windows; checkpoints from before the views read the deviation windows
+  in both. Inside `rtdl train` the gain is smaller (the scorer is kept at the network's
+  best epoch, the first in every run there): BENCHMARKS.md, "Three audio cues, and where
+  recall is lost".
 - Loss: binary cross-entropy of the Top-K MIL pooled logit against "this modality is
   modified" (data/labels.py), the same K as the heads, weighted by
   `deviation_scorer_weight` (0 = not built, the paper).

@@ -745,7 +745,8 @@ def evidence_curve(scores: VideoScores, modality: str, kind: str, length: int) -
     the audio curve the largest of three percentiles, the desynchrony, the spectral detail
     and the audio learned deviation's, cubed (uniform again for the same reason as the
     square): the learned deviation of windows' mean frames marks re-voiced and spliced
-    speech that the other two partly miss (BENCHMARKS.md, "The largest of three audio cues")."""
+    speech that the other two partly miss (BENCHMARKS.md, "Three audio cues, and where
+    recall is lost")."""
     def read(name: str) -> np.ndarray:
         values = getattr(scores, name)
         return np.zeros(length) if values is None else np.asarray(values, np.float64)[:length]
