@@ -100,8 +100,8 @@ FRAME_FIELDS = ("visual_scores", "audio_scores", "joint_scores", "visual_recon_e
                 "audio_recon_error", "visual_error_evidence", "audio_error_evidence",
                 "visual_deviation", "audio_deviation", "visual_deviation_evidence",
                 "audio_deviation_evidence", "visual_learned_deviation", "audio_learned_deviation",
-                "audio_learned_deviation_evidence", "av_desync", "sync_evidence", "spectral_detail", "spectral_detail_evidence",
-                "visual_change")
+                "audio_learned_deviation_evidence", "av_desync", "sync_evidence", "spectral_detail",
+                "spectral_detail_evidence", "visual_change")
 
 
 @dataclass
