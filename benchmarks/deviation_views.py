@@ -42,9 +42,9 @@ def main() -> None:
     from data.metadata import load_metadata, records_for_split
     from model.config import DEVIATION_VIEWS
     from model.deviation_scorer import DeviationScorer
-    from pipeline.diagnostics import format_auc_table, frame_auc_table, load_forgery_types, modality_segments
+    from pipeline.diagnostics import load_forgery_types, modality_segments
     from pipeline.machine import describe_machine
-    from weak_probe import train_mil
+    from weak_probe import print_modality_table, train_mil
 
     torch.set_num_threads(1)
     print(describe_machine(), flush=True)
@@ -80,10 +80,7 @@ def main() -> None:
             with torch.no_grad():
                 signals = {r.file: {view: scorer(standardised(r.file)).numpy()
                                     for view, scorer in scorers.items()} for r in fakes}
-            table = frame_auc_table(signals, fakes, types)
-            only = {name: {modality: t[modality]} for name, t in table.items() if modality in t}
-            print(format_auc_table(only, f"\n{split}, {modality} (mean per-video frame AUC, videos):"),
-                  flush=True)
+            print_modality_table(signals, fakes, types, modality, split)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,17 @@ def train_mil(clips, video_labels, make_net, epochs: int, lr: float, seed: int):
     return net
 
 
+def print_modality_table(signals: dict, fakes, types: dict, modality: str, split: str) -> None:
+    """Print the mean per-video frame AUC of every signal ({file: {name: [T]}}) on the
+    fake videos of `split`, for `modality`'s forgery types only."""
+    from pipeline.diagnostics import format_auc_table, frame_auc_table
+
+    table = frame_auc_table(signals, fakes, types)
+    only = {name: {modality: t[modality]} for name, t in table.items() if modality in t}
+    print(format_auc_table(only, f"\n{split}, {modality} (mean per-video frame AUC, videos):"),
+          flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--metadata", type=Path, required=True)
@@ -72,8 +83,8 @@ def main() -> None:
     from data.metadata import load_metadata, records_for_split
     from feature_ceiling import clip_context, train_probe, training_statistics
     from model.deviation_scorer import DeviationScorer
-    from pipeline.diagnostics import (clip_median_deviation, format_auc_table, frame_auc_table,
-                                      frame_mask, load_forgery_types, modality_segments)
+    from pipeline.diagnostics import (clip_median_deviation, frame_mask, load_forgery_types,
+                                      modality_segments)
     from pipeline.machine import describe_machine
 
     torch.set_num_threads(1)
@@ -148,10 +159,7 @@ def main() -> None:
                         "MIL linear, non-negative weights": non_negative(x).numpy(),
                         "clip-median deviation (untrained)": clip_median_deviation(
                             arrays[r.file][index], mean, std)}
-            table = frame_auc_table(signals, fakes, types)
-            only = {name: {modality: t[modality]} for name, t in table.items() if modality in t}
-            print(format_auc_table(only, f"\n{split}, {modality} (mean per-video frame AUC, videos):"),
-                  flush=True)
+            print_modality_table(signals, fakes, types, modality, split)
 
 
 if __name__ == "__main__":
