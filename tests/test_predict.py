@@ -41,6 +41,7 @@ class StandInPrediction:
     audio_deviation_evidence: torch.Tensor
     visual_learned_deviation: torch.Tensor
     audio_learned_deviation: torch.Tensor
+    audio_learned_deviation_evidence: torch.Tensor
     av_desync: torch.Tensor
     sync_evidence: torch.Tensor
     spectral_detail: torch.Tensor
@@ -59,7 +60,8 @@ class StandInModel(torch.nn.Module):
         return StandInPrediction(torch.softmax(10 * mean, dim=-1), v, a, torch.maximum(v, a),
                                  2 * v, 3 * a, mask, (v > 0.5).float(), (a > 0.5).float(),
                                  4 * v, 5 * a, (v > 0.25).float(), (a > 0.25).float(),
-                                 (v > 0.75).float(), (a > 0.75).float(), 6 * v, (v > 0.9).float(),
+                                 (v > 0.75).float(), (a > 0.75).float(), (a > 0.8).float(),
+                                 6 * v, (v > 0.9).float(),
                                  8 * a, (a > 0.6).float(), 7 * a)
 
 
