@@ -208,6 +208,13 @@ def run_predictions(model, cache, records: Sequence[VideoRecord] | None, *,
     """
     scores = predict_scores(model, cache, records, device=device, batch_size=batch_size,
                             max_frames=max_frames, allow_missing=allow_missing)
+    return predictions_from_scores(scores, records, proposal_config)
+
+
+def predictions_from_scores(scores: dict[str, VideoScores], records: Sequence[VideoRecord] | None,
+                            proposal_config: ProposalConfig | None = None
+                            ) -> tuple[dict[str, list], dict[str, list[float]]]:
+    """`run_predictions` from the output of `predict_scores`, for callers that also read the curves."""
     proposals = all_proposals(scores, proposal_config)
     order = [r.file for r in records] if records is not None else list(scores)
     predictions = {key: proposals.get(key, []) for key in order}

@@ -95,7 +95,10 @@ def plot_evidence(times: Sequence[float], curves: Mapping[str, Sequence[float]],
 # loss terms and validation metrics of `rtdl train`'s metrics.jsonl rows, as drawn
 TRAIN_NOT_LOSSES = ("train_samples", "train_steps", "train_samples_per_s")
 VALIDATION_CURVES = {"val_ap_avg": "AP (avg.)", "val_ar_avg": "AR (avg.)", "val_auc": "AUC",
-                     "val_accuracy": "accuracy"}
+                     "val_accuracy": "accuracy",
+                     # the learned deviation scorers' frame AUCs (pipeline/scorer_epochs.py)
+                     "val_visual_scorer_frame_auc": "visual scorer frame AUC",
+                     "val_audio_scorer_frame_auc": "audio scorer frame AUC"}
 
 
 def plot_training_curves(rows: Sequence[Mapping], path: str | Path, title: str = "") -> Path:

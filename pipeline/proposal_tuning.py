@@ -61,6 +61,7 @@ from pipeline.options import TuningOptions
 from pipeline.proposal_settings import write_proposals_yaml
 from pipeline.proposals import (NETWORK_FREE_NOTE, ProposalConfig, VideoScores, grid_search,
                                 reads_network)
+from pipeline.scorer_epochs import holds_one_epoch
 
 log = logging.getLogger(__name__)
 
@@ -355,7 +356,9 @@ def tune_run_checkpoints(best_path: Path, last_path: Path, last_model, cache, va
     record["checkpoint_epoch"] = best.epoch
     update_checkpoint(best_path, proposal_config=to_dict(config), proposal_tuning=record)
     last_epoch = int(read_checkpoint_payload(last_path)["epoch"])
-    if last_epoch == best.epoch:  # the same weights: the same settings
+    # the same weights, the same settings; best.pt may hold scorers of another epoch
+    # (pipeline/scorer_epochs.py), and then its weights differ from last.pt's
+    if last_epoch == best.epoch and holds_one_epoch(read_checkpoint_payload(best_path)):
         update_checkpoint(last_path, proposal_config=to_dict(config), proposal_tuning=record)
     else:
         last_config, last_record = tune_model(last_model, cache, val_records, split=val_split,

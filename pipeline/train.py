@@ -18,7 +18,10 @@ Choices the paper leaves open:
   (other ranks wait at a barrier), through the same inference and metrics as `rtdl predict`
   and `rtdl evaluate` (pipeline/inference.py, pipeline/metrics.py): the best checkpoint is
   the one with the highest average AP under the RT-DeepLoc protocol (AP at IoU 0.1..0.7).
-  Ties keep the earlier epoch.
+  Ties keep the earlier epoch. With the learned deviation scorers, validation also reads
+  each scorer's frame AUC on the validation split (`val_<modality>_scorer_frame_auc`), and
+  `train.deviation_scorer_epoch: own` keeps each scorer at its own best epoch in best.pt
+  (pipeline/scorer_epochs.py); "network" (the default) keeps the network's.
 - Non-finite loss: checked every step before backward (all ranks agree through an
   all-reduce, so no rank hangs); training stops with `NonFiniteLossError` naming the epoch,
   step and the loss term(s) that went non-finite. Checkpoints are written only after a
@@ -77,9 +80,11 @@ from pipeline.checkpoint import read_checkpoint_payload, remove_stale_temporarie
 from pipeline.dataset import Batch, FeatureDataset, cache_name, pad_collate
 from pipeline.devices import resolve_device
 from pipeline.fdn_pretrain import pretrain_fdn
-from pipeline.inference import predict_arrays, run_predictions
+from pipeline.inference import predict_arrays, predict_scores, predictions_from_scores
 from pipeline.metrics import PROTOCOLS, evaluate_predictions
 from pipeline.proposal_tuning import network_note, tune_run_checkpoints
+from pipeline.scorer_epochs import compose_best_checkpoint, reading_key, scorer_frame_aucs, \
+    update_best_scorers
 from pipeline.train_config import RunConfig, TrainConfig
 from pipeline.weight_average import WeightAverage
 
@@ -306,11 +311,14 @@ def validate(model, cache, val_records: list[VideoRecord], device: torch.device,
 
     Calibrates the reconstruction-error evidence on `train_records` first, so that the
     checkpoint saved after validation carries the reference its errors were judged by.
+    With learned deviation scorers the metrics also hold each one's frame AUC
+    (pipeline/scorer_epochs.py).
     """
     model.eval()
     calibrate_frame_evidence(model, cache, train_records, device)
     protocol = PROTOCOLS["rtdeeploc"]
-    predictions, video_probs = run_predictions(model, cache, val_records, device=str(device))
+    scores = predict_scores(model, cache, val_records, device=str(device))
+    predictions, video_probs = predictions_from_scores(scores, val_records)
     result = evaluate_predictions(predictions, val_records, video_probs=video_probs,
                                   ap_iou=protocol.ap_iou, ar_n=protocol.ar_n, ar_iou=protocol.ar_iou)
     truth = {r.file: r.label for r in val_records}
@@ -319,6 +327,9 @@ def validate(model, cache, val_records: list[VideoRecord], device: torch.device,
                "val_accuracy": float(np.mean(hits)) if hits else float("nan")}
     if result.get("auc") is not None:
         metrics["val_auc"] = float(result["auc"])
+    if hasattr(model, "deviation_scorers"):
+        for modality, auc in scorer_frame_aucs(scores, val_records).items():
+            metrics[reading_key(modality)] = float(auc)
     return metrics, "val_ap_avg"
 
 
@@ -377,7 +388,7 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
         check_split_labels(train_records, val_records, train_split, val_split, metadata_path)
         train_set = FeatureDataset(cache, train_records, max_len=cfg.max_len, seed=cfg.seed,
                                    in_memory=cfg.in_memory)
-        # validation reads the cache through run_predictions; this set only checks the videos
+        # validation reads the cache through predict_scores; this set only checks the videos
         val_set = FeatureDataset(cache, val_records, max_len=None)
         # every video is read once before the first step: NaN / Inf features stop the run
         # here, naming the cache, video and modality, not as a NaN loss epochs later
@@ -401,6 +412,9 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
             if start_epoch >= cfg.epochs:
                 log.warning("%s already completed %d of %d epochs; nothing to do (raise --epochs "
                             "to train longer)", last_path, start_epoch, cfg.epochs)
+        # "own": each learned deviation scorer's best epoch so far (pipeline/scorer_epochs.py)
+        own_scorer_epochs = cfg.deviation_scorer_epoch == "own" and hasattr(model, "deviation_scorers")
+        best_scorers = dict(resumed_state.get("best_scorers") or {})
         if cfg.fdn_pretrain_epochs and start_epoch == 0:
             # every rank trains the same FDN from the same seed, so no broadcast is needed
             pretrain_fdn(model, train_set, epochs=cfg.fdn_pretrain_epochs,
@@ -457,6 +471,12 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
                     if improved:
                         best = {"name": key, "value": float(value), "epoch": epoch + 1}
                     row["best_epoch"] = best["epoch"]
+                    if own_scorer_epochs:
+                        readings = {m: val_metrics[reading_key(m)] for m in ("visual", "audio")
+                                    if reading_key(m) in val_metrics}
+                        best_scorers = update_best_scorers(best_scorers, model, readings, epoch + 1)
+                        row.update({f"best_{m}_scorer_epoch": kept["epoch"]
+                                    for m, kept in best_scorers.items()})
                     append_jsonl(metrics_path, row)
                     draw_curves(out_dir)
                     if writer is not None:
@@ -465,6 +485,7 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
                                   visual_dim=cache.visual_dim, audio_dim=cache.audio_dim)
                     save_checkpoint(last_path, model, run_config, **common, train_state={
                         "optimizer": optimizer.state_dict(), "rng": rng_state(), "best": best,
+                        **({"best_scorers": best_scorers} if own_scorer_epochs else {}),
                         **averaged_state})
                     if improved:
                         save_checkpoint(best_path, model, run_config, **common)
@@ -475,6 +496,7 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
                 # rank 0 calibrated the frame evidence during validation: share it
                 for name, buffer in model.named_buffers():
                     if (("_error_calibration." in name or "_deviation_calibration." in name
+                         or "_learned_calibration." in name
                          or name.startswith(("av_sync.", "sync_calibration.", "spectral_detail.",
                                              "detail_calibration.")))):
                         dist.broadcast(buffer, src=0)
@@ -482,6 +504,8 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
             average.copy_to(model)
         # the loop ran up to cfg.epochs; a resumed run that had done as many or more ran none
         outcome = TrainOutcome(best_path, last_path, model, max(start_epoch, cfg.epochs))
+        if info.is_main and best_path.is_file() and own_scorer_epochs:
+            compose_best_checkpoint(best_path, best_scorers)
         if info.is_main and best_path.is_file():
             payload = read_checkpoint_payload(best_path)
             outcome.best_epoch, outcome.best_metrics = int(payload["epoch"]), dict(payload["metrics"])
@@ -684,6 +708,10 @@ def describe_outcome(outcome: TrainOutcome) -> list[str]:
     values = ", ".join(f"{name} {value:.4f}" for name, value in shown) or "no validation metrics"
     lines = [f"best checkpoint: {outcome.best_checkpoint} (epoch {outcome.best_epoch} of "
              f"{outcome.epochs_completed}; validation {values})"]
+    scorer_epochs = metrics.get("deviation_scorer_epochs")
+    if scorer_epochs:
+        lines.append("learned deviation scorers kept at their own best epochs: " + ", ".join(
+            f"{modality} {epoch}" for modality, epoch in scorer_epochs.items()))
     curves = outcome.best_checkpoint.with_name(CURVES)
     if curves.is_file():
         lines.append(f"training curves: {curves} (metrics per epoch: "

@@ -24,6 +24,8 @@ from model.config import ModelConfig
 from pipeline.options import TuningOptions
 
 DEVICES = ("auto", "cpu", "cuda")
+# which epoch's weights the learned deviation scorers keep in best.pt (pipeline/train.py)
+SCORER_EPOCHS = ("network", "own")
 # RunConfig YAML files shipped with rtdl, usable by name: `rtdl train --config demo`
 PRESETS = Path(__file__).resolve().parent / "presets"
 
@@ -36,6 +38,9 @@ class TrainConfig:
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     grad_clip: float = 0.0  # max global grad norm; 0 disables clipping
     deviation_scorer_lr_scale: float = 10.0  # learned deviation scorers' lr / lr (chosen on dev, BENCHMARKS.md)
+    # the epoch whose learned deviation scorers best.pt keeps: "network" (the network's best
+    # epoch) or "own" (each scorer's, by its frame AUC on the validation split)
+    deviation_scorer_epoch: str = "network"
     # passes of the FDN alone over the authentic training videos before the joint epochs
     # (pipeline/fdn_pretrain.py); needs model.fdn_view "own"; 0 = none (the paper)
     fdn_pretrain_epochs: int = 0
@@ -74,6 +79,9 @@ class TrainConfig:
                              f"{self.deviation_scorer_lr_scale}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay: must be in [0, 1), got {self.ema_decay}")
+        if self.deviation_scorer_epoch not in SCORER_EPOCHS:
+            raise ValueError(f"train.deviation_scorer_epoch: expected one of {SCORER_EPOCHS}, got "
+                             f"{self.deviation_scorer_epoch!r}")
         if self.device not in DEVICES:
             raise ValueError(f"train.device: expected one of {DEVICES}, got {self.device!r}")
 

@@ -420,3 +420,107 @@ def test_a_run_with_fdn_pretraining_is_seeded_and_resumes_exactly(tmp_path, run_
     train_run(first, cache, meta, tmp_path / "resumed")
     resumed = train_run(cfg, cache, meta, tmp_path / "resumed", resume=True).model
     assert _same(_weights(once), _weights(resumed))
+
+
+def _scorer_keys(state, modality):
+    from pipeline.scorer_epochs import SCORER_PREFIXES
+
+    return {k: v for k, v in state.items() if k.startswith(SCORER_PREFIXES[modality])}
+
+
+def _scripted_readings(monkeypatch, readings):
+    """Make validation report the scorers' frame AUCs of `readings` ({modality: [per epoch]}),
+    one epoch per call, so the epoch each scorer should keep is known."""
+    calls = {"n": 0}
+
+    def scripted(scores, records):
+        epoch, calls["n"] = calls["n"], calls["n"] + 1
+        return {m: values[epoch] for m, values in readings.items()}
+
+    monkeypatch.setattr("pipeline.train.scorer_frame_aucs", scripted)
+    return calls
+
+
+def test_own_scorer_epochs_put_each_scorers_best_validation_epoch_into_best_pt(tmp_path, run_data,
+                                                                              monkeypatch):
+    from pipeline.checkpoint import read_checkpoint_payload
+
+    cache, meta, _ = run_data
+    network = tiny_run_config(epochs=3, seed=4, lr=1e-2, tune_proposals=False,
+                              model_changes={"deviation_scorer_weight": 1.0})
+    train_run(network, cache, meta, tmp_path / "network")
+    two = dataclasses.replace(network, train=dataclasses.replace(network.train, epochs=2))
+    train_run(two, cache, meta, tmp_path / "two")
+    # validation reads each scorer's frame AUC on the dev fakes, whatever the mode
+    for row in _rows(tmp_path / "network"):
+        assert 0.0 <= row["val_visual_scorer_frame_auc"] <= 1.0
+        assert 0.0 <= row["val_audio_scorer_frame_auc"] <= 1.0
+        assert "best_visual_scorer_epoch" not in row
+
+    _scripted_readings(monkeypatch, {"visual": [0.6, 0.9, 0.7], "audio": [0.5, 0.6, 0.8]})
+    own = dataclasses.replace(network, train=dataclasses.replace(network.train, deviation_scorer_epoch="own"))
+    outcome = train_run(own, cache, meta, tmp_path / "own")
+    rows = _rows(tmp_path / "own")
+    assert [(r["best_visual_scorer_epoch"], r["best_audio_scorer_epoch"]) for r in rows] == [(1, 1), (2, 2), (2, 3)]
+    composed = read_checkpoint_payload(tmp_path / "own" / "best.pt")
+    network_best = read_checkpoint_payload(tmp_path / "network" / "best.pt")
+    assert composed["epoch"] == network_best["epoch"] == outcome.best_epoch
+    assert composed["metrics"]["deviation_scorer_epochs"] == {"visual": 2, "audio": 3}
+    scorers = {*_scorer_keys(composed["model_state"], "visual"), *_scorer_keys(composed["model_state"], "audio")}
+    for key, value in composed["model_state"].items():  # the network: its own best epoch
+        if key not in scorers:
+            assert torch.equal(value, network_best["model_state"][key]), key
+    at_two = read_checkpoint_payload(tmp_path / "two" / "last.pt")["model_state"]
+    at_three = read_checkpoint_payload(tmp_path / "network" / "last.pt")["model_state"]
+    assert _same(_scorer_keys(composed["model_state"], "visual"), _scorer_keys(at_two, "visual"))
+    # the audio scorer with the percentile calibration fitted to its own output
+    audio = _scorer_keys(composed["model_state"], "audio")
+    assert any(k.startswith("audio_learned_calibration.") for k in audio)
+    assert _same(audio, _scorer_keys(at_three, "audio"))
+    if network_best["epoch"] != 2:  # then the network's epoch held other visual scorer weights
+        assert not _same(_scorer_keys(composed["model_state"], "visual"),
+                         _scorer_keys(network_best["model_state"], "visual"))
+    from pipeline.train import describe_outcome
+    outcome.best_metrics = composed["metrics"]
+    assert "learned deviation scorers kept at their own best epochs: visual 2, audio 3" in describe_outcome(outcome)
+    with pytest.raises(ValueError, match="train.deviation_scorer_epoch"):
+        TrainConfig(deviation_scorer_epoch="last")
+
+
+def test_own_scorer_epochs_survive_a_resume_and_a_kill_before_best_pt_was_composed(tmp_path, run_data,
+                                                                                  monkeypatch):
+    from pipeline.checkpoint import read_checkpoint_payload, save_payload
+
+    cache, meta, _ = run_data
+    own = tiny_run_config(epochs=3, seed=4, lr=1e-2, tune_proposals=False, deviation_scorer_epoch="own",
+                          model_changes={"deviation_scorer_weight": 1.0})
+    readings = {"visual": [0.9, 0.6, 0.7] * 2, "audio": [0.5, 0.8, 0.6] * 2}
+    calls = _scripted_readings(monkeypatch, readings)
+    train_run(own, cache, meta, tmp_path / "straight")
+    straight = read_checkpoint_payload(tmp_path / "straight" / "best.pt")
+    assert straight["metrics"]["deviation_scorer_epochs"] == {"visual": 1, "audio": 2}
+
+    calls["n"] = 0
+    one = dataclasses.replace(own, train=dataclasses.replace(own.train, epochs=1))
+    train_run(one, cache, meta, tmp_path / "resumed")
+    train_run(own, cache, meta, tmp_path / "resumed", resume=True)
+    resumed = read_checkpoint_payload(tmp_path / "resumed" / "best.pt")
+    assert resumed["metrics"]["deviation_scorer_epochs"] == {"visual": 1, "audio": 2}
+    assert _same(resumed["model_state"], straight["model_state"])
+
+    # killed after the last epoch, before the composition: best.pt holds scorers of another
+    # epoch (here the last one's); resuming the finished run composes it again
+    last_state = read_checkpoint_payload(tmp_path / "straight" / "last.pt")["model_state"]
+    stale = dict(straight["model_state"])
+    for modality in ("visual", "audio"):
+        stale.update(_scorer_keys(last_state, modality))
+    assert not _same(stale, straight["model_state"])
+    metrics = {k: v for k, v in straight["metrics"].items() if k != "deviation_scorer_epochs"}
+    save_payload(tmp_path / "straight" / "best.pt", dict(straight, model_state=stale, metrics=metrics))
+    outcome = train_run(own, cache, meta, tmp_path / "straight", resume=True)
+    assert outcome.epochs_completed == 3
+    again = read_checkpoint_payload(tmp_path / "straight" / "best.pt")
+    assert again["metrics"]["deviation_scorer_epochs"] == {"visual": 1, "audio": 2}
+    for modality in ("visual", "audio"):
+        assert _same(_scorer_keys(again["model_state"], modality),
+                     _scorer_keys(straight["model_state"], modality))
