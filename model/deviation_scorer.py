@@ -55,7 +55,8 @@ Choices:
   one the deviation windows; checkpoints from before the views read the deviation windows
   in both. Inside `rtdl train` the gain is smaller (the scorer is kept at the network's
   best epoch, the first in every run there): BENCHMARKS.md, "Three audio cues, and where
-  recall is lost".
+  recall is lost"; `train.deviation_scorer_epoch: own` keeps each scorer at its own best
+  epoch instead (pipeline/scorer_epochs.py).
 - Loss: binary cross-entropy of the Top-K MIL pooled logit against "this modality is
   modified" (data/labels.py), the same K as the heads, weighted by
   `deviation_scorer_weight` (0 = not built, the paper).
