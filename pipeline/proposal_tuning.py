@@ -358,7 +358,7 @@ def tune_run_checkpoints(best_path: Path, last_path: Path, last_model, cache, va
     last_epoch = int(read_checkpoint_payload(last_path)["epoch"])
     # the same weights, the same settings; best.pt may hold scorers of another epoch
     # (pipeline/scorer_epochs.py), and then its weights differ from last.pt's
-    if last_epoch == best.epoch and holds_one_epoch(read_checkpoint_payload(best_path)):
+    if last_epoch == best.epoch and holds_one_epoch(best.epoch, best.metrics):
         update_checkpoint(last_path, proposal_config=to_dict(config), proposal_tuning=record)
     else:
         last_config, last_record = tune_model(last_model, cache, val_records, split=val_split,

@@ -109,7 +109,8 @@ def compose_best_checkpoint(best_path: Path, best_scorers: Mapping[str, dict]) -
     return changed
 
 
-def holds_one_epoch(payload: Mapping) -> bool:
-    """Whether a checkpoint's weights all come from its own epoch (no scorer from another)."""
-    epochs = payload.get("metrics", {}).get("deviation_scorer_epochs") or {}
-    return all(int(e) == int(payload["epoch"]) for e in epochs.values())
+def holds_one_epoch(epoch: int, metrics: Mapping) -> bool:
+    """Whether a checkpoint's weights all come from its own `epoch` (no scorer from another),
+    by its `metrics`."""
+    epochs = metrics.get("deviation_scorer_epochs") or {}
+    return all(int(e) == int(epoch) for e in epochs.values())
