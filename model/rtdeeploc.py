@@ -205,6 +205,16 @@ class RTDeepLoc(nn.Module):
         self.audio_input_norm.set_statistics(audio_mean, audio_std)
 
     @torch.no_grad()
+    def fitted_buffers(self) -> dict[str, Tensor]:
+        """Every buffer fitted on authentic training clips rather than learned: the
+        percentile calibrations, the desynchrony and the spectral detail, by state_dict
+        name. Rank 0 fits them during validation and shares exactly these with the other
+        DDP ranks; found by module type, so a calibration added later is shared too."""
+        return {f"{module_name}.{name}": buffer
+                for module_name, module in self.named_modules()
+                if isinstance(module, (ErrorCalibration, AVSync, SpectralDetail))
+                for name, buffer in module.named_buffers(recurse=False)}
+
     def fit_av_sync(self, read_clips) -> None:
         """Fit the audio-visual desynchrony on authentic clips: `read_clips()` yields (visual
         [T, Cv], audio [T, Ca]) raw features, the same clips on every call (AVSync.fit may

@@ -494,12 +494,8 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
             if info.enabled:
                 dist.barrier()
                 # rank 0 calibrated the frame evidence during validation: share it
-                for name, buffer in model.named_buffers():
-                    if (("_error_calibration." in name or "_deviation_calibration." in name
-                         or "_learned_calibration." in name
-                         or name.startswith(("av_sync.", "sync_calibration.", "spectral_detail.",
-                                             "detail_calibration.")))):
-                        dist.broadcast(buffer, src=0)
+                for buffer in model.fitted_buffers().values():
+                    dist.broadcast(buffer, src=0)
         if average is not None:  # what the run hands on is what it validated and saved
             average.copy_to(model)
         # the loop ran up to cfg.epochs; a resumed run that had done as many or more ran none

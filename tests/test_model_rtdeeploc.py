@@ -252,3 +252,20 @@ def test_own_view_fdn_reads_the_inputs_before_the_clip_contrast():
     assert not torch.allclose(before.visual_recon_error, after.visual_recon_error)
     # the heads read the contrast only: the offset leaves the main head's scores alone
     assert torch.allclose(before.joint_scores, after.joint_scores, atol=1e-5)
+
+
+def test_fitted_buffers_are_every_calibration_and_fitted_cue_and_nothing_learned():
+    # what rank 0 shares with the other DDP ranks after fitting them in validation
+    model = build_model(tiny_config(deviation_scorer_weight=1.0), CV, CA)
+    fitted = model.fitted_buffers()
+    calibrations = {name.rsplit(".", 1)[0] for name in fitted if name.endswith("calibration.quantiles")}
+    assert calibrations == {"visual_error_calibration", "audio_error_calibration",
+                            "visual_deviation_calibration", "audio_deviation_calibration",
+                            "sync_calibration", "detail_calibration", "audio_learned_calibration"}
+    assert {"av_sync.visual_directions", "spectral_detail.coefficients"} <= set(fitted)
+    state = model.state_dict()
+    assert all(fitted[name].data_ptr() == state[name].data_ptr() for name in fitted)  # the model's own tensors, so a broadcast fills them in place
+    learned = {name for name, _ in model.named_parameters()}
+    assert not learned & set(fitted)
+    assert not any(name.startswith(("visual_input_norm", "audio_input_norm", "deviation_scorers"))
+                   for name in fitted)
