@@ -46,7 +46,6 @@ Choices:
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from model.layers import KeepsBuffersMissingFromOldCheckpoints
 from model.normalize import clip_contrast

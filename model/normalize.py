@@ -29,7 +29,7 @@ from typing import Iterable
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from model.layers import KeepsBuffersMissingFromOldCheckpoints
 

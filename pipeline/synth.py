@@ -92,7 +92,7 @@ from tqdm import tqdm
 from data.atomic import write_atomic
 from data.config import from_dict, to_dict
 from data.labels import LABELS, is_modified
-from data.synth.clip import SPEECH_ENGINES, ClipSpec, ForgedSpan, make_clip, plan_spans
+from data.synth.clip import SPEECH_ENGINES, ClipSpec, make_clip, plan_spans
 from data.synth.forgeries import AUDIO_FORGERIES, VISUAL_FORGERIES
 from data.synth.tts import engine
 from data.synth.writer import write_mp4

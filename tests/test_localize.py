@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from data.labels import LABELS, modality_probabilities
 from pipeline import checkpoint as checkpoint_module
-from pipeline.localize import localize_to_file, localize_videos
+from pipeline.localize import localize_videos
 from pipeline.plots import plot_evidence
 from pipeline.proposals import ProposalConfig
 from test_predict import StandInModel, make_video
