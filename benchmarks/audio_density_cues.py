@@ -19,7 +19,6 @@ Mean per-video frame AUC of the forged modality per forgery type (`pipeline/diag
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -27,12 +26,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from common import set_parser  # noqa: E402 (after the path it lives on)
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--metadata", type=Path, required=True)
-    parser.add_argument("--cache", type=Path, required=True)
-    parser.add_argument("--splits", default="dev,test_unseen")
+    parser = set_parser(__doc__, splits="dev,test_unseen")
     parser.add_argument("--fit-videos", type=int, default=200,
                         help="authentic training videos the Gaussian is fitted on")
     parser.add_argument("--lags", default="-2,0,2", help="audio frames stacked around each frame")

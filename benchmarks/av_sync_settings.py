@@ -12,13 +12,15 @@ model is trained.
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from common import set_parser  # noqa: E402 (after the path it lives on)
 
 LAGS = {"v1/a5": ((0,), (-2, -1, 0, 1, 2)),
         "v3/a7": ((-1, 0, 1), (-3, -2, -1, 0, 1, 2, 3)),
@@ -29,10 +31,7 @@ WINDOWS = (9, 15, 25)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--metadata", type=Path, required=True)
-    parser.add_argument("--cache", type=Path, required=True)
-    parser.add_argument("--splits", default="dev")
+    parser = set_parser(__doc__, splits="dev")
     parser.add_argument("--only-default", action="store_true",
                         help="only the settings the model uses (model/av_sync.py's constants)")
     args = parser.parse_args()
@@ -40,20 +39,14 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from data.cache import FeatureCache
-    from data.metadata import load_metadata, records_for_split
+    from common import open_training_view
+    from data.metadata import records_for_split
     from model import av_sync
     from model.normalize import frame_statistics
-    from pipeline.diagnostics import frame_auc_table, load_forgery_types
-    from pipeline.machine import describe_machine
+    from pipeline.diagnostics import frame_auc_table
     from pipeline.train import CALIBRATION_VIDEOS
 
-    torch.set_num_threads(1)
-    print(describe_machine(), flush=True)
-    cache = FeatureCache(args.cache)
-    records = load_metadata(args.metadata)
-    types = load_forgery_types(args.metadata)
-    train = [r for r in records_for_split(records, "train") if r.file in cache]
+    cache, records, types, train = open_training_view(args.metadata, args.cache)
     arrays = {r.file: cache.read(r.file) for r in records if r.file in cache}
     (v_mean, v_std), (a_mean, a_std) = (frame_statistics(arrays[r.file][i] for r in train) for i in (0, 1))
 

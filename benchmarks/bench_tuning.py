@@ -14,7 +14,6 @@ spawned workers would import the module's default).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -24,11 +23,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from common import set_parser  # noqa: E402 (after the path it lives on)
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--metadata", type=Path, required=True)
-    parser.add_argument("--cache", type=Path, required=True)
+    parser = set_parser(__doc__)
     parser.add_argument("--run", type=Path, required=True, help="a run folder with best.pt")
     parser.add_argument("--split", default="dev")
     parser.add_argument("--sizes", default="50,100,200", help="videos tuned on, comma-separated")

@@ -15,7 +15,6 @@ epoch, so its numbers differ from these.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -23,12 +22,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from common import set_parser  # noqa: E402 (after the path it lives on)
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--metadata", type=Path, required=True)
-    parser.add_argument("--cache", type=Path, required=True)
-    parser.add_argument("--splits", default="dev")
+    parser = set_parser(__doc__, splits="dev")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--seed", type=int, default=0)
@@ -38,20 +36,14 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from data.cache import FeatureCache
-    from data.metadata import load_metadata, records_for_split
+    from common import open_training_view
+    from data.metadata import records_for_split
     from model.config import DEVIATION_VIEWS
     from model.deviation_scorer import DeviationScorer
-    from pipeline.diagnostics import load_forgery_types, modality_segments
-    from pipeline.machine import describe_machine
+    from pipeline.diagnostics import modality_segments
     from weak_probe import print_modality_table, train_mil
 
-    torch.set_num_threads(1)
-    print(describe_machine(), flush=True)
-    cache = FeatureCache(args.cache)
-    records = load_metadata(args.metadata)
-    types = load_forgery_types(args.metadata)
-    train = [r for r in records_for_split(records, "train") if r.file in cache]
+    cache, records, types, train = open_training_view(args.metadata, args.cache)
     for index, modality in enumerate(("visual", "audio")):
         if modality not in args.modalities.split(","):
             continue

@@ -11,7 +11,6 @@ cache's audio features must be log-mel (`--audio-model logmel`).
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
 from pathlib import Path
@@ -20,6 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from common import set_parser  # noqa: E402 (after the path it lives on)
+
 BANDS = {"0-40": (0 / 64, 40 / 64), "10-40": (10 / 64, 40 / 64), "10-64": (10 / 64, 64 / 64),
          "0-64": (0 / 64, 64 / 64)}
 ENVELOPE_TERMS = (4, 8, 12, 16)
@@ -27,10 +28,7 @@ WINDOWS = (5, 9, 15)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--metadata", type=Path, required=True)
-    parser.add_argument("--cache", type=Path, required=True)
-    parser.add_argument("--splits", default="dev")
+    parser = set_parser(__doc__, splits="dev")
     parser.add_argument("--only-default", action="store_true",
                         help="only the settings the model uses (model/spectral_detail.py's constants)")
     args = parser.parse_args()

@@ -16,7 +16,6 @@ Next to them the untrained clip-median deviation. No model of rtdl is trained he
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,6 +24,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
+
+from common import set_parser  # noqa: E402 (after the path it lives on)
 
 
 def train_mil(clips, video_labels, make_net, epochs: int, lr: float, seed: int):
@@ -69,9 +70,7 @@ def print_modality_table(signals: dict, fakes, types: dict, modality: str, split
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--metadata", type=Path, required=True)
-    parser.add_argument("--cache", type=Path, required=True)
+    parser = set_parser(__doc__)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--modalities", default="visual,audio")
@@ -79,20 +78,13 @@ def main() -> None:
 
     import torch
 
-    from data.cache import FeatureCache
-    from data.metadata import load_metadata, records_for_split
+    from common import open_training_view
+    from data.metadata import records_for_split
     from feature_ceiling import clip_context, train_probe, training_statistics
     from model.deviation_scorer import DeviationScorer
-    from pipeline.diagnostics import (clip_median_deviation, frame_mask, load_forgery_types,
-                                      modality_segments)
-    from pipeline.machine import describe_machine
+    from pipeline.diagnostics import clip_median_deviation, frame_mask, modality_segments
 
-    torch.set_num_threads(1)
-    print(describe_machine(), flush=True)
-    cache = FeatureCache(args.cache)
-    records = load_metadata(args.metadata)
-    types = load_forgery_types(args.metadata)
-    train = [r for r in records_for_split(records, "train") if r.file in cache]
+    cache, records, types, train = open_training_view(args.metadata, args.cache)
     arrays = {r.file: cache.read(r.file) for r in records if r.file in cache}
     for index, modality in enumerate(("visual", "audio")):
         if modality not in args.modalities.split(","):
