@@ -50,7 +50,8 @@ def resolve_proposal_config(checkpoint, label: str, proposals_path: str | Path |
             source = (f"checkpoint {label} (tuned on split {tuning.get('split', '?')!r}, "
                       f"{tuning.get('protocol', '?')} protocol)")
         else:
-            base, source = ProposalConfig(), f"defaults (checkpoint {label} holds no tuned settings)"
+            base, source = ProposalConfig(), (f"defaults (checkpoint {label} holds no tuned settings; "
+                                               "`rtdl tune --write-checkpoint` chooses them on dev)")
     if overrides:
         base = apply_overrides(base, list(overrides))
         source += " with --set " + " ".join(overrides)

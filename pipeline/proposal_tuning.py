@@ -344,11 +344,14 @@ def network_note(record: Mapping[str, Any]) -> list[str]:
 
 def tune_run_checkpoints(best_path: Path, last_path: Path, last_model, cache, val_records: Sequence,
                          val_split: str, device, max_videos: int = DEFAULT_TUNING_VIDEOS,
-                         workers: int | None = None,
-                         passes: int = DEFAULT_TUNING_PASSES) -> tuple[ProposalConfig, dict]:
+                         workers: int | None = None, passes: int = DEFAULT_TUNING_PASSES,
+                         tune_last: bool = False) -> tuple[ProposalConfig, dict]:
     """The last step of `rtdl train`: tune proposal settings on the validation split for
-    best.pt's weights (and for last.pt's when they differ), store them in both checkpoints
-    and write proposals.yaml beside them. Returns best.pt's (config, record)."""
+    best.pt's weights, store them in best.pt and write proposals.yaml beside it. last.pt gets
+    the same settings when it holds the same weights; when they differ, a search of its own
+    with `tune_last` (as long as the first: on the AVX2 demo 200 s of its 824), else none,
+    so that `rtdl predict` on it says it holds no tuned settings instead of using best.pt's.
+    Returns best.pt's (config, record)."""
     best = load_checkpoint(best_path, map_location=device)
     config, record = tune_model(best.model, cache, val_records, split=val_split, device=device,
                                 max_videos=max_videos, workers=workers, passes=passes,
@@ -360,7 +363,7 @@ def tune_run_checkpoints(best_path: Path, last_path: Path, last_model, cache, va
     # (pipeline/scorer_epochs.py), and then its weights differ from last.pt's
     if last_epoch == best.epoch and holds_one_epoch(best.epoch, best.metrics):
         update_checkpoint(last_path, proposal_config=to_dict(config), proposal_tuning=record)
-    else:
+    elif tune_last:
         last_config, last_record = tune_model(last_model, cache, val_records, split=val_split,
                                               device=device, max_videos=max_videos,
                                               workers=workers, passes=passes,

@@ -43,7 +43,8 @@ Choices the paper leaves open:
   TSN / wav2vec features it is a harmless fixed affine map. Every rank computes the same
   statistics from the same split, so DDP replicas start identical.
 - Proposal settings: after the last epoch the run chooses them on the validation split
-  (pipeline/proposal_tuning.py, `train.tune_proposals`) and stores them in best.pt and last.pt, so
+  (pipeline/proposal_tuning.py, `train.tune_proposals`) and stores them in best.pt (and in last.pt
+  when it holds the same weights, or with `train.tune_last`), so
   `rtdl predict` / `rtdl localize` use tuned settings without a `--proposals` file.
 - Data-wait share: the time spent in `next(loader)` over the whole step time, per epoch,
   logged in metrics.jsonl as `data_wait_share` (what benchmarks/bench_train.py reports).
@@ -511,7 +512,7 @@ def train_run(run_config: RunConfig, cache_path, metadata_path: str | Path,
                 log.info("choosing proposal settings on the %s split", val_split)
                 _, outcome.proposal_tuning = tune_run_checkpoints(
                     best_path, last_path, model, cache, val_records, val_split, device,
-                    max_videos=cfg.tune_max_videos, passes=cfg.tune_passes)
+                    max_videos=cfg.tune_max_videos, passes=cfg.tune_passes, tune_last=cfg.tune_last)
         return outcome
     finally:
         if writer is not None:

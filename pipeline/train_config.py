@@ -59,6 +59,9 @@ class TrainConfig:
     tune_proposals: bool = True  # after the last epoch, choose proposal settings on the validation split
     tune_max_videos: int = TuningOptions.max_videos  # ... on at most this many of its videos (a fixed sample; 0: all)
     tune_passes: int = TuningOptions.passes  # ... in at most this many passes of its two stages (1: once)
+    # also tune last.pt when its weights differ from best.pt's (a second search as long as the
+    # first); off: last.pt, the point a run resumes from, holds no settings of its own
+    tune_last: bool = False
 
     def __post_init__(self) -> None:
         # frozen configs are checked once here, so the trainer can trust every field

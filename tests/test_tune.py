@@ -22,7 +22,7 @@ def trained(tmp_path_factory):
     """A tiny two-epoch run (train and dev splits) and its folder."""
     tmp_path = tmp_path_factory.mktemp("tune")
     cache, meta, _ = make_run_data(tmp_path)
-    outcome = train_run(tiny_run_config(epochs=2, lr=1e-2), cache, meta, tmp_path / "run")
+    outcome = train_run(tiny_run_config(epochs=2, lr=1e-2, tune_last=True), cache, meta, tmp_path / "run")
     return tmp_path, cache, meta, outcome
 
 
@@ -64,6 +64,36 @@ def test_train_stores_settings_tuned_on_dev_in_both_checkpoints(trained):
     assert to_dict(load_proposal_config(run / "proposals.yaml")) == best["proposal_config"]
     assert outcome.proposal_tuning["best_objective"] == best["proposal_tuning"]["best_objective"]
     assert outcome.best_epoch == best["epoch"]
+
+
+@pytest.mark.parametrize("tune_last", [False, True])
+def test_last_checkpoint_of_other_weights_is_tuned_only_when_asked(trained, tmp_path, tune_last):
+    import shutil
+
+    from data.cache import FeatureCache
+    from data.metadata import load_metadata, records_for_split
+    from pipeline.checkpoint import save_payload
+    from pipeline.proposal_tuning import tune_run_checkpoints
+
+    run, cache, meta, _ = trained[0] / "run", trained[1], trained[2], trained[3]
+    best, last = tmp_path / "best.pt", tmp_path / "last.pt"
+    shutil.copy(run / "best.pt", best)
+    payload = read_checkpoint_payload(run / "last.pt")
+    for field in ("proposal_config", "proposal_tuning"):
+        payload.pop(field, None)
+    payload["epoch"] = int(read_checkpoint_payload(best)["epoch"]) + 1  # not best.pt's weights
+    save_payload(last, payload)
+    dev = records_for_split(load_metadata(meta), "dev")
+    config, _ = tune_run_checkpoints(best, last, load_checkpoint(last).model, FeatureCache(cache), dev,
+                                     "dev", "cpu", tune_last=tune_last)
+    assert read_checkpoint_payload(best)["proposal_config"] == to_dict(config)
+    tuned_last = read_checkpoint_payload(last)
+    if tune_last:
+        assert tuned_last["proposal_tuning"]["checkpoint_epoch"] == payload["epoch"]
+    else:  # no settings of best.pt's weights passed off as last.pt's
+        assert "proposal_config" not in tuned_last
+        _, source = resolve_proposal_config(load_checkpoint(last), "last.pt")
+        assert source.startswith("defaults (checkpoint last.pt holds no tuned settings")
 
 
 def test_settings_come_from_the_file_else_the_checkpoint_else_the_defaults(trained, tmp_path):
