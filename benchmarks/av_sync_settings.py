@@ -9,6 +9,7 @@ model is trained.
 
     python benchmarks/av_sync_settings.py --metadata W/media/metadata.json --cache W/features.h5
     python benchmarks/av_sync_settings.py ... --splits test,test_unseen --only-default
+    python benchmarks/av_sync_settings.py ... --only-default --agreements product,likelihood_ratio
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def main() -> None:
     parser = set_parser(__doc__, splits="dev")
     parser.add_argument("--only-default", action="store_true",
                         help="only the settings the model uses (model/av_sync.py's constants)")
+    parser.add_argument("--agreements", default="product",
+                        help="comma-separated agreements to score each setting with "
+                             "(model/av_sync.py: product, likelihood_ratio)")
     args = parser.parse_args()
 
     import numpy as np
@@ -62,8 +66,12 @@ def main() -> None:
     assert LAGS[default[0]] == (av_sync.VISUAL_LAGS, av_sync.AUDIO_LAGS)
     grid = [default] if args.only_default else list(itertools.product(LAGS, COMPONENTS, RIDGES, WINDOWS))
     print(f"fitted on {len(reals)} authentic training clips; frame AUC of the forged modality")
-    print("| lags | K | ridge | window | split | visual | audio | mean | per type |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    agreements = args.agreements.split(",")
+    unknown = sorted(set(agreements) - set(av_sync.AGREEMENTS))
+    if unknown:
+        parser.error(f"--agreements: unknown {unknown}; choose from {list(av_sync.AGREEMENTS)}")
+    print("| lags | K | ridge | window | agreement | split | visual | audio | mean | per type |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     fitted = {}
     for lags, k, ridge, window in grid:
         key = (lags, k, ridge)
@@ -74,7 +82,8 @@ def main() -> None:
             fitted = {key: sync}
         sync = fitted[key]
         sync.window = window
-        for split, recs in splits.items():
+        for agreement, (split, recs) in itertools.product(agreements, splits.items()):
+            sync.agreement = agreement
             signals = {}
             for r in recs:
                 visual, audio = standardised(r.file)
@@ -82,11 +91,11 @@ def main() -> None:
                 signals[r.file] = {"desync": sync(visual[None], audio[None], mask)[0].numpy()}
             table = frame_auc_table(signals, recs, types)["desync"]
             va, aa = table["visual"]["all"]["auc"], table["audio"]["all"]["auc"]
-            per = ", ".join(f"{kind} {v['auc']:.2f}" for m in ("visual", "audio")
+            per = ", ".join(f"{kind} {v['auc']:.3f}" for m in ("visual", "audio")
                             for kind, v in table[m].items() if kind != "all")
             mark = " (used)" if (lags, k, ridge, window) == default else ""
-            print(f"| {lags}{mark} | {k} | {ridge:g} | {window} | {split} | {va:.3f} | {aa:.3f} | "
-                  f"{np.mean([va, aa]):.3f} | {per} |", flush=True)
+            print(f"| {lags}{mark} | {k} | {ridge:g} | {window} | {agreement} | {split} | {va:.3f} | "
+                  f"{aa:.3f} | {np.mean([va, aa]):.3f} | {per} |", flush=True)
 
 
 if __name__ == "__main__":

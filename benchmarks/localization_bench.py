@@ -111,7 +111,7 @@ LOCALIZERS = ("heads (paper)", "heads + error", "recon error only", "learned dev
 
 
 def run_report(run_dir: Path, cache, records_by_split, forgery_types, calibrate_with=None,
-               localizers=LOCALIZERS) -> dict:
+               localizers=LOCALIZERS, av_sync_agreement: str | None = None) -> dict:
     """Frame AUCs, routing and localizers of one run; `calibrate_with` (training records):
     set the checkpoint's frame-evidence references from them first, as the trainer does
     (for checkpoints written before a kind of evidence existed). `localizers`: which of
@@ -122,6 +122,11 @@ def run_report(run_dir: Path, cache, records_by_split, forgery_types, calibrate_
     from pipeline.proposals import EVIDENCE_KINDS, evidence_curve, routed_curve
 
     model = load_checkpoint(run_dir / "best.pt").model
+    if av_sync_agreement is not None:  # the fit stays; the sync evidence is recalibrated below
+        if calibrate_with is None:
+            raise ValueError("av_sync_agreement: needs calibrate_with, the sync evidence's "
+                             "percentiles must be taken again")
+        model.av_sync.agreement = av_sync_agreement
     if calibrate_with is not None:
         from pipeline.train import calibrate_frame_evidence
 
@@ -199,7 +204,13 @@ def main() -> None:
     parser.add_argument("--localizers", default=",".join(LOCALIZERS),
                         help=f"comma-separated, of: {', '.join(LOCALIZERS)} (the model's, "
                              f"'heads + error', always)")
+    parser.add_argument("--av-sync-agreement", choices=("product", "likelihood_ratio"),
+                        help="score the desynchrony of every run this way instead of as it "
+                             "was trained (model/av_sync.py; needs --calibrate-evidence)")
     args = parser.parse_args()
+    if args.av_sync_agreement and not args.calibrate_evidence:
+        parser.error("--av-sync-agreement: needs --calibrate-evidence (the sync evidence's "
+                     "percentiles are taken again)")
     localizers = [name.strip() for name in args.localizers.split(",")]
     unknown = sorted(set(localizers) - set(LOCALIZERS))
     if unknown:
@@ -224,7 +235,7 @@ def main() -> None:
           f"AR {100 * ref['test_unseen']['ar_avg']:.1f}")
     for run in args.runs:
         report = run_report(run, cache, by_split, types, train if args.calibrate_evidence else None,
-                            localizers)
+                            localizers, args.av_sync_agreement)
         out["runs"].append(report)
         for name, loc in report["localizers"].items():
             print(f"{run.name} {name}: test AP {100 * loc['test']['ap_avg']:.1f} AR "

@@ -13,10 +13,18 @@ the standardised input minus its clip median (the clip's identity removed) toget
 its frame-to-frame difference, stacked over a few neighbouring frames so that a small
 lag between lips and sound is allowed (`VISUAL_LAGS`, `AUDIO_LAGS`). In an authentic clip
 the paired projections u_k, v_k move together (correlation rho_k); where one modality was
-replaced they become unrelated. Per frame the agreement is sum_k w_k u_k v_k with
-w_k = rho_k / (1 - rho_k) (the log-likelihood-ratio weight of a correlated Gaussian pair,
-up to terms that do not depend on the product), averaged over `WINDOW` frames; the
-desynchrony is its negative. The model maps it to its percentile among authentic training
+replaced they become unrelated. Per frame the agreement is one of two (`AGREEMENTS`,
+`ModelConfig.av_sync_agreement`), averaged over `WINDOW` frames; the desynchrony is its
+negative:
+- "product" (the first form): sum_k w_k u_k v_k with w_k = rho_k / (1 - rho_k), the product
+  term of a correlated Gaussian pair's log-likelihood ratio alone. A frame where one
+  projection moves and the other stays near 0 reads 0, "no evidence either way".
+- "likelihood_ratio": the whole log-likelihood ratio of the pair under the fitted
+  correlation against independence, sum_k [2 rho_k u_k v_k - rho_k^2 (u_k^2 + v_k^2)] /
+  (2 (1 - rho_k^2)) (the constant -1/2 log(1 - rho_k^2) dropped: it shifts every frame
+  alike). The square terms make one stream moving while its partner stays still count
+  against the frame: a face swapped under running speech, a mouth re-rendered to other
+  sounds. Chosen on dev or not: BENCHMARKS.md, "The desynchrony's whole likelihood ratio". The model maps it to its percentile among authentic training
 frames (`model/evidence.py`) and the localizer mixes it in where dev says it helps
 (`evidence="sync"` in `pipeline/proposals.py`).
 
@@ -42,6 +50,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from model.config import AV_SYNC_AGREEMENTS
 from model.layers import KeepsBuffersMissingFromOldCheckpoints
 
 VISUAL_LAGS = (-1, 0, 1)  # visual frames stacked around each frame
@@ -54,6 +63,8 @@ WINDOW = 9  # frames the agreement is averaged over
 # thousand wide (their covariances, eigendecompositions and the fit's memory grow with the
 # square and cube of the width); the weight-free features (320 / 64) are used as they are
 MAX_INPUT_DIMS = 320
+# how a frame's paired projections become its agreement (module docstring)
+AGREEMENTS = AV_SYNC_AGREEMENTS
 
 
 def minus_clip_median(standardised: Tensor) -> Tensor:
@@ -88,6 +99,16 @@ def project(x: Tensor, basis: Tensor) -> Tensor:
     return x if basis.shape[0] == basis.shape[1] else x.double() @ basis.double()
 
 
+def pair_agreement(u: Tensor, v: Tensor, weights: Tensor, rho: Tensor, agreement: str) -> Tensor:
+    """Paired canonical projections u, v [n, K] -> per-frame agreement [n] (module
+    docstring): "product" weighs u v by `weights` (rho / (1 - rho)); "likelihood_ratio" is
+    the pair's Gaussian log-likelihood ratio against independence under correlations `rho`."""
+    if agreement == "product":
+        return (u * v * weights).sum(dim=1)
+    ratio = (2 * rho * u * v - rho * rho * (u * u + v * v)) / (2 * (1 - rho * rho))
+    return ratio.sum(dim=1)
+
+
 def _inverse_sqrt(cov: np.ndarray) -> np.ndarray:
     eigenvalues, vectors = np.linalg.eigh(cov)
     return (vectors / np.sqrt(eigenvalues)) @ vectors.T
@@ -99,12 +120,17 @@ class AVSync(KeepsBuffersMissingFromOldCheckpoints):
 
     def __init__(self, visual_dim: int, audio_dim: int, *, visual_lags: tuple[int, ...] = VISUAL_LAGS,
                  audio_lags: tuple[int, ...] = AUDIO_LAGS, components: int = COMPONENTS,
-                 ridge: float = RIDGE, window: int = WINDOW, max_input_dims: int = MAX_INPUT_DIMS):
-        # the keyword settings are for benchmarks/av_sync_settings.py; the model uses the
-        # module's defaults, which checkpoints rely on (they fix the buffers' shapes)
+                 ridge: float = RIDGE, window: int = WINDOW, max_input_dims: int = MAX_INPUT_DIMS,
+                 agreement: str = "product"):
+        # the keyword settings other than `agreement` are for benchmarks/av_sync_settings.py;
+        # the model uses the module's defaults, which checkpoints rely on (they fix the
+        # buffers' shapes). `agreement` changes no buffer: it is the model's config.
         super().__init__()
         if window < 1 or window % 2 == 0:
             raise ValueError(f"AVSync window: must be an odd number of frames, got {window}")
+        if agreement not in AGREEMENTS:
+            raise ValueError(f"AVSync agreement: expected one of {AGREEMENTS}, got {agreement!r}")
+        self.agreement = agreement
         self.visual_lags, self.audio_lags = tuple(visual_lags), tuple(audio_lags)
         self.ridge, self.window = float(ridge), int(window)
         kept_v, kept_a = min(visual_dim, max_input_dims), min(audio_dim, max_input_dims)
@@ -190,6 +216,7 @@ class AVSync(KeepsBuffersMissingFromOldCheckpoints):
         visual_directions = self.visual_directions.cpu().double()
         audio_directions = self.audio_directions.cpu().double()
         weights = self.weights.cpu().double()
+        rho = self.correlations.cpu().double()
         for b, n in enumerate(mask.sum(dim=1).tolist()):  # valid frames are a prefix
             if n == 0:
                 continue
@@ -197,6 +224,6 @@ class AVSync(KeepsBuffersMissingFromOldCheckpoints):
             audio_view = sync_view(project(audio[b, :n].cpu(), audio_basis), self.audio_lags)
             u = (visual_view - visual_mean) @ visual_directions  # [n, K]
             v = (audio_view - audio_mean) @ audio_directions
-            agreement = (u * v * weights).sum(dim=1)  # [n]
+            agreement = pair_agreement(u, v, weights, rho, self.agreement)  # [n]
             out[b, :n] = (-moving_average(agreement, self.window)).float().to(mask.device)
         return out

@@ -58,6 +58,8 @@ DEVIATION_WINDOW_STATISTICS = ("mean", "median")
 # model/deviation_scorer.py, "Views"): each frame's deviation summarised over windows, or
 # the windows' mean frames' deviations
 DEVIATION_VIEWS = ("deviation_windows", "window_deviations")
+# how the desynchrony scores a frame's paired projections (model/av_sync.py, "agreement")
+AV_SYNC_AGREEMENTS = ("product", "likelihood_ratio")
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,10 @@ class ModelConfig:
     # cancel before the absolute value; checkpoints from before it read "deviation_windows")
     visual_deviation_view: str = "deviation_windows"
     audio_deviation_view: str = "window_deviations"
+    # the audio-visual desynchrony's per-frame agreement (model/av_sync.py): the product term
+    # of the Gaussian log-likelihood ratio, or the whole ratio; buffers and fit are the same,
+    # so a fitted model may be switched and its sync evidence recalibrated
+    av_sync_agreement: str = "product"
     dropout: float = 0.1  # dropout in attention, Transformer layers and heads
     # --- loss weights (Eq. 4) ---
     cls_main_weight: float = 0.8  # fused main 4-class head
@@ -151,6 +157,8 @@ class ModelConfig:
         for name in ("visual_deviation_view", "audio_deviation_view"):
             if getattr(self, name) not in DEVIATION_VIEWS:
                 raise bad(name, f"must be one of {DEVIATION_VIEWS}")
+        if self.av_sync_agreement not in AV_SYNC_AGREEMENTS:
+            raise bad("av_sync_agreement", f"must be one of {AV_SYNC_AGREEMENTS}")
         for name in ("aicl_margin", "frame_negative_weight", "deviation_scorer_weight", "cls_main_weight", "cls_aux_weight", "recon_weight",
                      "kl_weight", "aicl_weight"):
             if getattr(self, name) < 0:

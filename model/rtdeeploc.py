@@ -185,7 +185,7 @@ class RTDeepLoc(nn.Module):
         self.visual_deviation_calibration = ErrorCalibration()
         self.audio_deviation_calibration = ErrorCalibration()
         # audio-visual desynchrony (buffers only, fitted by the trainer) and its percentiles
-        self.av_sync = AVSync(visual_dim, audio_dim)
+        self.av_sync = AVSync(visual_dim, audio_dim, agreement=cfg.av_sync_agreement)
         self.sync_calibration = ErrorCalibration()
         # the audio's spectral detail (buffers only, fitted by the trainer for log-mel audio)
         self.spectral_detail = SpectralDetail()

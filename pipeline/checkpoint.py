@@ -44,7 +44,8 @@ RETIRED_TRAIN_FIELDS = ("eval_window", "eval_batch_size")
 # model settings added later whose new default builds different weights: what a checkpoint
 # written before each field existed was trained with
 MODEL_FIELDS_BEFORE_THEY_EXISTED = {"visual_deviation_view": "deviation_windows",
-                                    "audio_deviation_view": "deviation_windows"}
+                                    "audio_deviation_view": "deviation_windows",
+                                    "av_sync_agreement": "product"}
 
 
 @dataclass

@@ -70,7 +70,7 @@ def test_a_checkpoint_from_before_the_scorer_views_loads_with_the_view_it_was_tr
     expected = model.predict(*inputs).audio_learned_deviation
     path = _save(tmp_path / "best.pt", model, run_config)
     payload = torch.load(path, weights_only=True)
-    for field in ("visual_deviation_view", "audio_deviation_view"):
+    for field in ("visual_deviation_view", "audio_deviation_view", "av_sync_agreement"):
         del payload["run_config"]["model"][field]
     payload["model_state"] = {k: v for k, v in payload["model_state"].items()
                               if not k.endswith("window_means")}
@@ -78,6 +78,8 @@ def test_a_checkpoint_from_before_the_scorer_views_loads_with_the_view_it_was_tr
 
     loaded = load_checkpoint(path)
     assert loaded.model_config.audio_deviation_view == "deviation_windows"
+    # the desynchrony of before scored the product term (model/av_sync.py)
+    assert loaded.model_config.av_sync_agreement == loaded.model.av_sync.agreement == "product"
     assert torch.equal(loaded.model.predict(*inputs).audio_learned_deviation, expected)
 
 

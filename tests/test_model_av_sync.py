@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from model.av_sync import AVSync
+from model.av_sync import AVSync, pair_agreement
 from model.rtdeeploc import build_model
 from model_fixtures import one_thread, tiny_config  # noqa: F401 (one_thread: fixture)
 from pipeline.metrics import rank_auc
@@ -123,3 +123,67 @@ def test_a_checkpoint_from_before_the_desynchrony_loads_with_it_unset(one_thread
     prediction = reloaded.predict(torch.tensor(visual)[None], torch.tensor(audio)[None],
                                   torch.ones(1, 12, dtype=torch.bool))
     assert torch.equal(prediction.sync_evidence, torch.zeros(1, 12))
+
+
+def test_likelihood_ratio_is_the_gaussian_pair_log_density_ratio():
+    """Per canonical pair: log N2(u, v; rho) - log N(u) - log N(v), up to the constant
+    -1/2 log(1 - rho^2), written out from the bivariate normal density."""
+    rng = np.random.default_rng(2)
+    u, v = torch.tensor(rng.normal(size=(50, 3))), torch.tensor(rng.normal(size=(50, 3)))
+    rho = torch.tensor([0.9, 0.5, 0.1], dtype=torch.float64)
+
+    def log_normal2(x, y, r):
+        return (-np.log(2 * np.pi) - 0.5 * np.log(1 - r * r)
+                - (x * x - 2 * r * x * y + y * y) / (2 * (1 - r * r)))
+
+    def log_normal(x):
+        return -0.5 * np.log(2 * np.pi) - 0.5 * x * x
+
+    ratio = log_normal2(u, v, rho) - log_normal(u) - log_normal(v) + 0.5 * np.log(1 - rho * rho)
+    got = pair_agreement(u, v, rho / (1 - rho), rho, "likelihood_ratio")
+    torch.testing.assert_close(got, ratio.sum(dim=1))
+    torch.testing.assert_close(pair_agreement(u, v, rho / (1 - rho), rho, "product"),
+                               (u * v * rho / (1 - rho)).sum(dim=1))
+
+
+def test_likelihood_ratio_counts_one_stream_moving_alone_against_the_frame():
+    """The product reads a frame where the picture moves and the sound is still as 0 ("no
+    evidence"); the whole ratio reads it below a frame where both stay still."""
+    rho = torch.tensor([0.8], dtype=torch.float64)
+    weights = rho / (1 - rho)
+    u = torch.tensor([[2.0], [0.0]], dtype=torch.float64)  # moving alone; both still
+    v = torch.zeros(2, 1, dtype=torch.float64)
+    product = pair_agreement(u, v, weights, rho, "product")
+    ratio = pair_agreement(u, v, weights, rho, "likelihood_ratio")
+    assert float(product[0]) == float(product[1]) == 0.0
+    assert float(ratio[0]) < float(ratio[1]) == 0.0
+
+
+def test_the_agreement_changes_no_buffer_and_both_mark_a_dubbed_span():
+    sync = fitted_sync()
+    rng = np.random.default_rng(7)
+    clips = [talking_clip(rng, 90, replaced=(30, 60)) for _ in range(5)]
+    forged = np.zeros(90, bool)
+    forged[30:60] = True
+    buffers = {k: v.clone() for k, v in sync.state_dict().items()}
+    for agreement in ("product", "likelihood_ratio"):
+        sync.agreement = agreement
+        aucs = [rank_auc(forged, sync(torch.tensor(visual)[None], torch.tensor(audio)[None],
+                                      torch.ones(1, 90, dtype=torch.bool))[0].numpy())
+                for visual, audio in clips]
+        assert np.mean(aucs) > 0.9, (agreement, aucs)  # inverted: about 0.05
+    assert all(torch.equal(v, sync.state_dict()[k]) for k, v in buffers.items())
+
+
+def test_the_model_builds_the_configured_agreement_and_rejects_others():
+    import dataclasses
+
+    import pytest
+
+    assert build_model(tiny_config(), CV, CA).av_sync.agreement == "product"
+    config = dataclasses.replace(tiny_config(), av_sync_agreement="likelihood_ratio")
+    assert build_model(config, CV, CA).av_sync.agreement == "likelihood_ratio"
+    with pytest.raises(ValueError, match="av_sync_agreement"):
+        dataclasses.replace(tiny_config(), av_sync_agreement="cosine")
+    with pytest.raises(ValueError, match="agreement"):
+        AVSync(CV, CA, agreement="cosine")
