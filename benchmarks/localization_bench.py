@@ -204,7 +204,9 @@ def main() -> None:
     parser.add_argument("--localizers", default=",".join(LOCALIZERS),
                         help=f"comma-separated, of: {', '.join(LOCALIZERS)} (the model's, "
                              f"'heads + error', always)")
-    parser.add_argument("--av-sync-agreement", choices=("product", "likelihood_ratio"),
+    from model.config import AV_SYNC_AGREEMENTS
+
+    parser.add_argument("--av-sync-agreement", choices=AV_SYNC_AGREEMENTS,
                         help="score the desynchrony of every run this way instead of as it "
                              "was trained (model/av_sync.py; needs --calibrate-evidence)")
     args = parser.parse_args()
