@@ -7,6 +7,10 @@ is largest, and reports how often that frame is within 1 and 2 frames of the bou
 per forged modality and forgery type, against chance (3 and 5 of the 2 R + 1 frames).
 The cues, all untrained:
 - visual change / audio change: `model.boundaries.feature_change` of the raw features;
+- audio cepstral change (log-mel caches): the same change over 8-frame windows of the
+  cepstrum of each frame's mel bands (`cepstral_change`): the envelope of the spectrum,
+  where a change of voice or room shows, without the loudness (c0) that speech moves
+  every syllable;
 - desynchrony step (with `--checkpoint`): the rise of the per-frame audio-visual agreement's
   negative over the next `HALF_WINDOW` frames against the previous ones at a start, its fall
   at an end (`model/av_sync.py` with no moving average; the directions are fitted on the
@@ -38,6 +42,25 @@ def boundaries(record, modality: str, types: dict, fps: float) -> list[tuple[int
         kind = names[i] if i < len(names) else "all"
         found += [(round(start * fps), 1, kind), (round(end * fps), -1, kind)]
     return found
+
+
+CEPSTRAL_HALF_WINDOW = 8  # frames; 4 marked fewer audio boundaries on dev (BENCHMARKS.md)
+CEPSTRAL_COEFFICIENTS = 40  # c1..c40 of the 64 bands; c1-c12 marked fewer
+
+
+def cepstral_change(audio: np.ndarray, n_mels: int, half_window: int = CEPSTRAL_HALF_WINDOW,
+                    coefficients: int = CEPSTRAL_COEFFICIENTS) -> np.ndarray:
+    """Raw log-mel audio [T, >= n_mels] -> [T]: `feature_change` of the cepstral
+    coefficients c1..c`coefficients` (an orthonormal DCT-II over the mel bands) of each frame."""
+    import torch
+    from scipy.fft import dct
+
+    from model.boundaries import feature_change
+
+    cepstra = dct(np.asarray(audio, np.float64)[:, :n_mels], type=2, norm="ortho", axis=1)
+    cepstra = np.ascontiguousarray(cepstra[:, 1:coefficients + 1], dtype=np.float32)
+    mask = torch.ones(1, len(cepstra), dtype=torch.bool)
+    return feature_change(torch.from_numpy(cepstra[None]), mask, half_window)[0].numpy()
 
 
 def step(values: np.ndarray, half_window: int) -> np.ndarray:
@@ -82,7 +105,10 @@ def main() -> None:
             model.fit_av_sync(lambda: (cache.read(key) for key in reals))
         model.av_sync.window = 1  # the per-frame agreement, not its 9-frame average
 
-    radius, margin = args.radius, args.radius + HALF_WINDOW
+    n_mels = int(cache.settings.get("audio", {}).get("n_mels", 0))  # 0: not log-mel
+    radius = args.radius
+    # a boundary counts for a cue when the cue's windows around it fit in the clip
+    half_windows = {"audio cepstral change": CEPSTRAL_HALF_WINDOW}
     offsets: dict[tuple[str, str, str], list[int]] = {}
     for record in records_for_split(records, args.split):
         if not record.is_fake:
@@ -92,6 +118,8 @@ def main() -> None:
         mask = torch.ones(1, n, dtype=torch.bool)
         cues = {"visual change": feature_change(torch.from_numpy(visual[None, :n]), mask)[0].numpy(),
                 "audio change": feature_change(torch.from_numpy(audio[None, :n]), mask)[0].numpy()}
+        if n_mels:
+            cues["audio cepstral change"] = cepstral_change(audio[:n], n_mels)
         desync = None
         if model is not None:
             with torch.no_grad():
@@ -100,12 +128,13 @@ def main() -> None:
                 desync = step(model.av_sync(v, a, mask)[0].double().numpy(), HALF_WINDOW)
         for modality in ("visual", "audio"):
             for frame, direction, kind in boundaries(record, modality, types, record.fps):
-                if frame < margin or frame > n - margin:
-                    continue
                 signals = dict(cues)
                 if desync is not None:
                     signals["desynchrony step"] = direction * desync
                 for name, cue in signals.items():
+                    margin = radius + half_windows.get(name, HALF_WINDOW)
+                    if frame < margin or frame > n - margin:
+                        continue
                     window = cue[frame - radius:frame + radius + 1]
                     offsets.setdefault((modality, kind, name), []).append(int(np.argmax(window)) - radius)
 
