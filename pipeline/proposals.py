@@ -574,17 +574,26 @@ def hard_nms(proposals: list[list[float]], iou_threshold: float) -> list[list[fl
     return kept
 
 
+# soft-NMS of fewer proposals than this runs as a Python loop over lists: there its per-pick
+# array operations cost more than the arithmetic itself (BENCHMARKS.md, "Faster proposals")
+SOFT_NMS_LIST_BELOW = 64
+
+
 def soft_nms(proposals: list[list[float]], sigma: float) -> list[list[float]]:
-    """Gaussian soft-NMS (Bodla et al., 2017): each pick decays the rest by exp(-iou^2/sigma)."""
+    """Gaussian soft-NMS (Bodla et al., 2017): each pick decays the rest by exp(-iou^2/sigma).
+
+    Picks the highest score left (the first of equal maxima), so two implementations with
+    the same arithmetic give the same list: lists for few proposals, arrays for many."""
     table = np.asarray(proposals, dtype=np.float64).reshape(-1, 3)  # [N, 3] score, start, end
     scores, starts, ends = table[:, 0].copy(), table[:, 1], table[:, 2]
-    # every pair's decay factor at once (row i: what picking i does to the others); the
-    # loop below then costs a few array operations per pick, which matters in tuning
+    # every pair's decay factor at once (row i: what picking i does to the others)
     inter = np.clip(np.minimum(ends[:, None], ends[None, :])
                     - np.maximum(starts[:, None], starts[None, :]), 0.0, None)  # [N, N]
     union = (ends - starts)[None, :] + (ends - starts)[:, None] - inter  # [N, N]
     iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)  # [N, N]
     decay = np.exp(-(iou * iou) / sigma)  # [N, N]
+    if len(table) < SOFT_NMS_LIST_BELOW:
+        return _soft_nms_lists(scores.tolist(), starts.tolist(), ends.tolist(), decay.tolist())
     alive = np.ones(len(table), dtype=bool)
     kept: list[list[float]] = []
     for _ in range(len(table)):
@@ -592,6 +601,24 @@ def soft_nms(proposals: list[list[float]], sigma: float) -> list[list[float]]:
         alive[pick] = False
         kept.append([float(scores[pick]), float(starts[pick]), float(ends[pick])])
         scores = np.where(alive, scores * decay[pick], scores)
+    return kept
+
+
+def _soft_nms_lists(scores: list[float], starts: list[float], ends: list[float],
+                    decay: list[list[float]]) -> list[list[float]]:
+    """`soft_nms`'s picks as a loop over Python floats (the same products, in the same order)."""
+    alive = list(range(len(scores)))
+    kept: list[list[float]] = []
+    while alive:
+        pick = alive[0]
+        for i in alive:
+            if scores[i] > scores[pick]:  # strictly: the first of equal maxima stays
+                pick = i
+        alive.remove(pick)
+        kept.append([scores[pick], starts[pick], ends[pick]])
+        row = decay[pick]
+        for i in alive:
+            scores[i] *= row[i]
     return kept
 
 

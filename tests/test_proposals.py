@@ -202,6 +202,25 @@ def test_soft_nms_by_hand():
     assert_proposals(got, [A, C, [b_score, 1.0, 3.0]])
 
 
+@pytest.mark.parametrize("count", [0, 1, 7, 40, 90])
+def test_soft_nms_lists_and_arrays_give_the_same_list(monkeypatch, count):
+    """Few proposals go through a Python loop, many through arrays; ties (equal scores,
+    equal spans) must be picked in the same order by both."""
+    import pipeline.proposals as proposals_module
+
+    rng = np.random.default_rng(count)
+    scores = rng.choice([0.2, 0.5, 0.5, 0.9], count) * rng.choice([1.0, 1.0, 0.7], count)
+    starts = rng.integers(0, 40, count) / 8.0
+    spans = [[float(s), float(a), float(a + rng.integers(1, 12) / 8.0)] for s, a in zip(scores, starts)]
+    spans += spans[:count // 5]  # exact duplicates too
+    got = {}
+    for path, below in (("lists", 10 ** 9), ("arrays", 0)):
+        monkeypatch.setattr(proposals_module, "SOFT_NMS_LIST_BELOW", below)
+        got[path] = soft_nms([list(p) for p in spans], 0.5)
+    assert got["lists"] == got["arrays"]
+    assert len(got["lists"]) == len(spans)
+
+
 def test_nms_inside_video_proposals():
     cfg = ProposalConfig(**{**PLAIN.__dict__, "merge_gap_frames": 1, "thresholds": (0.5, 0.1),
                             "nms": "hard", "nms_iou": 0.3})
