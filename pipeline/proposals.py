@@ -585,7 +585,7 @@ def soft_nms(proposals: list[list[float]], sigma: float) -> list[list[float]]:
     Picks the highest score left (the first of equal maxima), so two implementations with
     the same arithmetic give the same list: lists for few proposals, arrays for many. Scores
     are finite (features with NaN or Inf are refused before the model, pipeline/dataset.py);
-    a NaN would be picked first by the arrays and last by the lists."""
+    the two would order a NaN differently."""
     table = np.asarray(proposals, dtype=np.float64).reshape(-1, 3)  # [N, 3] score, start, end
     scores, starts, ends = table[:, 0].copy(), table[:, 1], table[:, 2]
     # every pair's decay factor at once (row i: what picking i does to the others)
