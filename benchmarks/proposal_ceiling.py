@@ -142,6 +142,21 @@ def chosen_config(paths: list[Path], run: Path):
     raise SystemExit(f"no run named {run.name!r} in {[str(p) for p in paths]}")
 
 
+def chosen_run_scores(run: Path, chosen: list[Path], cache, records, by_split: dict,
+                      calibrate_evidence: bool):
+    """(the dev-chosen localizer of `run`, {split: {file: VideoScores}} of its best.pt on the
+    splits of `by_split`), the frame evidence refitted on the training split first when asked."""
+    from localization_bench import split_scores
+    from pipeline.checkpoint import load_checkpoint
+    from pipeline.train import calibrate_frame_evidence
+
+    cfg = chosen_config(chosen, run)
+    model = load_checkpoint(run / "best.pt").model
+    if calibrate_evidence:
+        calibrate_frame_evidence(model, cache, [r for r in records if r.split == "train"], "cpu")
+    return cfg, split_scores(model, cache, by_split)[1]
+
+
 def chosen_runs_parser(description: str) -> argparse.ArgumentParser:
     """The options of a script that reads trained runs and their dev-chosen localizers."""
     parser = argparse.ArgumentParser(description=description)
@@ -163,21 +178,16 @@ def main() -> None:
 
     import torch
 
-    from localization_bench import open_set, split_scores
-    from pipeline.checkpoint import load_checkpoint
+    from localization_bench import open_set
     from pipeline.machine import describe_machine
-    from pipeline.train import calibrate_frame_evidence
 
     torch.set_num_threads(2)
     print(describe_machine(), flush=True)
     cache, records, by_split, _ = open_set(args.metadata, args.cache)
     results = []
     for run in args.runs:
-        cfg = chosen_config(args.chosen, run)
-        model = load_checkpoint(run / "best.pt").model
-        if args.calibrate_evidence:
-            calibrate_frame_evidence(model, cache, [r for r in records if r.split == "train"], "cpu")
-        _, scores = split_scores(model, cache, by_split)
+        cfg, scores = chosen_run_scores(run, args.chosen, cache, records, by_split,
+                                        args.calibrate_evidence)
         row = {"run": str(run), "splits": {s: ceiling_report(scores[s], by_split[s], cfg) for s in SPLITS}}
         for split in SPLITS:
             row["splits"][split]["oracles"] = routing_oracles(scores[split], by_split[split], cfg)

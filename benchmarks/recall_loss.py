@@ -143,7 +143,7 @@ def snap_sources(scores: dict, records, cfg, audio_changes: dict) -> dict:
 
 
 def main() -> None:
-    from proposal_ceiling import chosen_config, chosen_runs_parser
+    from proposal_ceiling import chosen_run_scores, chosen_runs_parser
 
     parser = chosen_runs_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--split", default="dev")
@@ -154,11 +154,9 @@ def main() -> None:
     import torch
 
     from boundary_cues import cepstral_change
-    from localization_bench import evaluate, open_set, split_scores
-    from pipeline.checkpoint import load_checkpoint
+    from localization_bench import evaluate, open_set
     from pipeline.machine import describe_machine
     from pipeline.proposals import all_proposals
-    from pipeline.train import calibrate_frame_evidence
 
     torch.set_num_threads(2)
     print(describe_machine(), flush=True)
@@ -171,11 +169,8 @@ def main() -> None:
         audio_changes[record.file] = cepstral_change(np.asarray(audio, np.float32), n_mels) if n_mels else None
     results = []
     for run in args.runs:
-        cfg = chosen_config(args.chosen, run)
-        model = load_checkpoint(run / "best.pt").model
-        if args.calibrate_evidence:
-            calibrate_frame_evidence(model, cache, [r for r in records if r.split == "train"], "cpu")
-        _, scores = split_scores(model, cache, {args.split: split_records})
+        cfg, scores = chosen_run_scores(run, args.chosen, cache, records,
+                                        {args.split: split_records}, args.calibrate_evidence)
         scores = scores[args.split]
         for record in split_records:  # the cue on the timeline of the model's outputs
             change, length = audio_changes[record.file], len(scores[record.file].visual_change)
