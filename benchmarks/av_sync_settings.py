@@ -46,6 +46,7 @@ def main() -> None:
     from common import open_training_view
     from data.metadata import records_for_split
     from model import av_sync
+    from model.config import AV_SYNC_AGREEMENTS
     from model.normalize import frame_statistics
     from pipeline.diagnostics import frame_auc_table
     from pipeline.train import CALIBRATION_VIDEOS
@@ -67,9 +68,9 @@ def main() -> None:
     grid = [default] if args.only_default else list(itertools.product(LAGS, COMPONENTS, RIDGES, WINDOWS))
     print(f"fitted on {len(reals)} authentic training clips; frame AUC of the forged modality")
     agreements = args.agreements.split(",")
-    unknown = sorted(set(agreements) - set(av_sync.AGREEMENTS))
+    unknown = sorted(set(agreements) - set(AV_SYNC_AGREEMENTS))
     if unknown:
-        parser.error(f"--agreements: unknown {unknown}; choose from {list(av_sync.AGREEMENTS)}")
+        parser.error(f"--agreements: unknown {unknown}; choose from {list(AV_SYNC_AGREEMENTS)}")
     print("| lags | K | ridge | window | agreement | split | visual | audio | mean | per type |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     fitted = {}

@@ -112,16 +112,11 @@ def audio_snap_proposals(video, cfg, audio_change) -> list[list[float]]:
     return [p[:3] for p in suppress_and_rank([p[:3] for p in pooled], cfg)]
 
 
-def within_clip_percentile(values: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
-
-    return rankdata(values) / max(len(values), 1)
-
-
 def snap_sources(scores: dict, records, cfg, audio_changes: dict) -> dict:
     """{source: {"ap_avg", "ar_avg"}} of the audio curve snapping to each source (module
     docstring, item 3); {} unless the localizer routes softly and snaps."""
     from localization_bench import evaluate
+    from pipeline.proposals import rank_normalize
 
     if cfg.routing != "soft" or not cfg.snap_frames:
         return {}
@@ -135,8 +130,8 @@ def snap_sources(scores: dict, records, cfg, audio_changes: dict) -> dict:
                       "audio cepstral change": audio_changes[record.file],
                       "nowhere": None,
                       "larger percentile of the two": np.maximum(
-                          within_clip_percentile(video.visual_change),
-                          within_clip_percentile(audio_changes[record.file]))}[source]
+                          rank_normalize(video.visual_change),
+                          rank_normalize(audio_changes[record.file]))}[source]
             predictions[record.file] = audio_snap_proposals(video, cfg, change)
         out[source] = evaluate(predictions, records)
     return out
@@ -163,18 +158,15 @@ def main() -> None:
     cache, records, _, _ = open_set(args.metadata, args.cache)
     split_records = [r for r in records if r.split == args.split]
     n_mels = int(cache.settings.get("audio", {}).get("n_mels", 0))
-    audio_changes = {}
-    for record in split_records:
-        _, audio = cache.read(record.file)
-        audio_changes[record.file] = cepstral_change(np.asarray(audio, np.float32), n_mels) if n_mels else None
-    results = []
+    results, audio_changes = [], {}
     for run in args.runs:
         cfg, scores = chosen_run_scores(run, args.chosen, cache, records,
                                         {args.split: split_records}, args.calibrate_evidence)
         scores = scores[args.split]
-        for record in split_records:  # the cue on the timeline of the model's outputs
-            change, length = audio_changes[record.file], len(scores[record.file].visual_change)
-            if change is not None:
+        if n_mels and not audio_changes:  # once, on the timeline of the model's outputs
+            for record in split_records:
+                change = cepstral_change(np.asarray(cache.read(record.file)[1], np.float32), n_mels)
+                length = len(scores[record.file].visual_change)
                 audio_changes[record.file] = np.pad(change, (0, max(0, length - len(change))))[:length]
         outcomes, above = ranking_losses(scores, split_records, cfg, args.top)
         sources = snap_sources(scores, split_records, cfg, audio_changes) if n_mels else {}

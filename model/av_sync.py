@@ -13,9 +13,9 @@ the standardised input minus its clip median (the clip's identity removed) toget
 its frame-to-frame difference, stacked over a few neighbouring frames so that a small
 lag between lips and sound is allowed (`VISUAL_LAGS`, `AUDIO_LAGS`). In an authentic clip
 the paired projections u_k, v_k move together (correlation rho_k); where one modality was
-replaced they become unrelated. Per frame the agreement is one of two (`AGREEMENTS`,
-`ModelConfig.av_sync_agreement`), averaged over `WINDOW` frames; the desynchrony is its
-negative:
+replaced they become unrelated. Per frame the agreement is one of two
+(`ModelConfig.av_sync_agreement`, one of `model.config.AV_SYNC_AGREEMENTS`), averaged over
+`WINDOW` frames; the desynchrony is its negative:
 - "product" (the first form): sum_k w_k u_k v_k with w_k = rho_k / (1 - rho_k), the product
   term of a correlated Gaussian pair's log-likelihood ratio alone. A frame where one
   projection moves and the other stays near 0 reads 0, "no evidence either way".
@@ -67,8 +67,6 @@ WINDOW = 9  # frames the agreement is averaged over
 # thousand wide (their covariances, eigendecompositions and the fit's memory grow with the
 # square and cube of the width); the weight-free features (320 / 64) are used as they are
 MAX_INPUT_DIMS = 320
-# how a frame's paired projections become its agreement (module docstring)
-AGREEMENTS = AV_SYNC_AGREEMENTS
 
 
 def minus_clip_median(standardised: Tensor) -> Tensor:
@@ -132,8 +130,8 @@ class AVSync(KeepsBuffersMissingFromOldCheckpoints):
         super().__init__()
         if window < 1 or window % 2 == 0:
             raise ValueError(f"AVSync window: must be an odd number of frames, got {window}")
-        if agreement not in AGREEMENTS:
-            raise ValueError(f"AVSync agreement: expected one of {AGREEMENTS}, got {agreement!r}")
+        if agreement not in AV_SYNC_AGREEMENTS:
+            raise ValueError(f"AVSync agreement: expected one of {AV_SYNC_AGREEMENTS}, got {agreement!r}")
         self.agreement = agreement
         self.visual_lags, self.audio_lags = tuple(visual_lags), tuple(audio_lags)
         self.ridge, self.window = float(ridge), int(window)
